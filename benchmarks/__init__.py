@@ -1,0 +1,1 @@
+"""mmrt.benchmarks: robustness and latency under sensor dropout, behind `mmrt bench`."""

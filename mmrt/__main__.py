@@ -1,0 +1,5 @@
+import sys
+
+from mmrt.cli import main
+
+sys.exit(main())

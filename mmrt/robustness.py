@@ -1,0 +1,109 @@
+"""The paper's Performance / Robustness metrics over modality subsets (section 3.2).
+
+p(M_E; M_T) is the score of the model trained on M_T and evaluated on M_E.
+For each training set, P(M_T) is the mean and R(M_T) the minimum of p over the
+evaluation sets a stratum admits; P, R average those over training sets and
+P_best, R_best take their maximum. A training set with no evaluation set in a
+stratum does not enter that stratum's figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mmrt.errors import UserError
+from mmrt.modalities import Subset, all_subsets, parse_subset, subset_key
+
+Stratum = Callable[[Subset, Subset], bool]  # (M_T, M_E) -> admitted
+
+STRATA: dict[str, Stratum] = {
+    "overall": lambda mt, me: True,
+    "missing": lambda mt, me: me < mt,  # Missing at Test: M_E strict subset of M_T
+    "added": lambda mt, me: mt < me,  # Added at Test: M_T strict subset of M_E
+    "transfer": lambda mt, me: not (mt & me),  # Transferability: disjoint
+}
+
+
+@dataclass(frozen=True)
+class PMatrix:
+    """Scores p(M_E; M_T) for some training sets, each evaluated on every non-empty M_E."""
+
+    modalities: tuple[str, ...]
+    scores: dict[Subset, dict[Subset, float]]  # M_T -> M_E -> p
+
+    def key(self, subset: Subset) -> str:
+        return subset_key(subset, self.modalities)
+
+    @classmethod
+    def from_json(cls, doc: object, source: str = "p-matrix") -> PMatrix:
+        """Validate ``{"modalities": [...], "scores": {"<M_T>": {"<M_E>": number}}}``."""
+        if not isinstance(doc, Mapping):
+            raise UserError(f"{source}: expected a JSON object with 'modalities' and 'scores'")
+        mods = doc.get("modalities")
+        if (not isinstance(mods, list) or not mods or not all(isinstance(m, str) and m for m in mods)
+                or len(set(mods)) != len(mods)):
+            raise UserError(f"{source}: 'modalities' must be a non-empty list of distinct names")
+        order = tuple(mods)
+        rows = doc.get("scores")
+        if not isinstance(rows, Mapping) or not rows:
+            raise UserError(f"{source}: 'scores' must be a non-empty object keyed by training set")
+        expected = all_subsets(order)
+        scores: dict[Subset, dict[Subset, float]] = {}
+        for mt_key, row in rows.items():
+            mt = _parse(mt_key, order, f"{source}: scores[{mt_key!r}]")
+            if not isinstance(row, Mapping):
+                raise UserError(f"{source}: scores[{mt_key!r}] must be an object keyed by eval set")
+            parsed = {_parse(k, order, f"{source}: scores[{mt_key!r}][{k!r}]"): v for k, v in row.items()}
+            missing = [subset_key(me, order) for me in expected if me not in parsed]
+            if missing:
+                raise UserError(f"{source}: scores[{mt_key!r}] lacks eval set(s) {missing} "
+                                f"(every non-empty subset of {list(order)} is needed)")
+            for me, v in parsed.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise UserError(f"{source}: scores[{mt_key!r}][{subset_key(me, order)!r}] = "
+                                    f"{v!r}: expected a finite number")
+            scores[mt] = {me: float(parsed[me]) for me in expected}
+        return cls(modalities=order, scores=scores)
+
+
+def _parse(key: str, order: Sequence[str], where: str) -> Subset:
+    try:
+        return parse_subset(key, order)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def _aggregate(per_train: list[tuple[float, float]]) -> dict[str, float | None]:
+    if not per_train:
+        return {"P_best": None, "R_best": None, "P": None, "R": None}
+    ps, rs = zip(*per_train, strict=True)
+    return {"P_best": max(ps), "R_best": max(rs), "P": sum(ps) / len(ps), "R": sum(rs) / len(rs)}
+
+
+def stratum_metrics(pm: PMatrix, admit: Stratum) -> tuple[dict[str, float | None], dict[str, dict]]:
+    """Aggregate P/R for one stratum, and P(M_T)/R(M_T) for each training set that enters it."""
+    per_train = {}
+    for mt, row in pm.scores.items():
+        values = [p for me, p in row.items() if admit(mt, me)]
+        if values:
+            per_train[pm.key(mt)] = {"P": sum(values) / len(values), "R": min(values)}
+    return _aggregate([(v["P"], v["R"]) for v in per_train.values()]), per_train
+
+
+def robustness_report(pm: PMatrix) -> dict:
+    """Everything ``mmrt metrics --json`` prints."""
+    report: dict = {"modalities": list(pm.modalities), "train_sets": [pm.key(mt) for mt in pm.scores]}
+    per_train = {}
+    for name, admit in STRATA.items():
+        report[name], per_train[name] = stratum_metrics(pm, admit)
+    report["by_overlap"] = {}
+    for k in range(len(pm.modalities) + 1):
+        agg, _ = stratum_metrics(pm, lambda mt, me, k=k: len(mt & me) == k)
+        if agg["P"] is not None:
+            report["by_overlap"][str(k)] = {"P": agg["P"], "R": agg["R"]}
+    # Table 4: the eval set scoring highest for each training set (first in subset order on ties).
+    report["best_eval"] = {pm.key(mt): pm.key(max(row, key=row.get)) for mt, row in pm.scores.items()}
+    report["per_train"] = per_train
+    return report

@@ -1,0 +1,43 @@
+"""Markdown rendering of a robustness report, laid out like the paper's Table 3 and 4."""
+
+from __future__ import annotations
+
+STRATUM_TITLES = {"missing": "Missing at Test", "added": "Added at Test", "transfer": "Transferability"}
+
+
+def _fmt(v: float | None, scale: float) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if scale <= 1.0 else f"{v:.1f}"
+
+
+def markdown_table(report: dict) -> str:
+    """Headline table (Overall P_best R_best P R | each stratum P R), overlap table, best eval sets."""
+    values = [v for s in ("overall", *STRATUM_TITLES) for v in report[s].values() if v is not None]
+    scale = max(values, default=0.0)
+    head = ["Overall P_best", "Overall R_best", "Overall P", "Overall R"]
+    row = [_fmt(report["overall"][k], scale) for k in ("P_best", "R_best", "P", "R")]
+    for key, title in STRATUM_TITLES.items():
+        head += [f"{title} P", f"{title} R"]
+        row += [_fmt(report[key]["P"], scale), _fmt(report[key]["R"], scale)]
+    lines = [
+        f"Training sets: {', '.join(report['train_sets'])} "
+        f"(modalities: {', '.join(report['modalities'])})",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        "| " + " | ".join(row) + " |",
+        "",
+        "| shared modalities k | P | R |",
+        "|---|---|---|",
+    ]
+    for k, pr in report["by_overlap"].items():
+        lines.append(f"| {k} | {_fmt(pr['P'], scale)} | {_fmt(pr['R'], scale)} |")
+    lines += ["", "| trained on M_T | P(M_T) | R(M_T) | best M_E |", "|---|---|---|---|"]
+    for mt, pr in report["per_train"]["overall"].items():
+        lines.append(f"| {mt} | {_fmt(pr['P'], scale)} | {_fmt(pr['R'], scale)} | "
+                     f"{report['best_eval'][mt]} |")
+    lines.append("")
+    lines.append("A '–' marks a stratum no training set enters (e.g. Missing at Test for "
+                 "single-modality training sets only).")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,57 @@
+"""Task scores p: mAP for multi-label data (AudioSet-like), top-1 for single-label data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MeanAP:
+    value: float  # macro mean over the classes that have a positive
+    classes_scored: int
+    classes_skipped: int  # no positive example in the eval set: AP undefined
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Non-interpolated AP of one class: sum over thresholds of (R_n - R_{n-1}) * P_n.
+
+    Equal scores form one threshold (as scikit-learn does). ``y_true`` needs a positive.
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
+    s, y = np.asarray(score, dtype=np.float64)[order], y_true[order]
+    # index of the last item of each run of equal scores
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> MeanAP:
+    """Macro mAP over classes. y_true: [N, C] in {0, 1}; scores: [N, C]."""
+    y_true, scores = _check_pair(y_true, scores)
+    aps = [average_precision(y_true[:, c], scores[:, c])
+           for c in range(y_true.shape[1]) if y_true[:, c].any()]
+    skipped = y_true.shape[1] - len(aps)
+    value = float(np.mean(aps)) if aps else float("nan")
+    return MeanAP(value=value, classes_scored=len(aps), classes_skipped=skipped)
+
+
+def top1_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Share of examples whose highest-scoring class is one of its labels. y_true: [N, C]."""
+    y_true, scores = _check_pair(y_true, scores)
+    top = np.argmax(scores, axis=1)
+    return float(np.mean(y_true[np.arange(len(top)), top] > 0))
+
+
+def _check_pair(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != scores.shape or len(y_true) == 0:
+        raise ValueError(f"expected y_true and scores of one shape [N>0, C], got "
+                         f"{y_true.shape} and {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or Inf")
+    return y_true, scores

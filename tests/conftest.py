@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny bundled datasets generated once per test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mmrt.training.datagen.config import GeneratorConfig, TextKnobs
+from mmrt.training.datagen.make import make_dataset
+
+TINY = GeneratorConfig(size="tiny", seed=7)
+
+
+def pytest_configure(config):
+    # Decode cache and speech bank go to a throwaway folder, not the user's ~/.cache.
+    if "MMRT_CACHE_DIR" not in os.environ:
+        os.environ["MMRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmrt-test-cache-") + "/decoded"
+
+
+
+def _make(tmp_path_factory, name: str, cfg: GeneratorConfig, workers: int = 1) -> Path:
+    out = tmp_path_factory.mktemp("data") / name
+    make_dataset(cfg, out, workers=workers, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny three-modality multi-label dataset, seed 7."""
+    return _make(tmp_path_factory, "tiny", TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_again(tmp_path_factory) -> Path:
+    """The same config made again with two worker processes (output must not change)."""
+    return _make(tmp_path_factory, "tiny-again", TINY, workers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_av_single(tmp_path_factory) -> Path:
+    """Audio + video only, single-label (Kinetics-like)."""
+    return _make(tmp_path_factory, "tiny-av", replace(TINY, modalities=("audio", "video"),
+                                                      labels="single"))
+
+
+@pytest.fixture(scope="session")
+def tiny_named_titles(tmp_path_factory) -> Path:
+    """Text only, every title naming its label."""
+    cfg = replace(TINY, modalities=("text",), text=TextKnobs(named=1.0, cue=0.0, foreign=0.0))
+    return _make(tmp_path_factory, "tiny-named", cfg)

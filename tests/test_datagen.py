@@ -1,0 +1,133 @@
+"""The bundled dataset: real files, valid manifests, determinism, knobs that do what they say."""
+
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+from mmrt.training.datagen import make as make_module
+from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
+from mmrt.training.decode import load_audio, load_video
+
+from mmrt.cli import main
+from mmrt.manifest import read_classes, read_manifest
+
+pytestmark = pytest.mark.integration
+SPLITS = ("pretrain", "train", "eval", "distill")
+
+
+def test_files_open_in_soundfile_and_opencv(tiny_data):
+    ex = read_manifest(tiny_data, "train")[0]
+    info = sf.info(ex.inputs["audio"])
+    assert (info.samplerate, info.channels, info.frames) == (16_000, 1, 32_000)
+    cap = cv2.VideoCapture(ex.inputs["video"])
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
+    ok, frame = cap.read()
+    assert ok and frame.shape == (64, 64, 3)
+
+
+def test_manifests_are_valid_with_expected_sizes(tiny_data):
+    assert read_classes(tiny_data) == list(DIGITS)
+    for split in SPLITS:
+        examples = read_manifest(tiny_data, split)
+        assert len(examples) == SIZES["tiny"][split]
+        assert all(ex.modalities == {"audio", "video", "text"} for ex in examples)
+    for ex in read_manifest(tiny_data, "train") + read_manifest(tiny_data, "eval"):
+        assert 1 <= len(ex.labels) <= 2
+    pretrain = {ex.id for ex in read_manifest(tiny_data, "pretrain")}
+    assert {ex.id for ex in read_manifest(tiny_data, "distill")} <= pretrain
+    first = json.loads((tiny_data / "pretrain.jsonl").read_text().splitlines()[0])
+    assert first["labels"] is None  # the pretrain pool is unlabeled
+
+
+def test_same_seed_gives_identical_output_whatever_the_worker_count(tiny_data, tiny_data_again):
+    for name in [f"{s}.jsonl" for s in SPLITS] + ["classes.txt", "datacard.json"]:
+        assert (tiny_data / name).read_bytes() == (tiny_data_again / name).read_bytes(), name
+    for ex in read_manifest(tiny_data, "eval")[:12]:
+        other = str(ex.inputs["audio"]).replace(str(tiny_data), str(tiny_data_again))
+        np.testing.assert_array_equal(load_audio(ex.inputs["audio"], 16_000),
+                                      load_audio(other, 16_000))
+        other = str(ex.inputs["video"]).replace(str(tiny_data), str(tiny_data_again))
+        np.testing.assert_array_equal(load_video(ex.inputs["video"]), load_video(other))
+
+
+def test_another_seed_gives_other_data(tmp_path, tiny_data):
+    cfg = GeneratorConfig(size="tiny", seed=8, modalities=("text",))
+    make_module.make_dataset(cfg, tmp_path / "d", workers=1, progress=False)
+    assert (tmp_path / "d" / "train.jsonl").read_text() != (tiny_data / "train.jsonl").read_text()
+
+
+def test_modalities_can_be_left_out_and_single_label(tiny_av_single):
+    for split in SPLITS:
+        for ex in read_manifest(tiny_av_single, split):
+            assert ex.modalities == {"audio", "video"}
+    assert all(len(ex.labels) == 1 for ex in read_manifest(tiny_av_single, "eval"))
+    card = json.loads((tiny_av_single / "datacard.json").read_text())
+    assert card["metric"] == "top-1" and "text" not in card
+    assert not (tiny_av_single / "text").exists()
+
+
+def test_title_knob_controls_how_often_titles_name_the_label(tiny_named_titles, tiny_data):
+    foreign = {"null", "eins", "cero", "uno", "zéro", "un"}  # none may leak into English titles
+    for ex in read_manifest(tiny_named_titles, "train"):
+        words = set(re.findall(r"[a-zé]+", ex.inputs["text"].lower()))
+        assert set(ex.labels) <= words and not words & foreign
+    card = json.loads((tiny_data / "datacard.json").read_text())
+    assert 0.15 <= card["text"]["share_naming_label"] <= 0.35  # default knob 0.25
+    named = 0
+    for ex in read_manifest(tiny_data, "train") + read_manifest(tiny_data, "eval"):
+        named += set(ex.labels) <= set(re.findall(r"[a-z]+", ex.inputs["text"]))
+    assert named / 100 < 0.6  # most titles do not name the label outright
+
+
+def test_data_card_reports_counts_snr_and_voices(tiny_data):
+    card = json.loads((tiny_data / "datacard.json").read_text())
+    assert card["splits"]["train"]["examples"] == 40
+    assert sum(card["splits"]["train"]["label_counts"].values()) >= 40
+    lo, hi = card["audio"]["snr_db_range"]
+    assert lo <= card["audio"]["snr_db_observed"]["min"] <= card["audio"]["snr_db_observed"]["max"] <= hi
+    assert card["audio"]["voices_used"] > 10
+    assert 0.7 < card["audio"]["labelled_digits_spoken_share"] < 1.0  # imperfect by design
+    assert "## Splits" in (tiny_data / "DATACARD.md").read_text()
+
+
+def test_a_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = make_module._make_example
+
+    def flaky(job):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("disk on fire")
+        return real(job)
+
+    monkeypatch.setattr(make_module, "_make_example", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        make_module.make_dataset(GeneratorConfig(size="tiny", modalities=("text",)),
+                                 tmp_path / "out", workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_bad_knobs_and_existing_folders(tmp_path, capsys):
+    assert main(["data", "make", "--out", str(tmp_path / "x"), "--audio-miss", "1.5"]) == 2
+    assert "--audio-miss 1.5: expected a probability" in capsys.readouterr().err
+    assert main(["data", "make", "--out", str(tmp_path / "x"), "--snr-db", "9", "-3"]) == 2
+    assert "expected MIN <= MAX" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main(["data", "make", "--out", str(tmp_path / "full"), "--size", "tiny"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    with pytest.raises(SystemExit) as e:
+        main(["data", "make", "--out", str(tmp_path / "x"), "--size", "huge"])
+    assert e.value.code == 2
+
+
+def test_cli_makes_a_dataset(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["data", "make", "--out", str(out), "--size", "tiny", "--modalities", "text",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert "train 40" in capsys.readouterr().out
+    assert len(read_manifest(out, "eval")) == 60

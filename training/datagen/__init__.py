@@ -1,0 +1,1 @@
+"""The bundled dataset generator behind ``mmrt data make`` (DESIGN.md section 2)."""
