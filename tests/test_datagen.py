@@ -120,6 +120,9 @@ def test_cli_refuses_bad_knobs_and_existing_folders(tmp_path, capsys):
     assert main(["data", "make", "--out", str(tmp_path / "full"), "--size", "tiny"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    (tmp_path / "a-file").write_text("")
+    assert main(["data", "make", "--out", str(tmp_path / "a-file" / "d"), "--size", "tiny"]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["data", "make", "--out", str(tmp_path / "x"), "--size", "huge"])
     assert e.value.code == 2

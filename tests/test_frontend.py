@@ -44,6 +44,11 @@ def test_batch_is_independent():
     torch.testing.assert_close(mel(x)[1:2], mel(x[1:2]), atol=1e-4, rtol=1e-4)
 
 
+def test_too_short_audio_is_refused_clearly():
+    with pytest.raises(ValueError, match="at least n_fft=512 samples, got 100"):
+        LogMel()(torch.zeros(1, 100))
+
+
 def test_agrees_with_torchaudio_mel_spectrogram():
     torchaudio = pytest.importorskip("torchaudio")
     p = MelParams()

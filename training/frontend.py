@@ -72,6 +72,8 @@ class LogMel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
+        if x.shape[-1] < p.n_fft:
+            raise ValueError(f"log-mel needs at least n_fft={p.n_fft} samples, got {x.shape[-1]}")
         frames = p.num_frames(x.shape[-1])
         offset = (p.n_fft - p.win_length) // 2
         x = x[:, offset: offset + (frames - 1) * p.hop_length + p.win_length]
