@@ -120,6 +120,8 @@ def test_cli_refuses_bad_knobs_and_existing_folders(tmp_path, capsys):
     assert main(["data", "make", "--out", str(tmp_path / "full"), "--size", "tiny"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert main(["data", "make", "--out", str(tmp_path / "x"), "--seed", "-3"]) == 2
+    assert "--seed -3: expected a non-negative integer" in capsys.readouterr().err
     (tmp_path / "a-file").write_text("")
     assert main(["data", "make", "--out", str(tmp_path / "a-file" / "d"), "--size", "tiny"]) == 2
     assert "cannot create the folder" in capsys.readouterr().err

@@ -21,3 +21,12 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     assert (tmp_path / "qs" / "data" / "DATACARD.md").is_file()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "reusing" in r.stdout
+
+
+def test_quickstart_reports_an_unusable_out_folder_in_one_line(tmp_path, capsys):
+    from mmrt.cli import main
+
+    (tmp_path / "a-file").write_text("")
+    assert main(["quickstart", "--size", "tiny", "--out", str(tmp_path / "a-file" / "qs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create the folder" in err

@@ -94,6 +94,8 @@ def config_from_args(args: argparse.Namespace):
 def run_make(args: argparse.Namespace) -> int:
     from mmrt.training.datagen.make import make_dataset
 
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: expected a non-negative integer")
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: expected 0 (all cores) or a positive count")
     cfg = config_from_args(args)

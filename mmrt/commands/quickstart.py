@@ -13,6 +13,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from mmrt.errors import UserError
 from mmrt.robustness import PMatrix, robustness_report
 from mmrt.robustness_table import markdown_table
 
@@ -45,12 +46,12 @@ def _dataset(out: Path, size: str, seed: int) -> Path:
 
     data = out / "data"
     card = data / "datacard.json"
-    if card.is_file():
-        cfg = json.loads(card.read_text())["config"]
-        if cfg["size"] == size and cfg["seed"] == seed:
-            print(f"reusing {data} (size {size}, seed {seed})")
-            return data
-    made = make_dataset(GeneratorConfig(size=size, seed=seed), data, overwrite=True)
+    cfg = GeneratorConfig(size=size, seed=seed)
+    # Reuse only data made with exactly this configuration (knob defaults may change).
+    if card.is_file() and json.loads(card.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
+        print(f"reusing {data} (size {size}, seed {seed})")
+        return data
+    made = make_dataset(cfg, data, overwrite=True)
     print(f"generated {data} in {made['generation_seconds']} s with {made['workers']} workers")
     return data
 
@@ -84,8 +85,13 @@ def _load_all(data: Path, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: expected a non-negative integer")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     _step(1, f"bundled dataset ({args.size})")
     data = _dataset(out, args.size, args.seed)
     _step(2, "data card")

@@ -91,6 +91,14 @@ def _make_example(job: tuple[str, int]) -> tuple[dict, dict]:
     return record, facts
 
 
+def _speech_bank() -> str:
+    from mmrt.training.cache import default_cache_dir
+    from mmrt.training.datagen.audio_scene import BABBLE
+    from mmrt.training.datagen.speech_bank import bank_path
+
+    return str(bank_path([*DIGITS, *BABBLE], default_cache_dir().parent / "speech"))
+
+
 def _write_manifest(path: Path, records: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
@@ -102,14 +110,8 @@ def make_dataset(cfg: GeneratorConfig, out: str | os.PathLike, workers: int = 0,
     sizes = cfg.split_sizes
     jobs = [(split, i) for split in GENERATED_SPLITS for i in range(sizes[split])]
     started = time.perf_counter()
-    bank = None
-    if "audio" in cfg.modalities:
-        from mmrt.training.cache import default_cache_dir
-        from mmrt.training.datagen.audio_scene import BABBLE
-        from mmrt.training.datagen.speech_bank import bank_path
-
-        bank = str(bank_path([*DIGITS, *BABBLE], default_cache_dir().parent / "speech"))
     with staged_dir(out, overwrite=overwrite) as stage:
+        bank = _speech_bank() if "audio" in cfg.modalities else None
         for m in ("audio", "video"):
             if m in cfg.modalities:
                 (stage / m).mkdir()

@@ -33,8 +33,11 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 def available_voices() -> list[str]:
     """accent+variant names, keeping only variants the wheel ships (espeak accepts unknown
     variant names silently and speaks with the default voice)."""
-    import espeakng_loader
-
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise UserError("speech synthesis needs the 'espeakng-loader' package "
+                        "(pip install 'mmrt[train]')") from None
     shipped = {p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir()}
     return [f"{a}+{v}" for a in ACCENTS for v in VARIANTS if v in shipped]
 

@@ -55,7 +55,11 @@ def bank_path(words: list[str], cache_dir: str | Path) -> Path:
     path = Path(cache_dir) / f"speech-bank-{_bank_key(words, available_voices())}.npz"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", __name__, str(path), json.dumps(words)], check=True)
+        child = subprocess.run([sys.executable, "-m", __name__, str(path), json.dumps(words)],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"espeak-ng speech synthesis failed (exit {child.returncode}): {last}")
     return path
 
 
