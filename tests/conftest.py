@@ -17,7 +17,7 @@ TINY = GeneratorConfig(size="tiny", seed=7)
 def pytest_configure(config):
     # Decode cache and speech bank go to a throwaway folder, not the user's ~/.cache.
     if "MMRT_CACHE_DIR" not in os.environ:
-        os.environ["MMRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmrt-test-cache-") + "/decoded"
+        os.environ["MMRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmrt-test-cache-")
 
 
 

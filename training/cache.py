@@ -21,13 +21,14 @@ from mmrt import atomic
 CACHE_FORMAT = 1  # bump when decoding changes in a way the parameters do not capture
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MMRT_CACHE_DIR") or Path.home() / ".cache" / "mmrt" / "decoded")
+def cache_root() -> Path:
+    """mmrt's cache folder: ``$MMRT_CACHE_DIR``, else ``~/.cache/mmrt``."""
+    return Path(os.environ.get("MMRT_CACHE_DIR") or Path.home() / ".cache" / "mmrt")
 
 
 class DecodeCache:
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root = Path(root) if root is not None else cache_root() / "decoded"
         self.stats: Counter[str] = Counter()  # "hit" / "miss" counts, for logs and tests
         self._digests: dict[tuple[str, int, int], str] = {}
 

@@ -92,11 +92,11 @@ def _make_example(job: tuple[str, int]) -> tuple[dict, dict]:
 
 
 def _speech_bank() -> str:
-    from mmrt.training.cache import default_cache_dir
+    from mmrt.training.cache import cache_root
     from mmrt.training.datagen.audio_scene import BABBLE
     from mmrt.training.datagen.speech_bank import bank_path
 
-    return str(bank_path([*DIGITS, *BABBLE], default_cache_dir().parent / "speech"))
+    return str(bank_path([*DIGITS, *BABBLE], cache_root() / "speech"))
 
 
 def _write_manifest(path: Path, records: list[dict]) -> None:
