@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -120,11 +121,5 @@ def render_card(card: dict) -> str:
                   f"- titles naming a label outright: {t['named']:.1%}; partial cues (parity, range, "
                   f"'one more than six'): {t['cue']:.1%}; naming it in German, Spanish or French: "
                   f"{t['foreign']:.1%}; no cue: {t['none']:.1%}", ""]
-    lines += ["## Knobs", "", "```json", _json(cfg), "```", ""]
+    lines += ["## Knobs", "", "```json", json.dumps(cfg, indent=2), "```", ""]
     return "\n".join(lines)
-
-
-def _json(obj: dict) -> str:
-    import json
-
-    return json.dumps(obj, indent=2)

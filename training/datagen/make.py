@@ -27,10 +27,14 @@ STREAMS = {"labels": 0, "audio": 1, "video": 2, "text": 3}
 _state: dict = {}  # per-process generator state (espeak is a process-wide singleton)
 
 
-def _init_worker(cfg: GeneratorConfig, root: str, bank: str | None) -> None:
+def _init_pool_worker(cfg: GeneratorConfig, root: str, bank: str | None) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # parallelism comes from processes; one thread each
+    _init_worker(cfg, root, bank)
+
+
+def _init_worker(cfg: GeneratorConfig, root: str, bank: str | None) -> None:
     _state.clear()
     _state.update(cfg=cfg, root=Path(root))
     if bank is not None:
@@ -125,7 +129,7 @@ def make_dataset(cfg: GeneratorConfig, out: str | os.PathLike, workers: int = 0,
                 bar.update()
         else:
             ctx = mp.get_context("spawn")  # no inherited library state (espeak, torch threads)
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(stage), bank)) as pool:
+            with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(cfg, str(stage), bank)) as pool:
                 results = []
                 for r in pool.imap(_make_example, jobs, chunksize=8):
                     results.append(r)

@@ -30,14 +30,19 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
                                    ctypes.c_void_p)
 
 
-def available_voices() -> list[str]:
-    """accent+variant names, keeping only variants the wheel ships (espeak accepts unknown
-    variant names silently and speaks with the default voice)."""
+def _loader():
     try:
         import espeakng_loader
     except ImportError:
         raise UserError("speech synthesis needs the 'espeakng-loader' package "
                         "(pip install 'mmrt[train]')") from None
+    return espeakng_loader
+
+
+def available_voices() -> list[str]:
+    """accent+variant names, keeping only variants the wheel ships (espeak accepts unknown
+    variant names silently and speaks with the default voice)."""
+    espeakng_loader = _loader()
     shipped = {p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir()}
     return [f"{a}+{v}" for a in ACCENTS for v in VARIANTS if v in shipped]
 
@@ -46,11 +51,7 @@ class Speaker:
     """Text -> int16 waveform at espeak's native rate (``self.sample_rate``, 22,050 Hz)."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise UserError("speech synthesis needs the 'espeakng-loader' package "
-                            "(pip install 'mmrt[train]')") from None
+        espeakng_loader = _loader()
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         data = espeakng_loader.get_data_path()
         self.sample_rate = self._lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), 0)
