@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmrt.commands import check_seed
 from mmrt.errors import UserError
 from mmrt.modalities import parse_modality_list
 
@@ -94,8 +95,7 @@ def config_from_args(args: argparse.Namespace):
 def run_make(args: argparse.Namespace) -> int:
     from mmrt.training.datagen.make import make_dataset
 
-    if args.seed < 0:
-        raise UserError(f"--seed {args.seed}: expected a non-negative integer")
+    check_seed(args.seed)
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: expected 0 (all cores) or a positive count")
     cfg = config_from_args(args)

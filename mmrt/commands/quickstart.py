@@ -13,6 +13,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from mmrt.commands import check_seed
 from mmrt.errors import UserError
 from mmrt.robustness import PMatrix, robustness_report
 from mmrt.robustness_table import markdown_table
@@ -85,8 +86,7 @@ def _load_all(data: Path, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seed < 0:
-        raise UserError(f"--seed {args.seed}: expected a non-negative integer")
+    check_seed(args.seed)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
