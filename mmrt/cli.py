@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import mmrt
@@ -17,20 +18,21 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmrt.commands import data, metrics, quickstart
+    from mmrt.commands import data, evaluate, experiment, metrics, pretrain, quickstart, train
 
     parser = Parser(prog="mmrt", description="Multimodal runtime for edge sensor rigs: robust "
                     "training, per-modality export, KServe v2 serving, dropout benchmarks.")
     parser.add_argument("--version", action="version", version=f"mmrt {mmrt.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
-    for module in (data, metrics, quickstart):
+    for module in (data, pretrain, train, evaluate, experiment, metrics, quickstart):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{args.prog}: %(message)s")
     try:
         return int(args.run(args) or 0)
     except UserError as e:

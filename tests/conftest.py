@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from mmrt.training.datagen.config import GeneratorConfig, TextKnobs
 from mmrt.training.datagen.make import make_dataset
 

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-from mmrt.training.datagen import make as make_module
-from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
-from mmrt.training.decode import load_audio, load_video
 
 from mmrt.cli import main
 from mmrt.manifest import read_classes, read_manifest
+from mmrt.training.datagen import make as make_module
+from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
+from mmrt.training.decode import load_audio, load_video
 
 pytestmark = pytest.mark.integration
 SPLITS = ("pretrain", "train", "eval", "distill")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from mmrt.training.frontend import LogMel, MelParams, mel_filterbank
 
 

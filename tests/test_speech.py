@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from mmrt.training.datagen.speech import available_voices
 from mmrt.training.datagen.speech_bank import SpeechBank, bank_path
 

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from mmrt.training.cache import DecodeCache
-from mmrt.training.dataset import MultimodalDataset
-from mmrt.training.tokenizer import train_tokenizer
 
 from mmrt.manifest import read_manifest
 from mmrt.preprocess import Preprocessing
 from mmrt.text import BOS_ID, EOS_ID, PAD_ID, TextTokenizer
+from mmrt.training.cache import DecodeCache
+from mmrt.training.dataset import MultimodalDataset
+from mmrt.training.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmrt.training.cache import DecodeCache
-from mmrt.training.decode import load_audio, load_video
 from torch.utils.data import Dataset
 
 from mmrt.manifest import Example, multi_hot, read_classes, read_manifest
 from mmrt.preprocess import Preprocessing, fit_length, prepare_video
 from mmrt.text import TextTokenizer
+from mmrt.training.cache import DecodeCache
+from mmrt.training.decode import load_audio, load_video
 
 
 class MultimodalDataset(Dataset):

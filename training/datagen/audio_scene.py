@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from mmrt.training.datagen.config import DIGITS, AudioKnobs
-from mmrt.training.datagen.speech_bank import SpeechBank
 from scipy.signal import resample, resample_poly
 
 from mmrt.preprocess import SAMPLE_RATE
+from mmrt.training.datagen.config import DIGITS, AudioKnobs
+from mmrt.training.datagen.speech_bank import SpeechBank
 
 # Babble words: none sounds like a digit ("for", "to", "won", "ate" would).
 BABBLE = ("hello", "camera", "water", "table", "green", "morning", "yes", "stop", "window",

@@ -6,9 +6,9 @@ import json
 from collections import Counter
 
 import numpy as np
-from mmrt.training.datagen.config import DIGITS, GeneratorConfig
 
 import mmrt
+from mmrt.training.datagen.config import DIGITS, GeneratorConfig
 
 TITLE_KINDS = ("named", "cue", "foreign", "none")
 

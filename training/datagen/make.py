@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mmrt.training.datagen.config import DIGITS, GeneratorConfig
-from mmrt.training.datagen.datacard import build_card, render_card
 from tqdm import tqdm
 
 from mmrt.atomic import staged_dir, write_text
+from mmrt.training.datagen.config import DIGITS, GeneratorConfig
+from mmrt.training.datagen.datacard import build_card, render_card
 
 GENERATED_SPLITS = ("pretrain", "train", "eval")
 SPLIT_IDS = {"pretrain": 0, "train": 1, "eval": 2, "distill": 3}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mmrt.training.datagen.config import DIGITS, TextKnobs
 
 FOREIGN = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from mmrt.training.datagen.config import VideoKnobs
 
 LETTERS = "ACEFHKMNPRUVWXY"  # no letter that reads like a digit (O, I, S, Z, B, G, L, T)

@@ -1,0 +1,82 @@
+"""`mmrt experiment` on the tiny two-modality single-label data, two seeds."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmrt.cli import main
+from mmrt.methods import METHODS
+from mmrt.robustness import PMatrix, robustness_report
+
+pytestmark = pytest.mark.integration
+SUBSETS = ["audio", "video", "audio+video"]
+
+
+@pytest.fixture(scope="module")
+def run(tiny_av_single, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp") / "run"
+    assert main(["experiment", "--data", str(tiny_av_single), "--out", str(out), "--preset", "tiny",
+                 "--seeds", "0,1", "--alphas", "0,0.5,1", "--quiet"]) == 0
+    return out
+
+
+def test_results_hold_every_method_training_set_and_eval_set(run):
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["metric"] == "top1" and doc["modalities"] == ["audio", "video"] and doc["seeds"] == [0, 1]
+    assert list(doc["methods"]) == list(METHODS)
+    for res in doc["methods"].values():
+        assert list(res["scores"]) == SUBSETS
+        assert all(list(row) == SUBSETS for row in res["scores"].values())
+        assert all(0.0 <= v <= 1.0 for row in res["scores"].values() for v in row.values())
+
+
+def test_scores_are_the_mean_over_seeds_and_metrics_follow_from_them(run):
+    doc = json.loads((run / "results.json").read_text())
+    seeds = [json.loads((run / f"seed-{s}" / "scores.json").read_text()) for s in (0, 1)]
+    for method, res in doc["methods"].items():
+        for mt, row in res["scores"].items():
+            for me, value in row.items():
+                values = [s["methods"][method][mt][me] for s in seeds]
+                assert value == pytest.approx(np.mean(values))
+                assert res["scores_std"][mt][me] == pytest.approx(np.std(values))
+        pm = PMatrix.from_json({"modalities": doc["modalities"], "scores": res["scores"]})
+        expected = robustness_report(pm)
+        assert res["metrics"] == json.loads(json.dumps(expected))
+    sweep = doc["alpha_sweep"]["wiseft"]
+    assert set(sweep) == {"0", "0.5", "1"}
+    # alpha 1 is the fine-tuned model itself, alpha 0 the probe.
+    assert sweep["1"]["P"] == pytest.approx(doc["methods"]["ft"]["metrics"]["overall"]["P"])
+    assert sweep["0"]["P"] == pytest.approx(doc["methods"]["lp"]["metrics"]["overall"]["P"])
+
+
+def test_report_plots_and_models_are_written(run):
+    report = (run / "report.md").read_text()
+    for needle in ("Transferability", "masd+wiseft", "± ", "R / R(ft)", "Table 4"):
+        assert needle in report
+    pngs = sorted(p.name for p in run.glob("*.png"))
+    assert {"robustness_vs_performance.png", "overlap.png", "alpha_sweep.png",
+            "pmatrix_masd_wiseft.png"} <= set(pngs)
+    assert all((run / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for s in (0, 1):
+        for method in METHODS:
+            for mt in SUBSETS:
+                assert (run / f"seed-{s}" / "models" / method / mt / "model.safetensors").is_file()
+
+
+def test_a_finished_run_is_not_clobbered_and_resumes_without_work(run, tiny_av_single, capsys):
+    before = (run / "results.json").read_text()
+    argv = ["experiment", "--data", str(tiny_av_single), "--out", str(run), "--preset", "tiny",
+            "--seeds", "0,1", "--alphas", "0,0.5,1", "--quiet"]
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    after = json.loads((run / "results.json").read_text())
+    assert after["methods"] == json.loads(before)["methods"]
+
+
+def test_unknown_method_in_the_list_is_refused(tiny_av_single, tmp_path, capsys):
+    assert main(["experiment", "--data", str(tiny_av_single), "--out", str(tmp_path / "o"),
+                 "--preset", "tiny", "--methods", "ft,best"]) == 2
+    assert "unknown method 'best'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

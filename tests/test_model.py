@@ -1,0 +1,94 @@
+"""Encoders, presets, fusion and the head: shapes, norms, and running on any modality subset."""
+
+import json
+
+import pytest
+import torch
+
+from mmrt.errors import UserError
+from mmrt.modalities import all_subsets
+from mmrt.training.config import PRESETS, ArchConfig, ModelConfig, load_preset
+from mmrt.training.model import MultimodalModel
+
+MODS = ("audio", "video", "text")
+
+
+def tiny_model(classes=("a", "b", "c"), modalities=MODS) -> MultimodalModel:
+    torch.manual_seed(0)
+    return MultimodalModel(ModelConfig(preset="tiny", arch=load_preset("tiny").arch, modalities=modalities,
+                                       text_vocab=50, classes=tuple(classes)))
+
+
+def batch(model: MultimodalModel, b: int = 4) -> dict:
+    p = model.config.arch.preprocessing
+    g = torch.Generator().manual_seed(1)
+    return {"audio": torch.randn(b, p.clip_samples, generator=g) * 0.1,
+            "video": torch.randint(0, 256, (b, p.frames, p.frame_size, p.frame_size, 3), generator=g,
+                                   dtype=torch.uint8),
+            "text": torch.randint(4, 50, (b, p.max_tokens), generator=g)}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_as_data_files(name):
+    preset = load_preset(name)
+    assert preset.arch.width % preset.arch.heads == 0
+    assert set(preset.recipe) == {"pretrain", "probe", "finetune"}
+
+
+def test_unknown_preset_and_untileable_arch_are_refused():
+    with pytest.raises(UserError, match="expected one of"):
+        load_preset("huge")
+    arch = load_preset("tiny").arch.to_dict()
+    with pytest.raises(UserError, match="tubelet"):
+        ArchConfig.from_dict({**arch, "video_tubelet": [3, 8, 8]})
+    with pytest.raises(UserError, match="unknown"):
+        ArchConfig.from_dict({**arch, "depht": 2})
+
+
+def test_each_encoder_gives_unit_vectors_of_the_embedding_size():
+    model = tiny_model().eval()
+    x = batch(model)
+    for m in MODS:
+        z = getattr(model, f"encode_{m}")(x[m])
+        assert z.shape == (4, model.config.arch.embed_dim)
+        torch.testing.assert_close(z.norm(dim=1), torch.ones(4))
+
+
+def test_text_padding_does_not_change_the_embedding():
+    model = tiny_model().eval()
+    ids = torch.zeros(1, model.config.arch.preprocessing.max_tokens, dtype=torch.long)
+    ids[0, :5] = torch.tensor([2, 10, 11, 12, 3])
+    # The padding positions hold PAD; changing the encoder's view of them must not matter.
+    model.encoders["text"].embed.weight.data[0] += 5.0
+    z1 = model.encode_text(ids)
+    model.encoders["text"].embed.weight.data[0] -= 10.0
+    z2 = model.encode_text(ids)
+    torch.testing.assert_close(z1, z2)
+
+
+def test_fusion_is_the_mean_of_present_embeddings_only():
+    z = {"audio": torch.tensor([[1.0, 0.0], [1.0, 0.0]]), "video": torch.tensor([[0.0, 1.0], [0.0, 1.0]])}
+    mask = {"audio": torch.tensor([True, True]), "video": torch.tensor([True, False])}
+    fused = MultimodalModel.fuse(z, mask)
+    torch.testing.assert_close(fused, torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
+
+
+def test_one_model_runs_on_every_subset_and_only_those_encoders_run():
+    model = tiny_model().eval()
+    x = batch(model)
+    present = {m: torch.ones(4, dtype=torch.bool) for m in MODS}
+    calls = []
+    for m in MODS:
+        model.encoders[m].register_forward_hook(lambda mod, i, o, m=m: calls.append(m))
+    for subset in all_subsets(MODS):
+        calls.clear()
+        use = [m for m in MODS if m in subset]
+        logits = model({m: x[m] for m in use}, present, use)
+        assert logits.shape == (4, 3)
+        assert sorted(calls) == sorted(use)
+
+
+def test_config_round_trips_through_json():
+    cfg = tiny_model().config
+    again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg

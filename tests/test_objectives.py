@@ -1,0 +1,117 @@
+"""Losses: MASD's teacher passes no gradient and the student uses BatchNorm running statistics;
+modality dropout keeps one modality; WiSE-FT averages weights."""
+
+import copy
+
+import pytest
+import torch
+from test_model import MODS, batch, tiny_model
+
+from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised
+from mmrt.training.wiseft import interpolate, wise
+
+
+def labeled(model, b=6):
+    x = batch(model, b)
+    x["present"] = {m: torch.ones(b, dtype=torch.bool) for m in MODS}
+    x["labels"] = torch.zeros(b, 3)
+    x["labels"][torch.arange(b), torch.arange(b) % 3] = 1.0
+    return x
+
+
+def grads(model):
+    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
+            for n, p in model.named_parameters()}
+
+
+def test_no_gradient_reaches_the_weights_through_the_teacher():
+    """M_T = audio: the audio encoder only gets the task loss's gradient, whatever the distillation does."""
+    model = tiny_model()
+    task_batch, distill_batch = labeled(model), labeled(model)
+    g = torch.Generator().manual_seed(0)
+
+    reference = copy.deepcopy(model)
+    loss, _ = Supervised(reference, ["audio"])(task_batch, g)
+    loss.backward()
+    task_only = grads(reference)
+
+    loss, parts = SelfDistillation(model, ["audio"], weight=5.0)((task_batch, distill_batch), g)
+    loss.backward()
+    full = grads(model)
+    assert parts["distill"] > 0
+    audio = [n for n in full if n.startswith("encoders.audio.")]
+    assert audio and all(torch.equal(full[n], task_only[n]) for n in audio)
+    # ...while the student's encoders do learn from the teacher.
+    assert any(full[n].abs().sum() > 0 for n in full if n.startswith("encoders.video."))
+    assert all(task_only[n].abs().sum() == 0 for n in task_only if n.startswith("encoders.video."))
+
+
+def test_distillation_passes_use_the_heads_running_statistics():
+    model = tiny_model()
+    task_batch, distill_batch = labeled(model), labeled(model)
+    g = torch.Generator().manual_seed(0)
+    reference = copy.deepcopy(model)
+    Supervised(reference, ["audio"])(task_batch, g)  # what the task pass alone does to the statistics
+    SelfDistillation(model, ["audio"])((task_batch, distill_batch), g)
+    assert model.head.training  # restored for the next step
+    torch.testing.assert_close(model.head.norm.running_mean, reference.head.norm.running_mean)
+    assert int(model.head.norm.num_batches_tracked) == 1
+
+
+def test_modality_dropout_keeps_one_of_each_examples_own_modalities():
+    model = tiny_model()
+    obj = Supervised(model, MODS, drop=0.3)
+    n = 2000
+    gen = torch.Generator().manual_seed(3)
+    present = {m: torch.rand(n, generator=gen) > 0.3 for m in MODS}
+    present["audio"][: n // 2] |= ~(present["video"][: n // 2] | present["text"][: n // 2])  # none empty
+    kept = obj.dropped(present, torch.Generator().manual_seed(4))
+    has_any = torch.stack([present[m] for m in MODS]).any(0)
+    keeps_any = torch.stack([kept[m] for m in MODS]).any(0)
+    assert torch.equal(keeps_any, has_any)
+    for m in MODS:
+        assert not (kept[m] & ~present[m]).any()  # never invents a modality
+    dropped_share = 1 - sum(int(kept[m].sum()) for m in MODS) / sum(int(present[m].sum()) for m in MODS)
+    assert 0.22 < dropped_share < 0.31  # 0.3, less the few examples given one back
+
+
+def test_contrastive_loss_falls_when_pairs_align():
+    model = tiny_model()
+    x = labeled(model, 8)
+    obj = Contrastive(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator()
+    first = None
+    for _ in range(10):
+        loss, info = obj(x, g)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first - 0.3
+    assert 0 < info["temp"] < 1
+
+
+def test_wiseft_interpolates_every_float_weight_and_keeps_counters():
+    a, b = tiny_model(), tiny_model()
+    for p in b.parameters():
+        p.data.add_(1.0)
+    a.head.norm.num_batches_tracked.fill_(7)
+    mid = interpolate(a.state_dict(), b.state_dict(), 0.25)
+    w = "head.linear.weight"
+    torch.testing.assert_close(mid[w], 0.25 * a.state_dict()[w] + 0.75 * b.state_dict()[w])
+    assert int(mid["head.norm.num_batches_tracked"]) == 7
+    for alpha, same in ((1.0, a), (0.0, b)):
+        model = wise(a, b, alpha)
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                torch.testing.assert_close(v, same.state_dict()[k], msg=k)
+
+
+def test_wiseft_refuses_state_dicts_that_do_not_match():
+    a = tiny_model().state_dict()
+    b = tiny_model(classes=("a", "b")).state_dict()
+    with pytest.raises(ValueError, match="shapes differ"):
+        interpolate(a, b, 0.5)
+    with pytest.raises(ValueError, match="keys"):
+        interpolate(a, {k: v for k, v in a.items() if "head" not in k}, 0.5)

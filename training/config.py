@@ -1,0 +1,127 @@
+"""Architecture presets (data files in ``presets/``) and the model config saved beside the weights."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+
+import mmrt
+from mmrt.errors import UserError
+from mmrt.preprocess import Preprocessing
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    width: int  # transformer hidden size, the same for every modality
+    depth: int  # transformer blocks per modality encoder
+    heads: int  # attention heads per block
+    mlp_ratio: int  # MLP hidden size = mlp_ratio * width
+    embed_dim: int  # d: the shared space in which modality embeddings are averaged
+    audio_patch: int  # square log-mel patch: audio_patch mel bins x audio_patch frames
+    n_mels: int  # mel bins of the audio front-end
+    video_tubelet: tuple[int, int, int]  # frames x height x width of one video token
+    tokenizer_vocab: int  # upper bound on the sentencepiece vocabulary trained at pretraining
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> ArchConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        missing = {f.name for f in fields(cls) if f.name != "preprocessing"} - set(d)
+        if unknown or missing:
+            raise UserError(f"{source}: architecture fields do not match this mmrt "
+                            f"(unknown {sorted(unknown)}, missing {sorted(missing)})")
+        d = dict(d, video_tubelet=tuple(d["video_tubelet"]),
+                 preprocessing=Preprocessing(**d.get("preprocessing", {})))
+        arch = cls(**d)
+        if arch.width % arch.heads:
+            raise UserError(f"{source}: width {arch.width} is not a multiple of heads {arch.heads}")
+        p = arch.preprocessing
+        if p.frames % arch.video_tubelet[0] or p.frame_size % arch.video_tubelet[1] \
+                or p.frame_size % arch.video_tubelet[2]:
+            raise UserError(f"{source}: video tubelet {arch.video_tubelet} does not tile "
+                            f"{p.frames} frames of {p.frame_size} px")
+        if arch.n_mels % arch.audio_patch:
+            raise UserError(f"{source}: n_mels {arch.n_mels} is not a multiple of the audio patch")
+        return arch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one stage optimises: AdamW with linear warm-up then cosine decay, per step."""
+
+    lr: float  # peak learning rate, reached at the end of warm-up
+    epochs: int
+    batch_size: int  # global batch size (summed over processes)
+    warmup_steps: int = 0  # capped at a tenth of the run, so short runs still decay
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+
+    def lr_at(self, step: int, total: int) -> float:
+        warmup = min(self.warmup_steps, max(1, total // 10))
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+STAGES = ("pretrain", "probe", "finetune")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    arch: ArchConfig
+    recipe: dict[str, Schedule]  # stage -> default schedule; command-line flags override it
+
+
+PRESETS = ("tiny", "small", "base")
+
+
+def load_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UserError(f"--preset {name!r}: expected one of {list(PRESETS)}")
+    text = resources.files("mmrt.training").joinpath("presets", f"{name}.json").read_text("utf-8")
+    doc = json.loads(text)
+    recipe = {stage: Schedule(**doc["recipe"][stage]) for stage in STAGES}
+    return Preset(name, doc["description"], ArchConfig.from_dict(doc["arch"], f"preset {name}"), recipe)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model from ``model.safetensors`` (written as config.json)."""
+
+    preset: str  # the architecture preset's name, for people reading the file
+    arch: ArchConfig
+    modalities: tuple[str, ...]  # encoder order; from the data, never assumed
+    text_vocab: int = 0  # the trained tokenizer's real vocabulary size (0 without text)
+    classes: tuple[str, ...] = ()  # empty for a pretrained-only model (no head yet)
+    task: str = "multi-label"  # or "single-label": decides the loss, the metric and the head output
+    history: tuple[dict, ...] = ()  # stages that produced these weights, oldest first
+    mmrt_version: str = mmrt.__version__
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["arch"] = self.arch.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config.json") -> ModelConfig:
+        try:
+            return cls(preset=d["preset"], arch=ArchConfig.from_dict(d["arch"], source),
+                       modalities=tuple(d["modalities"]), text_vocab=int(d.get("text_vocab", 0)),
+                       classes=tuple(d.get("classes", ())), task=d.get("task", "multi-label"),
+                       history=tuple(d.get("history", ())),
+                       mmrt_version=d.get("mmrt_version", "unknown"))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"{source}: not an mmrt model config (missing or bad {e})") from None
+
+    @property
+    def metric(self) -> str:
+        return "mAP" if self.task == "multi-label" else "top1"

@@ -1,0 +1,131 @@
+"""ViT-style encoders, one per modality: patches -> tokens -> transformer -> [CLS] -> d, L2-normalised.
+
+Each encoder's ``forward`` is exactly what export compiles for that modality, so it takes
+what the runtime can send: raw PCM for audio, uint8 frames for video, token ids for text.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mmrt.text import PAD_ID
+from mmrt.training.config import ArchConfig
+from mmrt.training.frontend import LogMel, MelParams
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on scaled_dot_product_attention (exports as plain matmuls)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        # x: [B, N, W]; keep: [B, 1, 1, N] True where a key may be attended to
+        b, n, w = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # [B, H, N, W / H]
+        return self.out(y.transpose(1, 2).reshape(b, n, w))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(),
+                                 nn.Linear(mlp_ratio * width, width))
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), keep)
+        return x + self.mlp(self.norm2(x))
+
+
+class TokenEncoder(nn.Module):
+    """Shared trunk: prepend [CLS], add learned positions, run the blocks, project [CLS] to d."""
+
+    def __init__(self, arch: ArchConfig, num_tokens: int):
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 1, arch.width))
+        self.pos = nn.Parameter(torch.randn(1, num_tokens + 1, arch.width) * 0.02)
+        self.blocks = nn.ModuleList(Block(arch.width, arch.heads, arch.mlp_ratio)
+                                    for _ in range(arch.depth))
+        self.norm = nn.LayerNorm(arch.width)
+        self.proj = nn.Linear(arch.width, arch.embed_dim, bias=False)
+
+    def forward(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        # tokens: [B, N, W]; pad: [B, N] True where a token is padding
+        x = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1) + self.pos
+        keep = None
+        if pad is not None:  # [CLS] is always attended to, so no row is fully masked
+            keep = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1).logical_not()[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, keep)
+        return F.normalize(self.proj(self.norm(x[:, 0])), dim=-1)  # [B, d]
+
+
+class AudioEncoder(nn.Module):
+    """x: [B, samples] float32 PCM at the preprocessing sample rate -> [B, d]."""
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        prep = arch.preprocessing
+        self.mel = LogMel(MelParams(sample_rate=prep.sample_rate, n_mels=arch.n_mels))
+        p = arch.audio_patch
+        self.time_patches = self.mel.params.num_frames(prep.clip_samples) // p
+        self.patch = nn.Conv2d(1, arch.width, kernel_size=p, stride=p)
+        self.trunk = TokenEncoder(arch, (arch.n_mels // p) * self.time_patches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mel = self.mel(x)  # [B, n_mels, frames]
+        # Fixed statistics (not learned) keep the graph input-independent for export.
+        mel = (mel + 4.5) / 5.0
+        mel = mel[:, :, : self.time_patches * self.patch.kernel_size[1]]
+        tokens = self.patch(mel.unsqueeze(1)).flatten(2).transpose(1, 2)  # [B, N, W]
+        return self.trunk(tokens)
+
+
+class VideoEncoder(nn.Module):
+    """x: [B, T, H, W, 3] uint8 frames, already sampled and resized -> [B, d]."""
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        prep = arch.preprocessing
+        t, h, w = arch.video_tubelet
+        self.patch = nn.Conv3d(3, arch.width, kernel_size=(t, h, w), stride=(t, h, w))
+        n = (prep.frames // t) * (prep.frame_size // h) * (prep.frame_size // w)
+        self.trunk = TokenEncoder(arch, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # [B, 3, T, H, W] in [-1, 1]
+        tokens = self.patch(x).flatten(2).transpose(1, 2)  # [B, N, W]
+        return self.trunk(tokens)
+
+
+class TextEncoder(nn.Module):
+    """x: [B, L] int64 sentencepiece ids (PAD = 0 after EOS) -> [B, d]."""
+
+    def __init__(self, arch: ArchConfig, vocab: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, arch.width)
+        self.trunk = TokenEncoder(arch, arch.preprocessing.max_tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.embed(x), pad=x == PAD_ID)
+
+
+def build_encoder(modality: str, arch: ArchConfig, text_vocab: int) -> nn.Module:
+    if modality == "audio":
+        return AudioEncoder(arch)
+    if modality == "video":
+        return VideoEncoder(arch)
+    if modality == "text":
+        return TextEncoder(arch, text_vocab)
+    raise ValueError(f"no encoder for modality {modality!r} (mmrt has audio, video and text)")

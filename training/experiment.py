@@ -1,0 +1,199 @@
+"""`mmrt experiment`: every method on every training-modality set, scored on every eval set.
+
+One seed: pretrain once, then for each non-empty M_T train lp, ft, masd and moddrop (each
+from the probe; wiseft and masd+wiseft are weight averages, no training), and score each
+model on every non-empty M_E of the eval split. Several seeds: one such run per seed under
+``RUN/seed-<s>/``, then mean and std over seeds. Runs go one after another (two torch jobs
+at once on 2 cores run 6-8x slower). Every finished model and score is on disk at once,
+so ``--resume`` picks up where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mmrt import atomic
+from mmrt.errors import UserError
+from mmrt.methods import METHODS
+from mmrt.modalities import all_subsets, subset_key
+from mmrt.text import TextTokenizer
+from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, tokenizer_path
+from mmrt.training.config import load_preset
+from mmrt.training.data import inspect_data
+from mmrt.training.distributed import setup
+from mmrt.training.downstream import Learners, StageRun, tuning_stage
+from mmrt.training.evaluate import embed_split, subset_scores
+from mmrt.training.model import MultimodalModel
+from mmrt.training.pretrain import PretrainOptions, pretrain, schedule_for
+from mmrt.training.results import write_results
+from mmrt.training.rundir import prepare_out
+from mmrt.training.splits import Split, open_distill
+from mmrt.training.wiseft import wise
+
+log = logging.getLogger(__name__)
+
+SCORES = "scores.json"  # per seed: {"methods": {method: {M_T: {M_E: p}}}, "alpha_sweep": {...}}
+
+
+@dataclass
+class ExperimentOptions:
+    data: Path
+    out: Path
+    preset: str = "small"
+    methods: tuple[str, ...] = tuple(METHODS)
+    seeds: tuple[int, ...] = (0,)
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # WiSE-FT sweep, scored on eval
+    alpha: float = 0.75  # the alpha of the wiseft and masd+wiseft rows
+    drop: float = 0.5
+    distill_weight: float = 1.0
+    distill_temperature: float = 1.0
+    pretrain_epochs: int | None = None
+    epochs: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    device: str | None = None
+    progress: bool = True
+
+
+def needed_methods(methods: tuple[str, ...]) -> list[str]:
+    """The methods to train, dependencies first: every method starts from lp; the WiSE-FT
+    rows average lp with ft or masd."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"--methods: unknown method {unknown[0]!r} (expected some of {list(METHODS)})")
+    need = set(methods) | {"lp"}
+    need |= {"ft" for m in methods if m == "wiseft"} | {"masd" for m in methods if m == "masd+wiseft"}
+    return [m for m in METHODS if m in need]
+
+
+class SeedRun:
+    """One seed's pretraining, models and scores under ``folder``."""
+
+    def __init__(self, opts: ExperimentOptions, seed: int, folder: Path):
+        self.opts, self.seed, self.folder = opts, seed, folder
+        self.ctx = setup(opts.device)
+        path = folder / SCORES
+        self.scores = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+        self.scores.setdefault("methods", {})
+        self.scores.setdefault("alpha_sweep", {})
+
+    def save_scores(self) -> None:
+        if self.ctx.main:
+            atomic.write_text(self.folder / SCORES, json.dumps(self.scores, indent=1) + "\n")
+
+    def run(self) -> None:
+        opts, ctx = self.opts, self.ctx
+        pre_dir = self.folder / "pretrained"
+        if not (pre_dir / WEIGHTS).is_file() or not (pre_dir / CONFIG).is_file():
+            pretrain(PretrainOptions(opts.data, pre_dir, opts.preset, seed=self.seed,
+                                     epochs=opts.pretrain_epochs, resume=True, device=opts.device,
+                                     progress=opts.progress))
+        pretrained = load_model(pre_dir).to(ctx.device)
+        self.tokenizer = tokenizer_path(pre_dir)
+        prep = pretrained.config.arch.preprocessing
+        tok = TextTokenizer(self.tokenizer, prep.max_tokens) if self.tokenizer else None
+        info = inspect_data(opts.data, "train")
+        show = opts.progress and ctx.main
+        train = Split(info.root, "train", pretrained.modalities, prep, tok, progress=show)
+        self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show)
+        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show)
+        preset = load_preset(opts.preset)
+        self.learners = Learners(train, torch.arange(len(train)), distill, distill_idx, info.classes,
+                                 info.task, preset.recipe["probe"],
+                                 schedule_for(preset.recipe["finetune"], opts.epochs, None, None),
+                                 opts.drop, opts.distill_weight, opts.distill_temperature)
+        subsets = all_subsets(pretrained.modalities)
+        bar = tqdm(subsets, desc=f"seed {self.seed}: training sets", unit="M_T", disable=not show)
+        for mt in bar:
+            bar.set_postfix(M_T=subset_key(mt, pretrained.modalities))
+            self.train_set(pretrained, [m for m in pretrained.modalities if m in mt])
+
+    def model_dir(self, method: str, mt_key: str) -> Path:
+        return self.folder / "models" / method / mt_key
+
+    def done(self, method: str, mt_key: str) -> bool:
+        folder = self.model_dir(method, mt_key)
+        return (mt_key in self.scores["methods"].get(method, {}) and (folder / WEIGHTS).is_file()
+                and (folder / CONFIG).is_file())
+
+    def record(self, method: str, mt_key: str, model: MultimodalModel, note: dict) -> None:
+        """Score ``model`` on every eval set, save it and its scores."""
+        model.config = replace(model.config, history=(*model.config.history, note))
+        scores = subset_scores(model, embed_split(model.to(self.ctx.device), self.eval, model.modalities,
+                                                  device=self.ctx.device))
+        if self.ctx.main:
+            save_model(self.model_dir(method, mt_key), model.cpu(), self.tokenizer, overwrite=True)
+        self.scores["methods"].setdefault(method, {})[mt_key] = scores
+        self.save_scores()
+
+    def train_set(self, pretrained: MultimodalModel, use: list[str]) -> None:
+        key = subset_key(use, pretrained.modalities)
+        models: dict[str, MultimodalModel] = {}
+        for method in needed_methods(self.opts.methods):
+            started = time.monotonic()
+            if self.done(method, key):
+                if method in ("lp", "ft", "masd"):  # the WiSE-FT rows need them
+                    models[method] = load_model(self.model_dir(method, key))
+                continue
+            run = StageRun(self.ctx, self.seed, state_file=self.folder / "models" / f"{method}-{key}.resume",
+                           resume=True, progress=self.opts.progress)
+            torch.manual_seed(self.seed)
+            if method == "lp":
+                model, note = self.learners.probe(pretrained, use, run)
+            elif method.endswith("wiseft"):
+                tuned = models["ft" if method == "wiseft" else "masd"]
+                model = wise(tuned.cpu(), models["lp"].cpu(), self.opts.alpha)
+                note = {"stage": "wiseft", "alpha": self.opts.alpha}
+                self.sweep(method, key, tuned, models["lp"])
+            else:
+                stage = tuning_stage(method, use, pretrained.modalities)
+                model, note = self.learners.tune(stage, models["lp"], use, run)
+            note = {**note, "method": method, "train_modalities": key,
+                    "seconds": round(time.monotonic() - started, 1)}
+            self.record(method, key, model, note)
+            models[method] = model.cpu()
+            run.state_file.unlink(missing_ok=True)
+
+    def sweep(self, method: str, key: str, tuned: MultimodalModel, lp: MultimodalModel) -> None:
+        """Eval scores of alpha * tuned + (1 - alpha) * lp for each alpha of the sweep."""
+        rows = self.scores["alpha_sweep"].setdefault(method, {})
+        for alpha in self.opts.alphas:
+            model = wise(tuned.cpu(), lp.cpu(), alpha).to(self.ctx.device)
+            feats = embed_split(model, self.eval, model.modalities, device=self.ctx.device)
+            rows.setdefault(f"{alpha:g}", {})[key] = subset_scores(model, feats)
+        self.save_scores()
+
+
+def experiment(opts: ExperimentOptions) -> Path:
+    ctx = setup(opts.device)
+    needed_methods(opts.methods)
+    for a in (*opts.alphas, opts.alpha):
+        if not 0.0 <= a <= 1.0:
+            raise UserError(f"--alpha {a}: expected a number from 0 to 1")
+    info = inspect_data(opts.data)
+    if len(info.modalities) < 2:
+        raise UserError(f"{opts.data}: an experiment needs two modalities or more, the data has "
+                        f"{list(info.modalities)}")
+    load_preset(opts.preset)
+    out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
+    ctx.barrier()
+    started = time.monotonic()
+    folders = {s: out if len(opts.seeds) == 1 else out / f"seed-{s}" for s in opts.seeds}
+    for seed, folder in folders.items():
+        log.info("experiment: seed %d in %s", seed, folder)
+        seed_started = time.monotonic()
+        SeedRun(opts, seed, folder).run()
+        log.info("experiment: seed %d took %.1f min", seed, (time.monotonic() - seed_started) / 60)
+    if ctx.main:
+        write_results(out, {s: json.loads((f / SCORES).read_text("utf-8")) for s, f in folders.items()},
+                      list(info.modalities), opts, info.task, time.monotonic() - started)
+        log.info("experiment: results in %s (report.md, results.json, plots)", out)
+    ctx.barrier()
+    return out

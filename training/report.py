@@ -1,0 +1,98 @@
+"""report.md of an experiment, laid out like the paper's Table 3 (metrics per method) and Table 4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmrt import atomic
+from mmrt.robustness_table import STRATUM_TITLES
+from mmrt.training.results import HEADLINE
+
+
+def _cell(mean: float | None, std: float | None, seeds: int) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.3f}" if seeds == 1 or std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def _headline(doc: dict) -> list[str]:
+    seeds = len(doc["seeds"])
+    titles = {"overall": "Overall", **STRATUM_TITLES}
+    head = ["method"] + [f"{titles[s]} {n}" for s, n in HEADLINE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, res in doc["methods"].items():
+        cells = [_cell(res["metrics"][s][n], res["metrics_std"][f"{s}.{n}"], seeds) for s, n in HEADLINE]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratios(doc: dict) -> list[str]:
+    """R of each method against fine-tuning's, overall and on Transferability (the paper's claim)."""
+    base = doc["methods"].get("ft")
+    if base is None:
+        return []
+    lines = ["| method | R / R(ft) overall | R / R(ft) transfer | P / P(ft) overall |", "|---|---|---|---|"]
+    for method, res in doc["methods"].items():
+        cells = []
+        for stratum, name in (("overall", "R"), ("transfer", "R"), ("overall", "P")):
+            a, b = res["metrics"][stratum][name], base["metrics"][stratum][name]
+            cells.append("–" if a is None or not b else f"{a / b:.2f}x")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _best_eval(doc: dict) -> list[str]:
+    methods = list(doc["methods"])
+    train_sets = list(next(iter(doc["methods"].values()))["scores"]) if methods else []
+    lines = ["| trained on M_T | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for mt in train_sets:
+        lines.append(f"| {mt} | " + " | ".join(doc["methods"][m]["metrics"]["best_eval"][mt]
+                                             for m in methods) + " |")
+    return lines
+
+
+def _pmatrix(doc: dict, method: str) -> list[str]:
+    res, seeds = doc["methods"][method], len(doc["seeds"])
+    evals = list(next(iter(res["scores"].values())))
+    lines = [f"#### {method}", "", "| M_T \\ M_E | " + " | ".join(evals) + " |",
+             "|---|" + "---|" * len(evals)]
+    for mt, row in res["scores"].items():
+        lines.append(f"| {mt} | " + " | ".join(_cell(row[me], res["scores_std"][mt][me], seeds)
+                                             for me in evals) + " |")
+    return lines + [""]
+
+
+def _sweep(doc: dict) -> list[str]:
+    lines = []
+    for method, rows in doc["alpha_sweep"].items():
+        lines += [f"{method}: alpha * tuned + (1 - alpha) * probe", "", "| alpha | P | R |", "|---|---|---|"]
+        for alpha, r in sorted(rows.items(), key=lambda kv: float(kv[0])):
+            lines.append(f"| {alpha} | {r['P']:.3f} | {r['R']:.3f} |")
+        lines.append("")
+    return lines
+
+
+def write_report(out: Path, doc: dict) -> None:
+    s = doc["settings"]
+    seeds = ", ".join(str(x) for x in doc["seeds"])
+    lines = [
+        "# mmrt experiment", "",
+        f"Data `{s['data']}`, preset `{s['preset']}`, metric {doc['metric']} ({doc['task']}), "
+        f"modalities {', '.join(doc['modalities'])}, seeds {seeds}; {s['minutes']} min. "
+        f"WiSE-FT alpha {s['alpha']}, moddrop probability {s['drop_prob']}, distillation weight "
+        f"{s['distill_weight']} at temperature {s['distill_temperature']}.",
+        "", "p(M_E; M_T) is the eval-split score of the model trained on M_T and evaluated on M_E. "
+        "P is the mean and R the minimum over M_E (averaged over M_T; *_best: the best M_T). "
+        + ("Cells are the mean ± std over seeds." if len(doc["seeds"]) > 1 else "One seed: a single "
+           "cell moves by about ±0.1 between seeds here; use --seeds 0,1,2 for figures to quote."),
+        "", "## Robustness (paper Table 3)", "", *_headline(doc), "", *_ratios(doc), "",
+        "## Best eval set for each training set (paper Table 4)", "", *_best_eval(doc), "",
+        "## WiSE-FT alpha sweep", "", *_sweep(doc),
+        "## p(M_E; M_T) per method", "",
+    ]
+    for method in doc["methods"]:
+        lines += _pmatrix(doc, method)
+    lines += ["## Plots", "", "![robustness vs performance](robustness_vs_performance.png)",
+              "![P and R by overlap](overlap.png)", "![alpha sweep](alpha_sweep.png)",
+              *[f"![{m}](pmatrix_{m.replace('+', '_')}.png)" for m in doc["methods"]], ""]
+    atomic.write_text(out / "report.md", "\n".join(lines))

@@ -1,0 +1,104 @@
+"""A manifest split as batches of tensors: held in memory when it fits, streamed from the cache when not.
+
+Small CPU runs are dominated by per-item overhead, so a split that fits in ``memory_budget``
+is decoded once (through the on-disk cache) into stacked tensors and batches are slices.
+Larger splits (the ``base`` preset on a GPU server) stream through a DataLoader instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
+from tqdm import tqdm
+
+from mmrt.preprocess import Preprocessing
+from mmrt.text import TextTokenizer
+from mmrt.training.dataset import MultimodalDataset
+
+log = logging.getLogger(__name__)
+
+MEMORY_BUDGET = 8 << 30  # bytes of decoded tensors a split may hold in memory
+
+
+def _bytes_per_example(modalities: Sequence[str], prep: Preprocessing) -> int:
+    sizes = {"audio": 4 * prep.clip_samples, "video": 3 * prep.frames * prep.frame_size ** 2,
+             "text": 8 * prep.max_tokens}
+    return sum(sizes.get(m, 0) for m in modalities)
+
+
+def _split_batch(items: dict, modalities: Sequence[str]) -> dict:
+    """Collated dataset items -> {modality: x, "present": {modality: [B] bool}, "labels", "index"}."""
+    present = items.pop("present")
+    items["present"] = {m: present[:, i] for i, m in enumerate(modalities)}
+    return items
+
+
+class Split:
+    """One split of a dataset; ``batches(order, batch_size)`` yields batch dicts in that order."""
+
+    def __init__(self, root: str | Path, split: str, modalities: Sequence[str], prep: Preprocessing,
+                 tokenizer: TextTokenizer | None, labeled: bool | None = None,
+                 memory_budget: int = MEMORY_BUDGET, workers: int = 0, progress: bool = True):
+        self.name = split
+        self.dataset = MultimodalDataset(root, split, modalities, prep, tokenizer, labeled=labeled)
+        self.modalities = self.dataset.modalities
+        self.classes = self.dataset.classes
+        self.labels = torch.from_numpy(self.dataset.labels)  # [N, C]
+        self.present = {m: torch.tensor([ex.inputs.get(m) is not None for ex in self.dataset.examples])
+                        for m in self.modalities}
+        self.workers = workers
+        self.tensors: dict | None = None
+        if len(self) * _bytes_per_example(self.modalities, prep) <= memory_budget:
+            self.tensors = self._load_all(progress)
+        else:
+            log.info("%s: streaming from the decode cache (larger than the memory budget)", split)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _load_all(self, progress: bool) -> dict:
+        loader = DataLoader(self.dataset, batch_size=64, num_workers=self.workers)
+        parts = [b for b in tqdm(loader, desc=f"load {self.name}", unit="batch", disable=not progress,
+                                 leave=False)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+    def batches(self, order: torch.Tensor, batch_size: int, drop_last: bool = False) -> Iterator[dict]:
+        """Batches of the examples at ``order`` (a permutation or any index list)."""
+        chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if drop_last and chunks and len(chunks[-1]) < batch_size and len(chunks) > 1:
+            chunks.pop()
+        if self.tensors is not None:
+            for idx in chunks:
+                yield _split_batch({k: v[idx] for k, v in self.tensors.items()}, self.modalities)
+            return
+        loader = DataLoader(self.dataset, batch_sampler=[c.tolist() for c in chunks],
+                            num_workers=self.workers, collate_fn=default_collate)
+        for items in loader:
+            yield _split_batch(items, self.modalities)
+
+
+def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (keep, held_out) index arrays: the validation split carved from train."""
+    perm = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * fraction))
+    return np.sort(perm[cut:]), np.sort(perm[:cut])
+
+
+DISTILL_SAMPLE = 0.2  # share of pretrain used as D_SD when the data has no distill.jsonl
+
+
+def open_distill(root: Path, modalities: Sequence[str], prep: Preprocessing, tokenizer: TextTokenizer | None,
+                 seed: int, progress: bool = True) -> tuple[Split, torch.Tensor]:
+    """D_SD for MASD: ``distill.jsonl`` when the data has one, else a seeded sample of pretrain."""
+    if (Path(root) / "distill.jsonl").is_file():
+        split = Split(root, "distill", modalities, prep, tokenizer, labeled=False, progress=progress)
+        return split, torch.arange(len(split))
+    split = Split(root, "pretrain", modalities, prep, tokenizer, labeled=False, progress=progress)
+    _, sample = holdout(len(split), DISTILL_SAMPLE, seed)
+    log.info("no distill.jsonl: self-distillation uses %d pretrain examples", len(sample))
+    return split, torch.from_numpy(sample)
