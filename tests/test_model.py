@@ -22,7 +22,10 @@ def tiny_model(classes=("a", "b", "c"), modalities=MODS) -> MultimodalModel:
 def batch(model: MultimodalModel, b: int = 4) -> dict:
     p = model.config.arch.preprocessing
     g = torch.Generator().manual_seed(1)
-    return {"audio": torch.randn(b, p.clip_samples, generator=g) * 0.1,
+    t = torch.arange(p.clip_samples) / p.sample_rate
+    tones = 200.0 + 3000.0 * torch.rand(b, 1, generator=g)  # a distinct tone per example
+    hiss = 0.01 * torch.randn(b, p.clip_samples, generator=g)
+    return {"audio": 0.3 * torch.sin(2 * torch.pi * tones * t) + hiss,
             "video": torch.randint(0, 256, (b, p.frames, p.frame_size, p.frame_size, 3), generator=g,
                                    dtype=torch.uint8),
             "text": torch.randint(4, 50, (b, p.max_tokens), generator=g)}
@@ -92,3 +95,22 @@ def test_config_round_trips_through_json():
     cfg = tiny_model().config
     again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
+
+
+def test_precomputed_log_mel_gives_the_same_embedding_as_raw_audio():
+    model = tiny_model().eval()
+    pcm = batch(model)["audio"]
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode("audio", model.audio_frontend()(pcm)),
+                                   model.encode("audio", pcm))
+
+
+def test_convolutional_stem_keeps_the_token_grid():
+    arch = ArchConfig.from_dict({**load_preset("tiny").arch.to_dict(), "stem_channels": 8})
+    plain = tiny_model()
+    stem = MultimodalModel(ModelConfig(preset="tiny", arch=arch, modalities=MODS, text_vocab=50,
+                                       classes=("a",)))
+    assert stem.encoders["audio"].trunk.pos.shape == plain.encoders["audio"].trunk.pos.shape
+    assert stem.encoders["video"].trunk.pos.shape == plain.encoders["video"].trunk.pos.shape
+    x = batch(plain)
+    assert stem.eval().encode_video(x["video"]).shape == (4, arch.embed_dim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 
 import mmrt
@@ -23,19 +23,25 @@ class ArchConfig:
     n_mels: int  # mel bins of the audio front-end
     video_tubelet: tuple[int, int, int]  # frames x height x width of one video token
     tokenizer_vocab: int  # upper bound on the sentencepiece vocabulary trained at pretraining
+    pool: str = "cls"  # "cls": the [CLS] token; "mean": the mean of the (non-padding) tokens
+    stem_channels: int = 0  # >0: two stride-2 3x3 convolutions before the patch projection
+    # (an "early convolutions" stem, Xiao et al. 2021; helps ViTs learn from little data)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> ArchConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
-        missing = {f.name for f in fields(cls) if f.name != "preprocessing"} - set(d)
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = required - set(d)
         if unknown or missing:
             raise UserError(f"{source}: architecture fields do not match this mmrt "
                             f"(unknown {sorted(unknown)}, missing {sorted(missing)})")
         d = dict(d, video_tubelet=tuple(d["video_tubelet"]),
                  preprocessing=Preprocessing(**d.get("preprocessing", {})))
         arch = cls(**d)
+        if arch.pool not in ("cls", "mean"):
+            raise UserError(f"{source}: pool {arch.pool!r}: expected 'cls' or 'mean'")
         if arch.width % arch.heads:
             raise UserError(f"{source}: width {arch.width} is not a multiple of heads {arch.heads}")
         p = arch.preprocessing
@@ -45,6 +51,9 @@ class ArchConfig:
                             f"{p.frames} frames of {p.frame_size} px")
         if arch.n_mels % arch.audio_patch:
             raise UserError(f"{source}: n_mels {arch.n_mels} is not a multiple of the audio patch")
+        if arch.stem_channels and (arch.audio_patch % 4 or arch.video_tubelet[1] % 4
+                                   or arch.video_tubelet[2] % 4):
+            raise UserError(f"{source}: a convolutional stem needs patch sides divisible by 4")
         return arch
 
     def to_dict(self) -> dict:

@@ -59,6 +59,7 @@ class TokenEncoder(nn.Module):
                                     for _ in range(arch.depth))
         self.norm = nn.LayerNorm(arch.width)
         self.proj = nn.Linear(arch.width, arch.embed_dim, bias=False)
+        self.pool = arch.pool
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         # tokens: [B, N, W]; pad: [B, N] True where a token is padding
@@ -68,7 +69,31 @@ class TokenEncoder(nn.Module):
             keep = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1).logical_not()[:, None, None, :]
         for block in self.blocks:
             x = block(x, keep)
-        return F.normalize(self.proj(self.norm(x[:, 0])), dim=-1)  # [B, d]
+        x = self.norm(x)
+        if self.pool == "cls":
+            pooled = x[:, 0]
+        elif keep is None:
+            pooled = x[:, 1:].mean(dim=1)
+        else:  # the mean over real tokens; [CLS] keeps an all-padding row defined
+            w = keep[:, 0, 0, 1:, None].to(x.dtype)  # [B, N, 1]
+            pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return F.normalize(self.proj(pooled), dim=-1)  # [B, d]
+
+
+def patch_embedding(dims: int, in_channels: int, width: int, patch: tuple[int, ...], stem: int) -> nn.Module:
+    """Non-overlapping patches -> width channels: one strided conv (ViT), or with ``stem`` > 0 two
+    stride-2 3x3 convs first, then the patch conv over what is left (same tokens, same grid).
+
+    For video (dims 3) the stem works on each frame; the patch conv also spans time.
+    """
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    if not stem:
+        return conv(in_channels, width, kernel_size=patch, stride=patch)
+    k, s, pad = ((3, 3), (2, 2), (1, 1)) if dims == 2 else ((1, 3, 3), (1, 2, 2), (0, 1, 1))
+    rest = tuple(patch[:-2]) + (patch[-2] // 4, patch[-1] // 4)
+    return nn.Sequential(conv(in_channels, stem, k, s, pad), nn.GELU(),
+                         conv(stem, stem, k, s, pad), nn.GELU(),
+                         conv(stem, width, kernel_size=rest, stride=rest))
 
 
 class AudioEncoder(nn.Module):
@@ -80,14 +105,19 @@ class AudioEncoder(nn.Module):
         self.mel = LogMel(MelParams(sample_rate=prep.sample_rate, n_mels=arch.n_mels))
         p = arch.audio_patch
         self.time_patches = self.mel.params.num_frames(prep.clip_samples) // p
-        self.patch = nn.Conv2d(1, arch.width, kernel_size=p, stride=p)
+        self.patch_size = p
+        self.patch = patch_embedding(2, 1, arch.width, (p, p), arch.stem_channels)
         self.trunk = TokenEncoder(arch, (arch.n_mels // p) * self.time_patches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mel = self.mel(x)  # [B, n_mels, frames]
-        # Fixed statistics (not learned) keep the graph input-independent for export.
-        mel = (mel + 4.5) / 5.0
-        mel = mel[:, :, : self.time_patches * self.patch.kernel_size[1]]
+        return self.embed_mel(self.mel(x))
+
+    def embed_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: [B, n_mels, frames] from ``self.mel`` (training precomputes it once per clip) -> [B, d]."""
+        # Fixed normalisation (log-mel mean -1, std 2.5 on 16 kHz speech in noise, as in the bundled
+        # data): constants, like AST's dataset statistics, so the exported graph needs no state.
+        mel = (mel + 1.0) / 2.5
+        mel = mel[:, :, : self.time_patches * self.patch_size]
         tokens = self.patch(mel.unsqueeze(1)).flatten(2).transpose(1, 2)  # [B, N, W]
         return self.trunk(tokens)
 
@@ -99,7 +129,7 @@ class VideoEncoder(nn.Module):
         super().__init__()
         prep = arch.preprocessing
         t, h, w = arch.video_tubelet
-        self.patch = nn.Conv3d(3, arch.width, kernel_size=(t, h, w), stride=(t, h, w))
+        self.patch = patch_embedding(3, 3, arch.width, (t, h, w), arch.stem_channels)
         n = (prep.frames // t) * (prep.frame_size // h) * (prep.frame_size // w)
         self.trunk = TokenEncoder(arch, n)
 

@@ -76,7 +76,8 @@ def evaluate_model(model_dir, data, split: str = "eval", device: str | None = No
     prep = model.config.arch.preprocessing
     tok = tokenizer_path(model_dir)
     split_data = Split(info.root, split, model.modalities, prep,
-                       TextTokenizer(tok, prep.max_tokens) if tok else None, labeled=True)
+                       TextTokenizer(tok, prep.max_tokens) if tok else None, labeled=True,
+                       audio_frontend=model.audio_frontend())
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     features = embed_split(model.to(dev), split_data, model.modalities, device=dev)
     return subset_scores(model.cpu(), features), model.config.metric

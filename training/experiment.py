@@ -101,9 +101,13 @@ class SeedRun:
         tok = TextTokenizer(self.tokenizer, prep.max_tokens) if self.tokenizer else None
         info = inspect_data(opts.data, "train")
         show = opts.progress and ctx.main
-        train = Split(info.root, "train", pretrained.modalities, prep, tok, progress=show)
-        self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show)
-        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show)
+        frontend = pretrained.audio_frontend()
+        train = Split(info.root, "train", pretrained.modalities, prep, tok, progress=show,
+                      audio_frontend=frontend)
+        self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show,
+                          audio_frontend=frontend)
+        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show,
+                                            frontend)
         preset = load_preset(opts.preset)
         self.learners = Learners(train, torch.arange(len(train)), distill, distill_idx, info.classes,
                                  info.task, preset.recipe["probe"],

@@ -37,8 +37,17 @@ class MultimodalModel(nn.Module):
         self.head = Head(arch.embed_dim, len(config.classes)) if config.classes else None
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """One modality's L2-normalised embedding [B, d]; ``encode_audio`` etc. are aliases."""
+        """One modality's L2-normalised embedding [B, d]; ``encode_audio`` etc. are aliases.
+
+        Audio may also come as its log-mel [B, n_mels, frames] (see ``precompute_log_mel``).
+        """
+        if modality == "audio" and x.dim() == 3:
+            return self.encoders["audio"].embed_mel(x)
         return self.encoders[modality](x)
+
+    def audio_frontend(self) -> nn.Module | None:
+        """The weightless log-mel front-end, for splits that precompute it."""
+        return self.encoders["audio"].mel if "audio" in self.encoders else None
 
     def encode_audio(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode("audio", x)

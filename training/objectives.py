@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mmrt.training.augment import augment
 from mmrt.training.model import MultimodalModel
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's cap on the learned inverse temperature
@@ -51,12 +52,14 @@ class Contrastive(nn.Module):
     examples of the batch on this process.
     """
 
-    def __init__(self, model: MultimodalModel):
+    def __init__(self, model: MultimodalModel, augment: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.augment = model, augment
 
     def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         mods = self.model.modalities
+        if self.augment:
+            batch = augment(batch, mods, generator)
         z = self.model.embed(batch, mods)  # modality -> [B, d]
         scale = self.model.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
         losses = []

@@ -82,7 +82,7 @@ def pretrain(opts: PretrainOptions) -> Path:
                          task=info.task)
     model = MultimodalModel(config).to(ctx.device)
     split = Split(info.root, "pretrain", modalities, prep, tokenizer, labeled=False,
-                  progress=opts.progress and ctx.main)
+                  progress=opts.progress and ctx.main, audio_frontend=model.audio_frontend())
     batch_size = global_batch(schedule.batch_size, len(split), ctx)
     batches, steps = epoch_batches(split, torch.arange(len(split)), batch_size, opts.seed, ctx)
     log.info("pretrain: %d examples, %s, %d epochs of %d steps (batch %d) on %s x%d",

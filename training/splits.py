@@ -43,7 +43,8 @@ class Split:
 
     def __init__(self, root: str | Path, split: str, modalities: Sequence[str], prep: Preprocessing,
                  tokenizer: TextTokenizer | None, labeled: bool | None = None,
-                 memory_budget: int = MEMORY_BUDGET, workers: int = 0, progress: bool = True):
+                 memory_budget: int = MEMORY_BUDGET, workers: int = 0, progress: bool = True,
+                 audio_frontend: torch.nn.Module | None = None):
         self.name = split
         self.dataset = MultimodalDataset(root, split, modalities, prep, tokenizer, labeled=labeled)
         self.modalities = self.dataset.modalities
@@ -55,6 +56,8 @@ class Split:
         self.tensors: dict | None = None
         if len(self) * _bytes_per_example(self.modalities, prep) <= memory_budget:
             self.tensors = self._load_all(progress)
+            if audio_frontend is not None:
+                precompute_log_mel(self, audio_frontend)
         else:
             log.info("%s: streaming from the decode cache (larger than the memory budget)", split)
 
@@ -93,12 +96,29 @@ DISTILL_SAMPLE = 0.2  # share of pretrain used as D_SD when the data has no dist
 
 
 def open_distill(root: Path, modalities: Sequence[str], prep: Preprocessing, tokenizer: TextTokenizer | None,
-                 seed: int, progress: bool = True) -> tuple[Split, torch.Tensor]:
+                 seed: int, progress: bool = True,
+                 audio_frontend: torch.nn.Module | None = None) -> tuple[Split, torch.Tensor]:
     """D_SD for MASD: ``distill.jsonl`` when the data has one, else a seeded sample of pretrain."""
     if (Path(root) / "distill.jsonl").is_file():
-        split = Split(root, "distill", modalities, prep, tokenizer, labeled=False, progress=progress)
+        split = Split(root, "distill", modalities, prep, tokenizer, labeled=False, progress=progress,
+                      audio_frontend=audio_frontend)
         return split, torch.arange(len(split))
-    split = Split(root, "pretrain", modalities, prep, tokenizer, labeled=False, progress=progress)
+    split = Split(root, "pretrain", modalities, prep, tokenizer, labeled=False, progress=progress,
+                      audio_frontend=audio_frontend)
     _, sample = holdout(len(split), DISTILL_SAMPLE, seed)
     log.info("no distill.jsonl: self-distillation uses %d pretrain examples", len(sample))
     return split, torch.from_numpy(sample)
+
+
+@torch.no_grad()
+def precompute_log_mel(split: Split, log_mel: torch.nn.Module, batch_size: int = 256) -> None:
+    """Replace an in-memory split's audio PCM by its log-mel, once.
+
+    The front-end has no weights and training applies no audio augmentation, so this gives
+    the same numbers as running it every step, at a fraction of the cost.
+    """
+    if split.tensors is None or "audio" not in split.tensors or split.tensors["audio"].dim() != 2:
+        return
+    pcm = split.tensors["audio"]
+    chunks = [log_mel(pcm[i:i + batch_size]) for i in range(0, len(pcm), batch_size)]
+    split.tensors["audio"] = torch.cat(chunks)

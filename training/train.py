@@ -110,14 +110,17 @@ def train(opts: TrainOptions) -> Path:
     prep = pretrained.config.arch.preprocessing
     tokenizer = TextTokenizer(tok_file, prep.max_tokens) if tok_file else None
     show = opts.progress and ctx.main
-    train_split = Split(info.root, "train", pretrained.modalities, prep, tokenizer, progress=show)
+    frontend = pretrained.audio_frontend()
+    train_split = Split(info.root, "train", pretrained.modalities, prep, tokenizer, progress=show,
+                        audio_frontend=frontend)
     keep, val = holdout(len(train_split), opts.holdout, opts.seed)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage == "masd":
         student = [m for m in pretrained.modalities if m not in use]
         require_modalities(info, "distill" if (info.root / "distill.jsonl").is_file() else "pretrain",
                            student, "self-distillation to the other modalities")
-    distill, distill_idx = (open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed, show)
+    distill, distill_idx = (open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed, show,
+                                                 frontend)
                             if stage == "masd" else (None, None))
     learners = Learners(train_split, torch.from_numpy(keep), distill, distill_idx, info.classes, info.task,
                         preset.recipe["probe"], tune_schedule, opts.drop, opts.distill_weight,
