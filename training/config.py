@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from importlib import resources
 
 import mmrt
@@ -70,6 +70,16 @@ class Schedule:
     warmup_steps: int = 0  # capped at a tenth of the run, so short runs still decay
     weight_decay: float = 0.05
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+
+    def override(self, epochs: int | None = None, lr: float | None = None,
+                 batch_size: int | None = None) -> Schedule:
+        """This schedule with the command-line overrides that were given."""
+        given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
+        changes = {k: v for k, v in given.items() if v is not None}
+        for k, v in changes.items():
+            if v <= 0:
+                raise UserError(f"--{k.replace('_', '-')} {v}: expected a positive number")
+        return replace(self, **changes)
 
     def lr_at(self, step: int, total: int) -> float:
         warmup = min(self.warmup_steps, max(1, total // 10))

@@ -31,7 +31,7 @@ from mmrt.training.distributed import setup
 from mmrt.training.downstream import Learners, StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.model import MultimodalModel
-from mmrt.training.pretrain import PretrainOptions, pretrain, schedule_for
+from mmrt.training.pretrain import PretrainOptions, pretrain
 from mmrt.training.results import write_results
 from mmrt.training.rundir import prepare_out
 from mmrt.training.splits import Split, open_distill
@@ -111,7 +111,7 @@ class SeedRun:
         preset = load_preset(opts.preset)
         self.learners = Learners(train, torch.arange(len(train)), distill, distill_idx, info.classes,
                                  info.task, preset.recipe["probe"],
-                                 schedule_for(preset.recipe["finetune"], opts.epochs, None, None),
+                                 preset.recipe["finetune"].override(opts.epochs),
                                  opts.drop, opts.distill_weight, opts.distill_temperature)
         subsets = all_subsets(pretrained.modalities)
         bar = tqdm(subsets, desc=f"seed {self.seed}: training sets", unit="M_T", disable=not show)
@@ -146,6 +146,7 @@ class SeedRun:
                 if method in ("lp", "ft", "masd"):  # the WiSE-FT rows need them
                     models[method] = load_model(self.model_dir(method, key))
                 continue
+            (self.folder / "models").mkdir(parents=True, exist_ok=True)
             run = StageRun(self.ctx, self.seed, state_file=self.folder / "models" / f"{method}-{key}.resume",
                            resume=True, progress=self.opts.progress)
             torch.manual_seed(self.seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -12,7 +12,7 @@ from mmrt.errors import UserError
 from mmrt.manifest import read_manifest
 from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import TOKENIZER, write_model
-from mmrt.training.config import ModelConfig, Schedule, load_preset
+from mmrt.training.config import ModelConfig, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
 from mmrt.training.loop import epoch_batches, fit, global_batch
@@ -42,17 +42,6 @@ class PretrainOptions:
     progress: bool = True
 
 
-def schedule_for(base: Schedule, epochs: int | None, lr: float | None, batch_size: int | None) -> Schedule:
-    """The preset's schedule with command-line overrides applied."""
-    from dataclasses import replace
-
-    changes = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
-    for k, v in changes.items():
-        if v <= 0:
-            raise UserError(f"--{k.replace('_', '-')} {v}: expected a positive number")
-    return replace(base, **changes)
-
-
 def pretrain(opts: PretrainOptions) -> Path:
     ctx = setup(opts.device)
     preset = load_preset(opts.preset)
@@ -63,7 +52,7 @@ def pretrain(opts: PretrainOptions) -> Path:
         raise UserError(f"{opts.data}/pretrain.jsonl: no example has {absent[0]!r}")
     if len(modalities) < 2:
         raise UserError(f"contrastive pretraining needs two modalities or more, got {list(modalities)}")
-    schedule = schedule_for(preset.recipe["pretrain"], opts.epochs, opts.lr, opts.batch_size)
+    schedule = preset.recipe["pretrain"].override(opts.epochs, opts.lr, opts.batch_size)
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 
@@ -94,9 +83,7 @@ def pretrain(opts: PretrainOptions) -> Path:
 
     if ctx.main:
         stage = {"stage": "pretrain", "objective": "contrastive", "data": str(info.root), "seed": opts.seed,
-                 "schedule": schedule.__dict__, **result}
-        from dataclasses import replace
-
+                 "schedule": asdict(schedule), **result}
         model.config = replace(config, history=(stage,))
         write_model(out, model.cpu(), None)
         (out / STATE).unlink(missing_ok=True)

@@ -25,13 +25,11 @@ from mmrt.training.distributed import setup
 from mmrt.training.downstream import Learners, StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.model import MultimodalModel
-from mmrt.training.pretrain import schedule_for
 from mmrt.training.rundir import prepare_out
 from mmrt.training.splits import Split, holdout, open_distill
 from mmrt.training.wiseft import wise
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -84,6 +82,7 @@ def _stage(out: Path, name: str, run: StageRun, train_fn) -> MultimodalModel:
     if run.resume and (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file():
         log.info("%s: already done, loaded from %s", name, folder)
         return load_model(folder).to(run.ctx.device)
+    (out / "stages").mkdir(exist_ok=True)
     model, record = train_fn(replace(run, state_file=out / "stages" / f"{name}.resume.safetensors"))
     model.config = replace(model.config, history=(*model.config.history, record))
     if run.ctx.main:
@@ -100,7 +99,7 @@ def train(opts: TrainOptions) -> Path:
     info = inspect_data(opts.data, split="train")
     require_modalities(info, "train", use, f"training on {opts.modalities}")
     preset = load_preset(pretrained.config.preset)
-    tune_schedule = schedule_for(preset.recipe["finetune"], opts.epochs, opts.lr, opts.batch_size)
+    tune_schedule = preset.recipe["finetune"].override(opts.epochs, opts.lr, opts.batch_size)
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")

@@ -12,6 +12,12 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def check_checkpoint_every(steps: int) -> int:
+    if steps <= 0:
+        raise UserError(f"--checkpoint-every {steps}: expected a positive number of steps")
+    return steps
+
+
 def training_flags(p: argparse.ArgumentParser) -> None:
     """Flags every training command shares."""
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")

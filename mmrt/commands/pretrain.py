@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_seed, training_flags
+from mmrt.commands import check_checkpoint_every, check_seed, training_flags
 from mmrt.modalities import parse_modality_list
 
 
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, preset=args.preset,
         modalities=parse_modality_list(args.modalities) if args.modalities else None,
         seed=check_seed(args.seed), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        resume=args.resume, checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
+        resume=args.resume, checkpoint_every=check_checkpoint_every(args.checkpoint_every),
+        overwrite=args.overwrite,
         device=args.device, progress=not args.quiet))
     return 0

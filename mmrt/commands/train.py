@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_seed, training_flags
+from mmrt.commands import check_checkpoint_every, check_seed, training_flags
 from mmrt.methods import METHODS
 
 
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, alphas=tuple(args.alpha), drop=args.drop_prob, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature, epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, holdout=args.holdout, seed=check_seed(args.seed),
-        resume=args.resume, checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
+        resume=args.resume, checkpoint_every=check_checkpoint_every(args.checkpoint_every),
+        overwrite=args.overwrite,
         keep_stages=args.keep_stages, device=args.device,
         progress=not args.quiet))
     return 0
