@@ -28,6 +28,12 @@ def test_pretrain_writes_a_model_directory(pretrained):
     assert config["classes"] == []
     stage = config["history"][0]
     assert stage["stage"] == "pretrain" and stage["steps"] > 0
+    # alignment is measured on seen and on held-out (distill) examples, per pair, against chance
+    for name in ("pretrain", "held_out"):
+        check = stage["alignment"][name]
+        assert set(check["pairs"]) == {"audio+video", "audio+text", "video+text"}
+        assert check["chance"]["retrieval"] == pytest.approx(1 / 32)
+        assert all(0.0 <= v["retrieval"] <= 1.0 and v["loss"] > 0 for v in check["pairs"].values())
     model = load_model(pretrained)
     assert model.head is None
 

@@ -56,13 +56,12 @@ class Contrastive(nn.Module):
         super().__init__()
         self.model, self.augment = model, augment
 
-    def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    def pairs(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
+        """{"audio+text": (InfoNCE loss, share of rows whose partner scores highest, rows)} per pair."""
         mods = self.model.modalities
-        if self.augment:
-            batch = augment(batch, mods, generator)
         z = self.model.embed(batch, mods)  # modality -> [B, d]
         scale = self.model.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-        losses = []
+        out = {}
         for i, a in enumerate(mods):
             for b in mods[i + 1:]:
                 both = batch["present"][a] & batch["present"][b]
@@ -70,9 +69,18 @@ class Contrastive(nn.Module):
                     continue
                 logits = scale * z[a][both] @ z[b][both].T  # [n, n]
                 target = torch.arange(len(logits), device=logits.device)
-                losses.append((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+                loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+                hits = (logits.argmax(1) == target).float().mean()
+                out[f"{a}+{b}"] = (loss, hits, len(logits))
+        return out
+
+    def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        if self.augment:
+            batch = augment(batch, self.model.modalities, generator)
+        losses = [loss for loss, _, _ in self.pairs(batch).values()]
+        scale = self.model.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
         if not losses:  # keeps the graph connected so every process still takes the step
-            return sum(v.sum() for v in z.values()) * 0.0, {"temp": float(1 / scale.detach())}
+            return scale * 0.0, {"temp": float(1 / scale.detach())}
         return torch.stack(losses).mean(), {"temp": float(1 / scale.detach())}
 
 

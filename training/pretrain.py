@@ -11,6 +11,7 @@ import torch
 from mmrt.errors import UserError
 from mmrt.manifest import read_manifest
 from mmrt.text import TextTokenizer
+from mmrt.training.alignment import alignment
 from mmrt.training.checkpoint import TOKENIZER, write_model
 from mmrt.training.config import ModelConfig, load_preset
 from mmrt.training.data import inspect_data
@@ -82,8 +83,23 @@ def pretrain(opts: PretrainOptions) -> Path:
                  progress=opts.progress)
 
     if ctx.main:
+        seen = torch.arange(min(len(split), 512))
+        checks = {"pretrain": alignment(model, split, seen, batch_size, ctx.device)}
+        # The train split's inputs (labels unused) are clips pretraining never saw; distill.jsonl
+        # is not: the bundled data draws it from pretrain, as DESIGN.md's default does.
+        held = Split(info.root, "train", modalities, prep, tokenizer, labeled=False, progress=False,
+                     audio_frontend=model.audio_frontend())
+        pretrain_ids = {ex.id for ex in split.dataset.examples}
+        unseen = [i for i, ex in enumerate(held.dataset.examples) if ex.id not in pretrain_ids]
+        if len(unseen) >= batch_size:
+            checks["held_out"] = alignment(model, held, torch.tensor(unseen), batch_size, ctx.device)
+        for name, check in checks.items():
+            log.info("pretrain: alignment on %s examples (chance loss %.2f, retrieval %.3f): %s", name,
+                     check["chance"]["loss"], check["chance"]["retrieval"],
+                     ", ".join(f"{p} loss {v['loss']:.2f} retrieval {v['retrieval']:.3f}"
+                               for p, v in check["pairs"].items()))
         stage = {"stage": "pretrain", "objective": "contrastive", "data": str(info.root), "seed": opts.seed,
-                 "schedule": asdict(schedule), **result}
+                 "schedule": asdict(schedule), **result, "alignment": checks}
         model.config = replace(config, history=(stage,))
         write_model(out, model.cpu(), None)
         (out / STATE).unlink(missing_ok=True)

@@ -1,0 +1,40 @@
+"""How well pretraining aligned the modalities, on examples it trained on and on held-out ones.
+
+Per pair of modalities, in batches of the training batch size: the InfoNCE loss and the
+share of examples whose own partner scores highest (chance: 1 / batch). A low loss on
+training examples with a chance-level held-out one means the encoders memorised clips
+instead of learning what the modalities share (seen on the bundled data: video-text
+retrieval 0.68 on pretrain clips, 0.016 = chance on unseen ones).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mmrt.training.model import MultimodalModel
+from mmrt.training.objectives import Contrastive
+from mmrt.training.splits import Split
+
+
+@torch.no_grad()
+def alignment(model: MultimodalModel, split: Split, indices: torch.Tensor, batch_size: int,
+              device: torch.device) -> dict:
+    """{"pairs": {"audio+text": {"loss", "retrieval"}}, "chance": {"loss", "retrieval"}}."""
+    model.eval()
+    objective = Contrastive(model, augment=False)
+    sums: dict[str, list[float]] = {}
+    for batch in split.batches(indices, batch_size):
+        if len(batch["labels"]) < batch_size:
+            continue  # equal batches, so that the chance level is one number
+        batch = {k: ({m: v.to(device) for m, v in t.items()} if isinstance(t, dict) else t.to(device))
+                 for k, t in batch.items()}
+        for pair, (loss, hits, rows) in objective.pairs(batch).items():
+            acc = sums.setdefault(pair, [0.0, 0.0, 0])
+            acc[0] += float(loss) * rows
+            acc[1] += float(hits) * rows
+            acc[2] += rows
+    model.train()
+    return {"pairs": {p: {"loss": s[0] / s[2], "retrieval": s[1] / s[2]} for p, s in sums.items() if s[2]},
+            "chance": {"loss": math.log(batch_size), "retrieval": 1 / batch_size}}
