@@ -61,8 +61,8 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) 
 
     folder = out / "pretrained"
     if data_reused and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        history = read_config(folder).history
-        if history and history[0].get("seed") == seed and read_config(folder).preset == preset:
+        config = read_config(folder)
+        if config.history and config.history[0].get("seed") == seed and config.preset == preset:
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()
