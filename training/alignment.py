@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from mmrt.training.loop import to_device
 from mmrt.training.model import MultimodalModel
 from mmrt.training.objectives import Contrastive
 from mmrt.training.splits import Split
@@ -28,9 +29,7 @@ def alignment(model: MultimodalModel, split: Split, indices: torch.Tensor, batch
     for batch in split.batches(indices, batch_size):
         if len(batch["labels"]) < batch_size:
             continue  # equal batches, so that the chance level is one number
-        batch = {k: ({m: v.to(device) for m, v in t.items()} if isinstance(t, dict) else t.to(device))
-                 for k, t in batch.items()}
-        for pair, (loss, hits, rows) in objective.pairs(batch).items():
+        for pair, (loss, hits, rows) in objective.pairs(to_device(batch, device)).items():
             acc = sums.setdefault(pair, [0.0, 0.0, 0])
             acc[0] += float(loss) * rows
             acc[1] += float(hits) * rows

@@ -153,10 +153,10 @@ class SeedRun:
             if method == "lp":
                 model, note = self.learners.probe(pretrained, use, run)
             elif method.endswith("wiseft"):
-                tuned = models["ft" if method == "wiseft" else "masd"]
-                model = wise(tuned.cpu(), models["lp"].cpu(), self.opts.alpha)
+                base = "ft" if method == "wiseft" else "masd"
+                model = wise(models[base].cpu(), models["lp"].cpu(), self.opts.alpha)
                 note = {"stage": "wiseft", "alpha": self.opts.alpha}
-                self.sweep(method, key, tuned, models["lp"])
+                self.sweep(method, key, base, models)
             else:
                 stage = tuning_stage(method, use, pretrained.modalities)
                 model, note = self.learners.tune(stage, models["lp"], use, run)
@@ -166,13 +166,19 @@ class SeedRun:
             models[method] = model.cpu()
             run.state_file.unlink(missing_ok=True)
 
-    def sweep(self, method: str, key: str, tuned: MultimodalModel, lp: MultimodalModel) -> None:
-        """Eval scores of alpha * tuned + (1 - alpha) * lp for each alpha of the sweep."""
+    def sweep(self, method: str, key: str, base: str, models: dict[str, MultimodalModel]) -> None:
+        """Eval scores of alpha * base + (1 - alpha) * lp for each alpha of the sweep; the ends
+        are the lp and base models themselves, already scored."""
         rows = self.scores["alpha_sweep"].setdefault(method, {})
+        scored = self.scores["methods"]
         for alpha in self.opts.alphas:
-            model = wise(tuned.cpu(), lp.cpu(), alpha).to(self.ctx.device)
-            feats = embed_split(model, self.eval, model.modalities, device=self.ctx.device)
-            rows.setdefault(f"{alpha:g}", {})[key] = subset_scores(model, feats)
+            if alpha in (0.0, 1.0):
+                scores = scored["lp" if alpha == 0.0 else base][key]
+            else:
+                model = wise(models[base].cpu(), models["lp"].cpu(), alpha).to(self.ctx.device)
+                scores = subset_scores(model, embed_split(model, self.eval, model.modalities,
+                                                          device=self.ctx.device))
+            rows.setdefault(f"{alpha:g}", {})[key] = scores
         self.save_scores()
 
 

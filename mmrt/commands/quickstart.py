@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mmrt.commands import check_seed
 from mmrt.errors import UserError
+from mmrt.robustness import STRATA
 
 NEXT_STEPS = """\
 Next in the pipeline (not in this version yet):
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
 
 
 STEPS = 5
+STRATUM_NAMES = {"missing": "missing at test", "added": "added at test", "transfer": "transfer"}
 
 
 def _step(n: int, title: str) -> None:
@@ -85,14 +87,14 @@ def _scores(model: Path, data: Path, train_set: str) -> None:
     from mmrt.training.evaluate import evaluate_model
 
     scores, metric = evaluate_model(model, data)
-    trained_on = set(train_set.split("+"))
+    trained_on = frozenset(train_set.split("+"))
     width = max(map(len, scores))
     print(f"{'eval modalities':<{width}}  {metric:>6}  vs the training set")
     for key, value in scores.items():
-        seen = set(key.split("+"))
-        kind = ("same" if seen == trained_on else "missing at test" if seen < trained_on
-                else "added at test" if seen > trained_on else "transfer" if not seen & trained_on
-                else "partial overlap")
+        seen = frozenset(key.split("+"))
+        strata = [STRATUM_NAMES[name] for name, admit in STRATA.items()
+                  if name in STRATUM_NAMES and admit(trained_on, seen)]
+        kind = "same" if seen == trained_on else strata[0] if strata else "partial overlap"
         print(f"{key:<{width}}  {value:6.3f}  {kind}")
 
 
