@@ -12,11 +12,25 @@ from pathlib import Path
 from mmrt.errors import UserError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+UMASK = _read_umask()
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over it."""
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename over it.
+
+    The file gets the permissions a plain ``open`` would give (mkstemp's are owner-only).
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -49,6 +63,7 @@ def staged_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+        stage.chmod(0o777 & ~UMASK)  # what mkdir would give, not mkdtemp's owner-only
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     try:

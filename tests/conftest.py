@@ -48,6 +48,27 @@ def tiny_av_single(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_pretrained(tiny_data, tmp_path_factory) -> Path:
+    """A tiny contrastively pretrained model directory (no head)."""
+    from mmrt.cli import main
+
+    out = tmp_path_factory.mktemp("pre") / "pretrained"
+    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), "--preset", "tiny", "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tiny_pretrained, tmp_path_factory) -> Path:
+    """A tiny fine-tuned model directory on all three modalities (multi-label)."""
+    from mmrt.cli import main
+
+    out = tmp_path_factory.mktemp("model") / "ft"
+    assert main(["train", "--data", str(tiny_data), "--pretrained", str(tiny_pretrained), "--method", "ft",
+                 "--modalities", "audio+video+text", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_named_titles(tmp_path_factory) -> Path:
     """Text only, every title naming its label."""
     cfg = replace(TINY, modalities=("text",), text=TextKnobs(named=1.0, cue=0.0, foreign=0.0))

@@ -13,11 +13,9 @@ from mmrt.training.checkpoint import load_model
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def pretrained(tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pre") / "pretrained"
-    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), "--preset", "tiny", "--quiet"]) == 0
-    return out
+@pytest.fixture
+def pretrained(tiny_pretrained):
+    return tiny_pretrained
 
 
 def test_pretrain_writes_a_model_directory(pretrained):

@@ -134,7 +134,7 @@ def train(opts: TrainOptions) -> Path:
         wise_ft = opts.method.endswith("wiseft")
         for alpha in opts.alphas if wise_ft else (None,):
             model = wise(tuned.cpu(), lp.cpu(), alpha) if wise_ft else tuned.cpu()
-            record = {"stage": "result", "method": opts.method, "alpha": alpha,
+            record = {"stage": "result", "method": opts.method, "alpha": alpha, "data": str(info.root),
                       "train_modalities": subset_key(use, model.modalities)}
             if len(val):
                 features = embed_split(model, train_split, model.modalities, indices=torch.from_numpy(val))

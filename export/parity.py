@@ -1,0 +1,65 @@
+"""Parity: every exported graph against the PyTorch model on real examples, at batch 1 and at a
+larger batch, with an explicit tolerance. Past it, export fails, naming the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from mmrt.bundle import FUSED, HEAD
+from mmrt.errors import UserError
+from mmrt.training.model import MultimodalModel
+
+# Max |graph - torch| allowed on unit-norm embeddings and on probabilities. FP32 graphs land
+# near 1e-7; FP16 engines are checked against their own, looser tolerance.
+FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 2e-2
+
+
+def _to_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Exactly ``n`` rows, cycling through the examples when there are fewer."""
+    return x[torch.arange(n) % len(x)]
+
+
+def graph_inputs(name: str, model: MultimodalModel, samples: dict, batch: int) -> tuple[torch.Tensor, ...]:
+    """The inputs of graph ``name`` for ``batch`` real examples (batch 2+ also makes export examples)."""
+    mixed = {k: _to_batch(v, batch) for k, v in samples["mixed"].items()}
+    if name == FUSED:
+        return (*[mixed[m] for m in model.modalities], mixed["present"])
+    if name == HEAD:
+        with torch.no_grad():
+            present = {m: mixed["present"][:, i] > 0 for i, m in enumerate(model.modalities)}
+            return (model.fuse(model.embed(mixed, model.modalities), present),)
+    return (_to_batch(samples[name], batch),)
+
+
+def max_error(module: torch.nn.Module, run: Callable[[dict], dict], input_names: list[str],
+              inputs: tuple[torch.Tensor, ...]) -> float:
+    with torch.no_grad():
+        expected = module(*inputs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = list(run({n: x.numpy() for n, x in zip(input_names, inputs, strict=True)}).values())
+    worst = 0.0
+    for want, have in zip(expected, got, strict=True):
+        have = np.asarray(have, dtype=np.float32)
+        if have.shape != tuple(want.shape):
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(have - want.numpy()), initial=0.0)))
+        if not np.isfinite(have).all():
+            return float("inf")
+    return worst
+
+
+def check_parity(file: str, module: torch.nn.Module, run: Callable[[dict], dict], input_names: list[str],
+                 batches: dict[int, tuple[torch.Tensor, ...]], tolerance: float) -> float:
+    """Max error over ``batches`` (batch size -> inputs); raises past ``tolerance``."""
+    worst = 0.0
+    for size, inputs in batches.items():
+        error = max_error(module, run, input_names, inputs)
+        if not error <= tolerance:
+            raise UserError(f"{file}: parity check failed at batch {size}: max |exported - torch| = "
+                            f"{error:.3g}, tolerance {tolerance:.3g}")
+        worst = max(worst, error)
+    return worst

@@ -1,0 +1,174 @@
+"""The export bundle's contract (DESIGN.md section 5): manifest.json, file names, checksums.
+
+The writer (``mmrt.export``) and the reader (``mmrt.runtime``) share this module, so a
+bundle means the same thing to both. No torch, no onnx: the edge runtime imports it.
+
+A bundle folder holds ``manifest.json`` and the files it lists with their sha256:
+one ONNX graph per modality encoder (``audio.onnx`` ...), ``head.onnx``, optionally
+``fused.onnx`` (the monolithic baseline) and ``*.plan`` TensorRT engines, and the
+sentencepiece ``tokenizer.model`` when the model reads text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mmrt import atomic
+from mmrt.errors import UserError
+
+FORMAT = "mmrt-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.model"
+HEAD, FUSED = "head", "fused"
+
+# Tensor names inside the graphs are the protocol's (DESIGN.md section 6), so the bundle,
+# the server and clients all speak of AUDIO, VIDEO, TEXT, EMBEDDING and SCORES.
+EMBEDDING, SCORES, PRESENT = "EMBEDDING", "SCORES", "PRESENT"
+
+
+def input_name(modality: str) -> str:
+    return modality.upper()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: float32, uint8, int64
+    shape: tuple[int, ...]  # -1 for the dynamic batch axis
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> TensorSpec:
+        return cls(doc["name"], doc["dtype"], tuple(int(d) for d in doc["shape"]))
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One ONNX graph of the bundle and, where built, its TensorRT engine."""
+
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    engine: str | None = None
+
+    def to_dict(self) -> dict:
+        doc = {"file": self.file, "inputs": [t.to_dict() for t in self.inputs],
+               "outputs": [t.to_dict() for t in self.outputs]}
+        if self.engine:
+            doc["engine"] = self.engine
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> GraphSpec:
+        return cls(doc["file"], tuple(TensorSpec.from_dict(t) for t in doc["inputs"]),
+                   tuple(TensorSpec.from_dict(t) for t in doc["outputs"]), doc.get("engine"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    modalities: tuple[str, ...]
+    embedding_dim: int
+    classes: tuple[str, ...]
+    task: str  # "multi-label" (sigmoid scores, mAP) or "single-label" (softmax scores, top-1)
+    preprocessing: dict  # sample_rate, clip_samples, mel{...}, frames, frame_size, max_tokens, tokenizer
+    graphs: dict[str, GraphSpec]  # modality names, "head" and optionally "fused"
+    opset: int
+    producer: dict  # versions of mmrt, torch, onnx, onnxruntime (and tensorrt)
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    parity: dict = field(default_factory=dict)  # what export checked, and the errors it saw
+    tensorrt: dict | None = None  # precision, batch profile and version, where engines were built
+    model: dict = field(default_factory=dict)  # preset and training history, for provenance
+
+    @property
+    def metric(self) -> str:
+        return "mAP" if self.task == "multi-label" else "top1"
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+                "modalities": list(self.modalities), "embedding_dim": self.embedding_dim,
+                "classes": list(self.classes), "task": self.task, "metric": self.metric,
+                "preprocessing": self.preprocessing,
+                "graphs": {k: g.to_dict() for k, g in self.graphs.items()}, "opset": self.opset,
+                "producer": self.producer, "parity": self.parity, "tensorrt": self.tensorrt,
+                "model": self.model, "files": self.files}
+
+    @classmethod
+    def from_dict(cls, doc: dict, source: str) -> Manifest:
+        if doc.get("format") != FORMAT:
+            raise UserError(f"{source}: not an mmrt bundle manifest (field 'format' is "
+                            f"{doc.get('format')!r}, expected {FORMAT!r})")
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise UserError(f"{source}: bundle format version {version!r}; this mmrt reads version "
+                            f"{FORMAT_VERSION} (re-export the model with this mmrt)")
+        try:
+            return cls(name=doc["name"], modalities=tuple(doc["modalities"]),
+                       embedding_dim=int(doc["embedding_dim"]), classes=tuple(doc["classes"]),
+                       task=doc["task"], preprocessing=doc["preprocessing"],
+                       graphs={k: GraphSpec.from_dict(g) for k, g in doc["graphs"].items()},
+                       opset=int(doc["opset"]), producer=doc["producer"], files=doc["files"],
+                       parity=doc.get("parity", {}), tensorrt=doc.get("tensorrt"),
+                       model=doc.get("model", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{source}: malformed manifest ({type(e).__name__}: {e})") from None
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Manifest:
+    """Checksum every other file in ``folder`` into the manifest and write it; returns it."""
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    manifest = replace(manifest, files=files)
+    atomic.write_text(folder / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return manifest
+
+
+def verify_bundle(folder: str | Path) -> Manifest:
+    """Read and check a bundle: format version, every listed file present with its checksum,
+    every referenced file listed. Refuses a tampered or incomplete bundle, naming the file."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise UserError(f"{folder}: bundle folder not found")
+    if not path.is_file():
+        raise UserError(f"{path}: not found (is {folder} a bundle from 'mmrt export'?)")
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    manifest = Manifest.from_dict(doc, str(path))
+    for name, expected in manifest.files.items():
+        if Path(name).name != name:
+            raise UserError(f"{path}: file entry {name!r} is not a plain file name")
+        file = folder / name
+        if not file.is_file():
+            raise UserError(f"{file}: missing from the bundle (listed in {MANIFEST})")
+        if sha256_file(file) != expected:
+            raise UserError(f"{file}: checksum mismatch (the file was changed after export; "
+                            f"re-export the bundle)")
+    referenced = [g.file for g in manifest.graphs.values()]
+    referenced += [g.engine for g in manifest.graphs.values() if g.engine]
+    if manifest.preprocessing.get("tokenizer"):
+        referenced.append(manifest.preprocessing["tokenizer"])
+    for name in referenced:
+        if name not in manifest.files:
+            raise UserError(f"{folder / name}: used by the manifest but has no checksum in 'files'")
+    for m in (*manifest.modalities, HEAD):
+        if m not in manifest.graphs:
+            raise UserError(f"{path}: no graph for {m!r} (expected one per modality and a head)")
+    return manifest
