@@ -25,6 +25,9 @@ class SessionOptions:
     threads: int = 0  # intra-op threads per session; 0 lets ONNX Runtime choose (all cores)
     providers: tuple[str, ...] | None = None  # None: every available one in PROVIDER_PRIORITY order
     use_engines: bool = True  # run the bundle's TensorRT engines where TensorRT and a GPU are here
+    # ONNX Runtime's worker threads spin after each run, waiting for the next. With one session
+    # per graph they spin against each other (and burn an edge device's power): off by default.
+    spin: bool = False
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
@@ -53,6 +56,7 @@ class OrtGraph:
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spin else "0")
         self.spec = spec
         providers = choose_providers(options.providers)
         try:

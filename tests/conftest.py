@@ -69,6 +69,16 @@ def tiny_model(tiny_data, tiny_pretrained, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model exported with the monolithic baseline (read-only: copy it to alter it)."""
+    from mmrt.cli import main
+
+    out = tmp_path_factory.mktemp("export") / "bundle"
+    assert main(["export", str(tiny_model), "--out", str(out), "--baseline"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_named_titles(tmp_path_factory) -> Path:
     """Text only, every title naming its label."""
     cfg = replace(TINY, modalities=("text",), text=TextKnobs(named=1.0, cue=0.0, foreign=0.0))

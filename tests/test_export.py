@@ -28,11 +28,9 @@ from mmrt.training.decode import load_audio, load_video
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def bundle(tiny_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "bundle"
-    assert main(["export", str(tiny_model), "--out", str(out), "--baseline"]) == 0
-    return out
+@pytest.fixture
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")

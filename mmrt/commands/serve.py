@@ -1,0 +1,84 @@
+"""`mmrt serve BUNDLE`: the KServe v2 / Triton gRPC server (torch-free; the `serve` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from mmrt.errors import UserError
+
+FAULTS_ENV = "MMRT_INJECT_FAULTS"  # comma list of encoders that always fail (tests and drills)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="serve a bundle over gRPC (KServe v2 / Triton protocol)",
+                       description="Serve BUNDLE over the KServe v2 / Triton gRPC protocol: each request "
+                       "runs only the encoders of the modalities it carries (AUDIO, VIDEO, TEXT), "
+                       "fuses their embeddings and answers SCORES (and EMBEDDING on request). "
+                       "Streams accumulate modalities per sequence_id. SIGTERM or SIGINT drains "
+                       "in-flight requests and exits 0.")
+    p.add_argument("bundle", type=Path, help="bundle folder from 'mmrt export'")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback "
+                   "only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001; 0 picks a free one)")
+    p.add_argument("--metrics-port", type=int, default=8002,
+                   help="Prometheus metrics over HTTP (default 8002; -1 for none)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key): serve TLS")
+    p.add_argument("--tls-key", type=Path, help="PEM private key")
+    p.add_argument("--token-file", type=Path,
+                   help="file holding a bearer token clients must send ('authorization: Bearer ...')")
+    p.add_argument("--max-batch", type=int, default=32, help="rows per encoder batch (default 32)")
+    p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
+                   help="how long a request may wait for an encoder batch to fill (default 0: batch "
+                   "what is queued when the encoder frees up, adding no latency when idle)")
+    p.add_argument("--no-batching", action="store_true", help="run each request's encoders on their own")
+    p.add_argument("--max-sequences", type=int, default=1024, help="open streaming sequences (default 1024)")
+    p.add_argument("--sequence-idle-s", type=float, default=60.0,
+                   help="drop a sequence idle this long (default 60)")
+    p.add_argument("--max-message-mb", type=int, default=64, help="largest request or response (default 64)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime threads per graph (default: all cores)")
+    p.add_argument("--workers", type=int, default=64, help="requests handled at once (default 64)")
+    p.set_defaults(run=run, prog=p.prog)
+
+
+def _options(args: argparse.Namespace):
+    from mmrt.runtime.batcher import BatchingOptions
+    from mmrt.runtime.server import ServerOptions
+
+    bounds = (("--port", args.port, 0), ("--max-batch", args.max_batch, 1),
+              ("--max-sequences", args.max_sequences, 1), ("--max-message-mb", args.max_message_mb, 1),
+              ("--workers", args.workers, 1), ("--threads", args.threads, 0))
+    for flag, value, low in bounds:
+        if value < low:
+            raise UserError(f"{flag} {value}: expected {low} or more")
+    if args.max_queue_delay_ms < 0 or args.sequence_idle_s <= 0:
+        raise UserError("--max-queue-delay-ms must be >= 0 and --sequence-idle-s > 0")
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise UserError(f"--token-file {args.token_file}: cannot read it ({e.strerror})") from None
+        if not token:
+            raise UserError(f"--token-file {args.token_file}: empty (expected a token)")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{flag} {path}: file not found")
+    faults = tuple(f for f in os.environ.get(FAULTS_ENV, "").split(",") if f)
+    return ServerOptions(
+        host=args.host, port=args.port, metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, token=token, max_message_mb=args.max_message_mb,
+        workers=args.workers, threads=args.threads,
+        batching=BatchingOptions(not args.no_batching, args.max_batch, args.max_queue_delay_ms / 1000),
+        max_sequences=args.max_sequences, sequence_idle_s=args.sequence_idle_s, faults=faults)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmrt.runtime.server import Server
+
+    server = Server(args.bundle, _options(args)).start()
+    print(f"mmrt serve: listening on {server.address}", flush=True)
+    server.serve_until_signal()
+    return 0

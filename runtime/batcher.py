@@ -1,0 +1,133 @@
+"""Dynamic batching per encoder, across requests whatever modality set each carries.
+
+Triton's dynamic batcher only batches requests with the same inputs; here each encoder has
+its own queue, so a request with audio+text and one with audio+video share the audio batch.
+A batch closes when it holds ``max_batch`` rows or its first request has waited
+``max_delay_s``; the encoder runs once and each request gets its rows back.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    enabled: bool = True
+    max_batch: int = 32  # rows per encoder run (a request larger than this runs alone)
+    # How long the first request of a batch may wait for company. 0: take what is queued when the
+    # encoder frees up (no added latency when idle; batches form under load while it runs).
+    max_delay_s: float = 0.0
+
+
+@dataclass
+class EncoderStats:
+    """Per-encoder counters for ModelStatistics and the metrics endpoint."""
+
+    runs: int = 0
+    rows: int = 0
+    compute_ns: int = 0
+    queue_ns: int = 0
+    batch_sizes: dict = field(default_factory=dict)  # rows per run -> count
+
+    def record(self, rows: int, compute_ns: int, queue_ns: int) -> None:
+        self.runs += 1
+        self.rows += rows
+        self.compute_ns += compute_ns
+        self.queue_ns += queue_ns
+        self.batch_sizes[rows] = self.batch_sizes.get(rows, 0) + 1
+
+
+@dataclass
+class _Job:
+    x: np.ndarray
+    future: Future
+    queued: int  # perf_counter_ns at submission
+
+
+class EncoderRunner:
+    """Runs one encoder graph: batched by a worker thread, or directly in the caller's thread."""
+
+    def __init__(self, modality: str, graph, input_name: str, options: BatchingOptions, observe=None):
+        self.modality, self.graph, self.input_name, self.options = modality, graph, input_name, options
+        self.stats = EncoderStats()
+        self.observe = observe  # callback(modality, rows, compute_s, queue_s) for the metrics
+        self.lock = threading.Lock()  # guards the stats
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.worker = None
+        if options.enabled:
+            self.worker = threading.Thread(target=self._loop, name=f"batcher-{modality}", daemon=True)
+            self.worker.start()
+
+    def submit(self, x: np.ndarray) -> Future:
+        """Future of the embeddings [b, d] of ``x`` [b, ...] (an encoder error becomes its exception)."""
+        future: Future = Future()
+        if self.worker is None:
+            try:
+                future.set_result(self._run([x], time.perf_counter_ns())[0])
+            except Exception as e:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(e)
+            return future
+        self.jobs.put(_Job(x, future, time.perf_counter_ns()))
+        return future
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.jobs.put(None)
+            self.worker.join(timeout=5)
+
+    def _run(self, xs: list[np.ndarray], queued: int) -> list[np.ndarray]:
+        start = time.perf_counter_ns()
+        batch = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        z = self.graph.run({self.input_name: batch})["EMBEDDING"]
+        done = time.perf_counter_ns()
+        with self.lock:
+            self.stats.record(len(batch), done - start, start - queued)
+        if self.observe is not None:
+            self.observe(self.modality, len(batch), (done - start) / 1e9, (start - queued) / 1e9)
+        bounds = np.cumsum([len(x) for x in xs])[:-1]
+        return np.split(z, bounds)
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], _Job | None]:
+        """The jobs of one batch, starting with ``first``; also a job that did not fit, if any."""
+        jobs, rows = [first], len(first.x)
+        deadline = time.monotonic() + self.options.max_delay_s
+        while rows < self.options.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                job = self.jobs.get(timeout=max(remaining, 0)) if remaining > 0 else self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self.jobs.put(None)  # let the loop see the stop after this batch
+                break
+            if rows + len(job.x) > self.options.max_batch:
+                return jobs, job
+            jobs.append(job)
+            rows += len(job.x)
+        return jobs, None
+
+    def _loop(self) -> None:
+        carry: _Job | None = None
+        while True:
+            first = carry if carry is not None else self.jobs.get()
+            if first is None:
+                return
+            jobs, carry = self._collect(first)
+            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            if not live:
+                continue
+            try:
+                outputs = self._run([j.x for j in live], min(j.queued for j in live))
+            except Exception as e:  # noqa: BLE001 - every request of the batch learns of it
+                for job in live:
+                    job.future.set_exception(e)
+                continue
+            for job, z in zip(live, outputs, strict=True):
+                job.future.set_result(z)

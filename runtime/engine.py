@@ -1,0 +1,136 @@
+"""The inference engine, apart from any protocol: validate, preprocess, run only the encoders of
+the modalities a request carries, fuse their embeddings (mean, paper Eq. 7), apply the head.
+No grpc, no torch.
+
+An encoder that fails at run time does not fail the request: the answer is fused from the
+modalities left and ``Result.failed`` says what failed; only with none left is it an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmrt.bundle import input_name
+from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
+from mmrt.runtime.bundle import Bundle
+from mmrt.runtime.errors import InferError, Status, invalid
+from mmrt.runtime.preprocess import Preprocessor
+from mmrt.runtime.sequences import SequenceStore
+
+log = logging.getLogger(__name__)
+
+# What clients send per modality: numpy dtype, Triton datatype name, accepted ranks.
+WIRE = {"audio": (np.dtype(np.float32), "FP32", (2,), "[B, samples] PCM at 16 kHz"),
+        "video": (np.dtype(np.uint8), "UINT8", (5,), "[B, T, H, W, 3] RGB frames"),
+        "text": (np.dtype(object), "BYTES", (1, 2), "[B] or [B, 1] UTF-8 strings")}
+
+
+@dataclass(frozen=True)
+class SequenceFlags:
+    id: object
+    start: bool = False
+    end: bool = False
+
+
+@dataclass
+class Result:
+    scores: np.ndarray  # [B, C] probabilities
+    embedding: np.ndarray  # [B, d] the fused embedding the head received
+    used: tuple[str, ...]  # modalities fused into this answer, in the bundle's order
+    failed: dict[str, str] = field(default_factory=dict)  # modality -> why its encoder failed
+    server_ns: int = 0
+
+
+class FaultyGraph:
+    """Fault injection for tests and drills: a graph that always raises."""
+
+    kind, providers = "fault", ["fault-injection"]
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def run(self, feeds):
+        raise RuntimeError(f"injected fault in the {self.name} encoder")
+
+
+class Engine:
+    def __init__(self, bundle: Bundle, batching: BatchingOptions | None = None,
+                 sequences: SequenceStore | None = None, faults: Iterable[str] = (), observe=None):
+        self.bundle, self.manifest = bundle, bundle.manifest
+        self.modalities = self.manifest.modalities
+        self.batching = batching or BatchingOptions()
+        self.sequences = sequences if sequences is not None else SequenceStore()  # (an empty store is falsy)
+        self.preprocess = Preprocessor(bundle.folder, self.manifest)
+        unknown = set(faults) - set(self.modalities)
+        if unknown:
+            raise ValueError(f"fault injection: unknown modality {sorted(unknown)[0]!r}")
+        self.runners = {m: EncoderRunner(m, FaultyGraph(m) if m in faults else bundle.encoders[m],
+                                         input_name(m), self.batching, observe)
+                        for m in self.modalities}
+        self.inputs = {input_name(m): m for m in self.modalities}
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            runner.close()
+
+    def parse(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Client tensors by input name -> modality -> array, checked against the wire contract."""
+        if not tensors:
+            raise invalid(f"no input: send at least one of {list(self.inputs)}")
+        out, batch = {}, None
+        for name, x in tensors.items():
+            modality = self.inputs.get(name)
+            if modality is None:
+                raise invalid(f"unknown input {name!r} (this model takes {list(self.inputs)})")
+            dtype, wire, ranks, what = WIRE[modality]
+            if x.dtype != dtype:
+                raise invalid(f"input {name!r}: expected datatype {wire} ({what})")
+            if x.ndim not in ranks or (modality == "text" and x.ndim == 2 and x.shape[1] != 1):
+                raise invalid(f"input {name!r}: shape {list(x.shape)}, expected {what}")
+            if modality == "video" and x.shape[-1] != 3:
+                raise invalid(f"input {name!r}: shape {list(x.shape)}, expected 3 colour channels last")
+            if 0 in x.shape:
+                raise invalid(f"input {name!r}: shape {list(x.shape)} is empty")
+            if batch is not None and x.shape[0] != batch:
+                raise invalid(f"input {name!r}: batch size {x.shape[0]}, other inputs have {batch}")
+            batch = x.shape[0]
+            out[modality] = x.reshape(-1) if modality == "text" else x
+        return out
+
+    def encode(self, raw: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Run the present modalities' encoders (batched across requests): embeddings and failures."""
+        ready = {m: self.preprocess(m, x) for m, x in raw.items()}  # bad input fails the request
+        futures = {m: self.runners[m].submit(x) for m, x in ready.items()}
+        embeddings, failed = {}, {}
+        for m, future in futures.items():
+            try:
+                embeddings[m] = future.result()
+            except Exception as e:  # noqa: BLE001 - a failing encoder degrades the answer
+                failed[m] = f"{type(e).__name__}: {e}"
+                log.warning("%s encoder failed (%s); answering from the other modalities", m, failed[m])
+        return embeddings, failed
+
+    def answer(self, embeddings: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        used = tuple(m for m in self.modalities if m in embeddings)
+        fused = np.mean([embeddings[m] for m in used], axis=0).astype(np.float32)
+        return self.bundle.head.run({"EMBEDDING": fused})["SCORES"], fused, used
+
+    def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None) -> Result:
+        start = time.perf_counter_ns()
+        raw = self.parse(tensors)
+        batch = len(next(iter(raw.values())))
+        if sequence is not None:
+            self.sequences.check(sequence.id, sequence.start, batch)
+        embeddings, failed = self.encode(raw)
+        if sequence is not None:
+            embeddings = self.sequences.update(sequence.id, sequence.start, sequence.end, batch, embeddings)
+        if not embeddings:
+            raise InferError(Status.INTERNAL, "every encoder the request needed failed: " +
+                             "; ".join(f"{m}: {why}" for m, why in failed.items()))
+        scores, fused, used = self.answer(embeddings)
+        return Result(scores, fused, used, failed, time.perf_counter_ns() - start)

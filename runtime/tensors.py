@@ -1,0 +1,108 @@
+"""KServe v2 tensors <-> numpy: both request encodings (typed ``contents`` and
+``raw_input_contents``), as Triton accepts them; responses go out as raw bytes, as Triton's do.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from mmrt.runtime.errors import invalid
+
+# Triton datatype name -> numpy dtype, and the InferTensorContents field that carries it.
+DATATYPES = {
+    "BOOL": (np.dtype(np.bool_), "bool_contents"), "UINT8": (np.dtype(np.uint8), "uint_contents"),
+    "UINT16": (np.dtype(np.uint16), "uint_contents"), "UINT32": (np.dtype(np.uint32), "uint_contents"),
+    "UINT64": (np.dtype(np.uint64), "uint64_contents"), "INT8": (np.dtype(np.int8), "int_contents"),
+    "INT16": (np.dtype(np.int16), "int_contents"), "INT32": (np.dtype(np.int32), "int_contents"),
+    "INT64": (np.dtype(np.int64), "int64_contents"), "FP16": (np.dtype(np.float16), None),
+    "FP32": (np.dtype(np.float32), "fp32_contents"), "FP64": (np.dtype(np.float64), "fp64_contents"),
+    "BYTES": (np.dtype(object), "bytes_contents"),
+}
+MAX_DIM = 1 << 31  # any single dimension beyond this is refused before allocating
+
+
+def _shape(name: str, dims) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in dims)
+    if not shape:
+        raise invalid(f"input {name!r}: no shape given (expected a batch axis first)")
+    if any(d < 0 or d > MAX_DIM for d in shape):
+        raise invalid(f"input {name!r}: shape {list(shape)} has a negative or huge dimension")
+    return shape
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def decode_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
+    """Triton's BYTES wire form: each element a 4-byte little-endian length, then its bytes."""
+    items, offset = [], 0
+    for i in range(count):
+        if offset + 4 > len(raw):
+            raise invalid(f"input {name!r}: raw BYTES content ends before element {i} of {count}")
+        (size,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise invalid(f"input {name!r}: BYTES element {i} claims {size} bytes, only "
+                          f"{len(raw) - offset} remain")
+        items.append(raw[offset:offset + size])
+        offset += size
+    if offset != len(raw):
+        raise invalid(f"input {name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out
+
+
+def decode_inputs(request) -> dict[str, np.ndarray]:
+    """A ModelInferRequest's inputs as arrays by name, every size and type checked."""
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise invalid(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs "
+                      f"(expected one per input, in order)")
+    tensors: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(request.inputs):
+        name = tensor.name
+        if name in tensors:
+            raise invalid(f"input {name!r} is given twice")
+        if tensor.datatype not in DATATYPES:
+            raise invalid(f"input {name!r}: unknown datatype {tensor.datatype!r} "
+                          f"(expected one of {sorted(DATATYPES)})")
+        dtype, field = DATATYPES[tensor.datatype]
+        shape = _shape(name, tensor.shape)
+        count = _count(shape)
+        if raw:
+            if tensor.HasField("contents"):
+                raise invalid(f"input {name!r}: both contents and raw_input_contents are set")
+            if dtype.kind == "O":
+                array = decode_bytes(name, raw[i], count)
+            else:
+                if len(raw[i]) != count * dtype.itemsize:
+                    raise invalid(f"input {name!r}: {len(raw[i])} raw bytes, shape {list(shape)} of "
+                                  f"{tensor.datatype} needs {count * dtype.itemsize}")
+                array = np.frombuffer(raw[i], dtype=dtype.newbyteorder("<"))
+        else:
+            if field is None:
+                raise invalid(f"input {name!r}: {tensor.datatype} must be sent as raw_input_contents")
+            values = getattr(tensor.contents, field)
+            if len(values) != count:
+                raise invalid(f"input {name!r}: {len(values)} values in contents.{field}, shape "
+                              f"{list(shape)} needs {count}")
+            if dtype.kind == "O":
+                array = np.empty(count, dtype=object)
+                array[:] = list(values)
+            else:
+                try:
+                    array = np.asarray(values, dtype=dtype)
+                except OverflowError:
+                    raise invalid(f"input {name!r}: a value is out of range for {tensor.datatype}") from None
+        tensors[name] = array.reshape(shape)
+    return tensors
+
+
+def encode_output(response, name: str, array: np.ndarray) -> None:
+    """Append an FP32 output to a ModelInferResponse as raw little-endian bytes."""
+    response.outputs.add(name=name, datatype="FP32", shape=list(array.shape))
+    response.raw_output_contents.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
