@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
 from mmrt.benchmarks.export_latency import machine
 from mmrt.bundle import input_name
 from mmrt.modalities import all_subsets
@@ -30,42 +30,13 @@ from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.preprocess import Preprocessor
 from mmrt.runtime.sessions import SessionOptions
 
-DATATYPES = {"audio": "FP32", "video": "UINT8", "text": "BYTES"}
 
-
-def inputs_for(manifest, rng) -> dict[str, np.ndarray]:
+def inputs_for(manifest, rng) -> dict:
+    """One example already at the model's sizes (so the server's preprocessing is trivial)."""
     p = manifest.preprocessing
-    return {"audio": (rng.standard_normal((1, p["clip_samples"])) * 0.1).astype(np.float32),
-            "video": rng.integers(0, 256, (1, p["frames"], p["frame_size"], p["frame_size"], 3),
-                                  dtype=np.uint8),
-            "text": np.array([b"my son counting to seven in the garden"], dtype=object)}
-
-
-def start_server(bundle: Path, threads: int, batching: bool) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "mmrt", "serve", str(bundle), "--port", "0", "--metrics-port", "-1",
-           "--threads", str(threads)] + ([] if batching else ["--no-batching"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError("mmrt serve did not start")
-    return proc, line.split()[-1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(timeout=60)
-
-
-def triton_inputs(arrays: dict, modalities) -> list:
-    import tritonclient.grpc as tc
-
-    out = []
-    for m in modalities:
-        x = tc.InferInput(input_name(m), list(arrays[m].shape), DATATYPES[m])
-        x.set_data_from_numpy(arrays[m])
-        out.append(x)
-    return out
+    return {"audio": (rng.standard_normal(p["clip_samples"]) * 0.1).astype(np.float32),
+            "video": rng.integers(0, 256, (p["frames"], p["frame_size"], p["frame_size"], 3), dtype=np.uint8),
+            "text": b"my son counting to seven in the garden"}
 
 
 def latency(bundle: Path, threads: int, repeats: int, rounds: int = 5) -> dict:
@@ -74,15 +45,14 @@ def latency(bundle: Path, threads: int, repeats: int, rounds: int = 5) -> dict:
     loaded = open_bundle(bundle, SessionOptions(threads=threads))
     m = loaded.manifest
     arrays = inputs_for(m, np.random.default_rng(0))
-    ready = {x: Preprocessor(bundle, m)(x, arrays[x]) for x in m.modalities}
+    ready = {x: Preprocessor(bundle, m)(x, batch_of_one(x, arrays[x])) for x in m.modalities}
 
     def in_process():
         z = [loaded.encoders[x].run({input_name(x): ready[x]})["EMBEDDING"] for x in m.modalities]
         loaded.head.run({"EMBEDDING": np.mean(z, axis=0).astype(np.float32)})
 
-    proc, address = start_server(bundle, threads, batching=True)
-    try:
-        client = tc.InferenceServerClient(address)
+    with ServerProcess(bundle, threads) as server:
+        client = tc.InferenceServerClient(server.url)
         request = triton_inputs(arrays, m.modalities)
 
         def served():
@@ -99,8 +69,6 @@ def latency(bundle: Path, threads: int, repeats: int, rounds: int = 5) -> dict:
                     start = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - start)
-    finally:
-        stop(proc)
     p50 = {k: 1000 * statistics.median(v) for k, v in times.items()}
     return {"p50_ms": p50, "ratio": p50["served"] / p50["in_process"], "modalities": list(m.modalities)}
 
@@ -111,13 +79,12 @@ def throughput(bundle: Path, threads: int, clients: int, seconds: float, batchin
     manifest = open_bundle(bundle, SessionOptions(threads=1)).manifest
     arrays = inputs_for(manifest, np.random.default_rng(1))
     subsets = [[m for m in manifest.modalities if m in s] for s in all_subsets(manifest.modalities)]
-    proc, address = start_server(bundle, threads, batching)
     done = [0] * clients
-    try:
+    with ServerProcess(bundle, threads, batching=batching) as server:
         stop_at = time.perf_counter() + seconds + 1.0
 
         def client_loop(i: int) -> None:
-            client = tc.InferenceServerClient(address)
+            client = tc.InferenceServerClient(server.url)
             rng = np.random.default_rng(i)
             requests = [triton_inputs(arrays, s) for s in subsets]
             warm_until = time.perf_counter() + 1.0
@@ -131,8 +98,6 @@ def throughput(bundle: Path, threads: int, clients: int, seconds: float, batchin
             w.start()
         for w in workers:
             w.join()
-    finally:
-        stop(proc)
     return sum(done) / seconds
 
 

@@ -18,14 +18,25 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmrt.commands import data, evaluate, experiment, export, metrics, pretrain, quickstart, serve, train
+    from mmrt.commands import (
+        bench,
+        data,
+        evaluate,
+        experiment,
+        export,
+        metrics,
+        pretrain,
+        quickstart,
+        serve,
+        train,
+    )
 
     parser = Parser(prog="mmrt", description="Multimodal runtime for edge sensor rigs: robust "
                     "training, per-modality export, KServe v2 serving, dropout benchmarks.")
     parser.add_argument("--version", action="version", version=f"mmrt {mmrt.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
-    for module in (data, pretrain, train, evaluate, experiment, metrics, export, serve, quickstart):
+    for module in (data, pretrain, train, evaluate, experiment, metrics, export, serve, bench, quickstart):
         module.add_parser(sub)
     return parser
 

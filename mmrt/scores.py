@@ -47,6 +47,13 @@ def top1_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(y_true[np.arange(len(top)), top] > 0))
 
 
+def task_score(y_true: np.ndarray, scores: np.ndarray, task: str) -> float:
+    """The task's metric: macro mAP for "multi-label", top-1 accuracy for "single-label"."""
+    if task == "multi-label":
+        return mean_average_precision(y_true, scores).value
+    return top1_accuracy(y_true, scores)
+
+
 def _check_pair(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
     if y_true.ndim != 2 or y_true.shape != scores.shape or len(y_true) == 0:

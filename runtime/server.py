@@ -20,6 +20,7 @@ from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
 from mmrt.runtime.metrics import Metrics
+from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.sequences import SequenceStore
@@ -48,6 +49,7 @@ class ServerOptions:
     sequence_idle_s: float = 60.0
     grace_s: float = 30.0  # how long a drain waits for in-flight requests
     faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
+    monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
 
 
 class _Gate(grpc.ServerInterceptor):
@@ -94,10 +96,13 @@ class Server:
             raise UserError("--tls-cert and --tls-key go together")
         self.options = options
         self.metrics = Metrics()
-        bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads))
-        self.engine = Engine(bundle, options.batching,
-                             SequenceStore(options.max_sequences, options.sequence_idle_s),
-                             faults=options.faults, observe=self.metrics.observe_encoder)
+        bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic)
+        if options.monolithic:
+            self.engine: Engine = MonolithicEngine(bundle)
+        else:
+            self.engine = Engine(bundle, options.batching,
+                                 SequenceStore(options.max_sequences, options.sequence_idle_s),
+                                 faults=options.faults, observe=self.metrics.observe_encoder)
         self.servicer = InferenceServicer(self.engine, self.metrics)
         self.gate = _Gate(options.token)
         limit = options.max_message_mb << 20
@@ -145,7 +150,8 @@ class Server:
                                 f"({e.strerror})") from None
             self.metrics_port = self.metrics_server.server_port
         m = self.engine.manifest
-        log.info("serving %s (%s) on %s%s; metrics on %s", m.name, "+".join(m.modalities), self.address,
+        log.info("serving %s (%s%s) on %s%s; metrics on %s", m.name, "+".join(m.modalities),
+                 ", monolithic baseline" if self.options.monolithic else "", self.address,
                  " with TLS" if self.options.tls_cert else "",
                  f"http://{self.options.host}:{self.metrics_port}/metrics"
                  if self.options.metrics_port is not None else "no port")

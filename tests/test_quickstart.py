@@ -15,15 +15,16 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     cmd = [str(mmrt), "quickstart", "--size", "tiny", "--out", str(tmp_path / "qs")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    for marker in ("[1/6]", "## Splits", "pretrained in", "MASD + WiSE-FT on audio+video", "trained in",
-                   "mAP", "transfer", "added at test", "mmrt experiment", "[6/6] export", "parity max error",
-                   "mmrt serve"):
+    for marker in ("[1/7]", "## Splits", "pretrained in", "MASD + WiSE-FT on audio+video", "trained in",
+                   "mAP", "transfer", "added at test", "mmrt experiment", "[6/7] export", "parity max error",
+                   "[7/7] serve", "video dropped: mAP", "monolithic", "mmrt serve"):
         assert marker in r.stdout
     # the text-only row is the modality the training set lacked, scored by the real model
     text_row = next(line for line in r.stdout.splitlines() if line.startswith("text "))
     assert 0.0 <= float(text_row.split()[1]) <= 1.0 and text_row.endswith("transfer")
     for path in ("data/DATACARD.md", "pretrained/model.safetensors", "model/model.safetensors",
-                 "bundle/manifest.json", "bundle/audio.onnx", "bundle/fused.onnx"):
+                 "bundle/manifest.json", "bundle/audio.onnx", "bundle/fused.onnx", "bench/report.json",
+                 "bench/requests.csv"):
         assert (tmp_path / "qs" / path).is_file()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and f"reusing {tmp_path / 'qs' / 'pretrained'}" in r.stdout

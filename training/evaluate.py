@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from mmrt.modalities import Subset, all_subsets, subset_key
-from mmrt.scores import mean_average_precision, top1_accuracy
+from mmrt.scores import task_score
 from mmrt.training.model import MultimodalModel
 from mmrt.training.splits import Split
 
@@ -39,12 +38,6 @@ def fused(features: dict, use: Sequence[str]) -> torch.Tensor:
     return MultimodalModel.fuse({m: features[m] for m in use}, {m: features["present"][m] for m in use})
 
 
-def score(y_true: np.ndarray, scores: np.ndarray, task: str) -> float:
-    if task == "multi-label":
-        return mean_average_precision(y_true, scores).value
-    return top1_accuracy(y_true, scores)
-
-
 @torch.no_grad()
 def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subset] | None = None) -> dict:
     """{subset key: score} for every subset (default: every non-empty subset of the model's)."""
@@ -55,7 +48,7 @@ def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subs
     for subset in subsets or all_subsets(order):
         logits = model.head(fused(features, [m for m in order if m in subset]))
         probs = torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=1)
-        out[subset_key(subset, order)] = score(features["labels"].numpy(), probs.numpy(), task)
+        out[subset_key(subset, order)] = task_score(features["labels"].numpy(), probs.numpy(), task)
     return out
 
 

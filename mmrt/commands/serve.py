@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads per graph (default: all cores)")
     p.add_argument("--workers", type=int, default=64, help="requests handled at once (default 64)")
+    p.add_argument("--monolithic", action="store_true",
+                   help="serve the bundle's fused.onnx baseline instead (every encoder runs for every "
+                   "request; export with --baseline): what 'mmrt bench --baseline' compares against")
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -72,7 +75,8 @@ def _options(args: argparse.Namespace):
         tls_cert=args.tls_cert, tls_key=args.tls_key, token=token, max_message_mb=args.max_message_mb,
         workers=args.workers, threads=args.threads,
         batching=BatchingOptions(not args.no_batching, args.max_batch, args.max_queue_delay_ms / 1000),
-        max_sequences=args.max_sequences, sequence_idle_s=args.sequence_idle_s, faults=faults)
+        max_sequences=args.max_sequences, sequence_idle_s=args.sequence_idle_s, faults=faults,
+        monolithic=args.monolithic)
 
 
 def run(args: argparse.Namespace) -> int:
