@@ -58,9 +58,22 @@ class FaultyGraph:
         raise RuntimeError(f"injected fault in the {self.name} encoder")
 
 
+class SlowGraph:
+    """Fault injection: a graph that takes ``delay_s`` longer (drains, deadlines, cancellations)."""
+
+    def __init__(self, graph, delay_s: float):
+        self.graph, self.delay_s = graph, delay_s
+        self.kind, self.providers = graph.kind, graph.providers
+
+    def run(self, feeds):
+        time.sleep(self.delay_s)
+        return self.graph.run(feeds)
+
+
 class Engine:
     def __init__(self, bundle: Bundle, batching: BatchingOptions | None = None,
-                 sequences: SequenceStore | None = None, faults: Iterable[str] = (), observe=None):
+                 sequences: SequenceStore | None = None, faults: Iterable[str] = (), observe=None,
+                 delay_s: float = 0.0):
         self.bundle, self.manifest = bundle, bundle.manifest
         self.modalities = self.manifest.modalities
         self.batching = batching or BatchingOptions()
@@ -69,8 +82,10 @@ class Engine:
         unknown = set(faults) - set(self.modalities)
         if unknown:
             raise ValueError(f"fault injection: unknown modality {sorted(unknown)[0]!r}")
-        self.runners = {m: EncoderRunner(m, FaultyGraph(m) if m in faults else bundle.encoders[m],
-                                         input_name(m), self.batching, observe)
+        graphs = {m: FaultyGraph(m) if m in faults else bundle.encoders[m] for m in self.modalities}
+        if delay_s > 0:
+            graphs = {m: SlowGraph(g, delay_s) for m, g in graphs.items()}
+        self.runners = {m: EncoderRunner(m, graphs[m], input_name(m), self.batching, observe)
                         for m in self.modalities}
         self.inputs = {input_name(m): m for m in self.modalities}
 

@@ -19,6 +19,7 @@ from mmrt.errors import UserError
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.memory import limit_malloc_arenas
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.protocol import POOL
@@ -49,6 +50,7 @@ class ServerOptions:
     sequence_idle_s: float = 60.0
     grace_s: float = 30.0  # how long a drain waits for in-flight requests
     faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
+    delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
 
 
@@ -95,6 +97,7 @@ class Server:
         if (options.tls_cert is None) != (options.tls_key is None):
             raise UserError("--tls-cert and --tls-key go together")
         self.options = options
+        limit_malloc_arenas()  # before any worker thread allocates
         self.metrics = Metrics()
         bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic)
         if options.monolithic:
@@ -102,7 +105,8 @@ class Server:
         else:
             self.engine = Engine(bundle, options.batching,
                                  SequenceStore(options.max_sequences, options.sequence_idle_s),
-                                 faults=options.faults, observe=self.metrics.observe_encoder)
+                                 faults=options.faults, observe=self.metrics.observe_encoder,
+                                 delay_s=options.delay_s)
         self.servicer = InferenceServicer(self.engine, self.metrics)
         self.gate = _Gate(options.token)
         limit = options.max_message_mb << 20
@@ -161,10 +165,13 @@ class Server:
         """Drain: refuse new requests (UNAVAILABLE), finish those in flight, then stop."""
         if self.stopped.is_set():
             return
-        self.gate.draining = True
+        grace = self.options.grace_s if grace_s is None else grace_s
+        self.gate.draining = True  # from here new calls get UNAVAILABLE
         self.servicer.ready = False
         self.health.enter_graceful_shutdown()
-        self.grpc.stop(self.options.grace_s if grace_s is None else grace_s).wait()
+        if not self.servicer.wait_idle(grace):
+            log.warning("drain: requests still running after %.0f s; stopping anyway", grace)
+        self.grpc.stop(min(grace, 1.0)).wait()
         self.engine.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()

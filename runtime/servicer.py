@@ -76,6 +76,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.metrics = metrics or Metrics()
         self.stats = Stats()
         self.ready = True  # False while draining
+        self.in_flight = 0  # inference calls running now (a drain waits for them)
+        self.flight_lock = threading.Condition()
 
     # --- health and metadata -------------------------------------------------------------
     def _known(self, name: str, version: str) -> bool:
@@ -204,11 +206,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             encode_output(response, name, result.scores if name == SCORES else result.embedding)
         return response
 
+    def _flight(self, delta: int) -> None:
+        with self.flight_lock:
+            self.in_flight += delta
+            self.flight_lock.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until no inference call runs (or ``timeout_s`` passes); True if idle."""
+        with self.flight_lock:
+            return self.flight_lock.wait_for(lambda: self.in_flight == 0, timeout=timeout_s)
+
     def ModelInfer(self, request, context):
-        return self._call(context, self._infer, request)
+        self._flight(+1)
+        try:
+            return self._call(context, self._infer, request)
+        finally:
+            self._flight(-1)
 
     def ModelStreamInfer(self, request_iterator, context):
         for request in request_iterator:
+            self._flight(+1)
             try:
                 yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
             except InferError as e:  # the stream stays open; the error rides in the response
@@ -218,3 +235,5 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             except Exception as e:  # noqa: BLE001 - one bad request must not end the stream
                 log.exception("stream request %r failed", request.id)
                 yield pb.ModelStreamInferResponse(error_message=f"internal error: {type(e).__name__}: {e}")
+            finally:
+                self._flight(-1)

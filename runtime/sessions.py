@@ -28,6 +28,10 @@ class SessionOptions:
     # ONNX Runtime's worker threads spin after each run, waiting for the next. With one session
     # per graph they spin against each other (and burn an edge device's power): off by default.
     spin: bool = False
+    # ONNX Runtime's CPU memory arena keeps every size it ever allocated: with batches of every
+    # size the server's memory crept up for minutes (+6% from 30 s to 5 min of soak). Without it
+    # memory stays flat (+0.1%), at the same throughput. Off by default.
+    arena: bool = False
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
@@ -56,6 +60,7 @@ class OrtGraph:
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.enable_cpu_mem_arena = options.arena
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spin else "0")
         self.spec = spec
         providers = choose_providers(options.providers)

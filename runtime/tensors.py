@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -20,20 +21,22 @@ DATATYPES = {
     "FP32": (np.dtype(np.float32), "fp32_contents"), "FP64": (np.dtype(np.float64), "fp64_contents"),
     "BYTES": (np.dtype(object), "bytes_contents"),
 }
-MAX_DIM = 1 << 31  # any single dimension beyond this is refused before allocating
+MAX_ELEMENTS = 1 << 31  # a shape whose non-zero dims multiply past this is refused (before numpy sees it)
 
 
 def _shape(name: str, dims) -> tuple[int, ...]:
     shape = tuple(int(d) for d in dims)
     if not shape:
         raise invalid(f"input {name!r}: no shape given (expected a batch axis first)")
-    if any(d < 0 or d > MAX_DIM for d in shape):
-        raise invalid(f"input {name!r}: shape {list(shape)} has a negative or huge dimension")
+    if any(d < 0 for d in shape):
+        raise invalid(f"input {name!r}: shape {list(shape)} has a negative dimension")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:  # even with a zero dim numpy cannot shape it
+        raise invalid(f"input {name!r}: shape {list(shape)} is too large")
     return shape
 
 
 def _count(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return math.prod(shape)  # exact: numpy's int64 product could wrap around on hostile shapes
 
 
 def decode_bytes(name: str, raw: bytes, count: int) -> np.ndarray:

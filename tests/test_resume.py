@@ -1,6 +1,8 @@
 """A training run killed with SIGKILL resumes with --resume and ends as if never interrupted."""
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -20,6 +22,16 @@ def pretrain_cmd(data, out, *extra):
             "tiny", "--epochs", "12", "--checkpoint-every", "3", "--quiet", *extra]
 
 
+def saved_step(state) -> int:
+    """The optimizer step of the newest resumable state (0 before the first)."""
+    from safetensors import safe_open
+
+    if not state.is_file():
+        return 0
+    with safe_open(str(state), "pt") as f:
+        return json.loads(f.metadata()["state"])["meta"]["step"]
+
+
 def env():
     return {**os.environ, "OMP_NUM_THREADS": "1"}  # the same kernels in every run, for exact comparison
 
@@ -29,13 +41,14 @@ def test_killed_pretraining_resumes_to_the_same_model(tiny_data, tmp_path):
     subprocess.run(pretrain_cmd(tiny_data, reference), check=True, env=env(), timeout=600)
 
     out = tmp_path / "killed"
+    kill_after = random.choice(range(3, 31, 3))  # a random checkpoint of the 36 steps; then mid-step
     proc = subprocess.Popen(pretrain_cmd(tiny_data, out), env=env(), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while not (out / STATE).is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while saved_step(out / STATE) < kill_after and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (out / STATE).is_file(), "the run ended before it saved resumable state"
+    assert (out / STATE).is_file(), f"the run ended before it saved resumable state (kill after {kill_after})"
     assert not (out / "model.safetensors").exists()
 
     again = subprocess.run(pretrain_cmd(tiny_data, out), env=env(), capture_output=True, text=True)

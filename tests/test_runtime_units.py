@@ -40,7 +40,8 @@ def test_raw_and_typed_contents_decode_to_the_same_arrays():
 @pytest.mark.parametrize("request_, expected", [
     (request_with("AUDIO", "FP32", [2, 3], raw=b"\0" * 20), "20 raw bytes, shape [2, 3] of FP32 needs 24"),
     (request_with("AUDIO", "FP32", [2, 3], fp32_contents=[1.0] * 5), "5 values in contents.fp32_contents"),
-    (request_with("AUDIO", "FP32", [2, -3], raw=b""), "negative or huge dimension"),
+    (request_with("AUDIO", "FP32", [2, -3], raw=b""), "has a negative dimension"),
+    (request_with("AUDIO", "FP32", [0, 1 << 40, 1 << 40], raw=b""), "is too large"),  # found by the fuzzer
     (request_with("AUDIO", "COMPLEX", [1], raw=b""), "unknown datatype 'COMPLEX'"),
     (request_with("TEXT", "BYTES", [2], raw=bytes_wire(b"ab")), "ends before element 1 of 2"),
     (request_with("TEXT", "BYTES", [1], raw=struct.pack("<I", 99) + b"x"), "claims 99 bytes"),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mmrt.errors import UserError
 
-FAULTS_ENV = "MMRT_INJECT_FAULTS"  # comma list of encoders that always fail (tests and drills)
+# Fault injection for tests and drills: encoders that always fail, and a delay for every encoder run.
+FAULTS_ENV, DELAY_ENV = "MMRT_INJECT_FAULTS", "MMRT_INJECT_DELAY_MS"
 
 
 def add_parser(sub) -> None:
@@ -70,13 +71,17 @@ def _options(args: argparse.Namespace):
         if path is not None and not path.is_file():
             raise UserError(f"{flag} {path}: file not found")
     faults = tuple(f for f in os.environ.get(FAULTS_ENV, "").split(",") if f)
+    try:
+        delay_s = float(os.environ.get(DELAY_ENV, "0")) / 1000
+    except ValueError:
+        raise UserError(f"{DELAY_ENV}={os.environ[DELAY_ENV]!r}: expected milliseconds") from None
     return ServerOptions(
         host=args.host, port=args.port, metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         tls_cert=args.tls_cert, tls_key=args.tls_key, token=token, max_message_mb=args.max_message_mb,
         workers=args.workers, threads=args.threads,
         batching=BatchingOptions(not args.no_batching, args.max_batch, args.max_queue_delay_ms / 1000),
         max_sequences=args.max_sequences, sequence_idle_s=args.sequence_idle_s, faults=faults,
-        monolithic=args.monolithic)
+        delay_s=delay_s, monolithic=args.monolithic)
 
 
 def run(args: argparse.Namespace) -> int:
