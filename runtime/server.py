@@ -123,6 +123,7 @@ class Server:
         self.address = f"{options.host}:{self.port}"
         self.metrics_server, self.metrics_port = None, None
         self.stopped = threading.Event()
+        self.stop_lock = threading.Lock()
 
     def _bind(self, address: str) -> int:
         o = self.options
@@ -162,9 +163,14 @@ class Server:
         return self
 
     def stop(self, grace_s: float | None = None) -> None:
-        """Drain: refuse new requests (UNAVAILABLE), finish those in flight, then stop."""
-        if self.stopped.is_set():
-            return
+        """Drain: refuse new requests (UNAVAILABLE), finish those in flight, then stop. Idempotent
+        (a second SIGTERM, or a stop after a signal, waits for the first to finish)."""
+        with self.stop_lock:
+            if self.stopped.is_set():
+                return
+            self._drain(grace_s)
+
+    def _drain(self, grace_s: float | None) -> None:
         grace = self.options.grace_s if grace_s is None else grace_s
         self.gate.draining = True  # from here new calls get UNAVAILABLE
         self.servicer.ready = False

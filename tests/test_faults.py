@@ -76,7 +76,7 @@ def test_a_passed_deadline_is_deadline_exceeded_and_harmless(server):
 
 def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(tiny_bundle):
     mmrt = os.path.join(os.path.dirname(sys.executable), "mmrt")
-    env = {**os.environ, "MMRT_INJECT_DELAY_MS": "400"}  # every encoder run takes 0.4 s longer
+    env = {**os.environ, "MMRT_INJECT_DELAY_MS": "1500"}  # every encoder run takes 1.5 s longer
     proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--metrics-port", "-1",
                              "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
@@ -94,7 +94,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(tin
                  for names in (["audio"], ["text"], ["audio", "video"], ["audio", "video", "text"])]
     for t in in_flight:
         t.start()
-    time.sleep(0.2)  # all four are inside the server, waiting on their encoders
+    time.sleep(0.8)  # all four are inside the server (even on a busy machine), waiting on their encoders
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.1)
     request(["text"])  # arrives while the server drains
