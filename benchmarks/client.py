@@ -14,8 +14,7 @@ import numpy as np
 
 from mmrt.bundle import SCORES, input_name
 from mmrt.errors import UserError
-
-DATATYPES = {"audio": "FP32", "video": "UINT8", "text": "BYTES"}
+from mmrt.runtime.engine import WIRE
 
 
 @dataclass
@@ -45,7 +44,7 @@ def triton_inputs(example_inputs: dict, carried) -> list:
     out = []
     for m in carried:
         x = batch_of_one(m, example_inputs[m])
-        tensor = tc.InferInput(input_name(m), list(x.shape), DATATYPES[m])
+        tensor = tc.InferInput(input_name(m), list(x.shape), WIRE[m][1])
         tensor.set_data_from_numpy(x)
         out.append(tensor)
     return out

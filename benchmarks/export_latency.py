@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mmrt.benchmarks.timing import machine, paired_ms, timed
 from mmrt.bundle import GraphSpec
 from mmrt.export.graphs import EncoderGraph
 from mmrt.export.onnx_graph import export_graph
@@ -35,32 +32,13 @@ from mmrt.training.model import MultimodalModel
 TARGET_SPEEDUP, TARGET_PEAK_SHARE = 1.5, 0.5
 
 
-def paired_ms(first, second, repeats: int, rounds: int = 5) -> tuple[float, float]:
-    """Median ms of two functions timed in alternating blocks, so that the noise of a shared
-    machine falls on both alike. Blocks, not single calls: each runtime's thread pool spins
-    for a while after a call and would slow the other's next call down."""
-    times: tuple[list, list] = ([], [])
-    block = max(1, repeats // rounds)
-    for _ in range(rounds):
-        for fn, out in zip((first, second), times, strict=True):
-            fn()  # warm this runtime's threads after the other one ran
-            out.extend(_timed(fn) for _ in range(block))
-    return 1000 * statistics.median(times[0]), 1000 * statistics.median(times[1])
-
-
 def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     """FP32 GEMM throughput of this machine on the current threads: the best of ``repeats``."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def example(model: MultimodalModel, modality: str, batch: int) -> torch.Tensor:
@@ -99,17 +77,6 @@ def bench_encoder(model: MultimodalModel, modality: str, folder: Path, threads: 
     row["gflop_batch32"] = flops(graph, example(model, modality, 32)) / 1e9
     row["onnxruntime_gflops"] = row["gflop_batch32"] / (row[32]["onnxruntime_ms"] / 1000)
     return row
-
-
-def machine() -> str:
-    """The CPU model and core count, for the report's header."""
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                  if ln.startswith("model name")]
-        name = models[0] if models else name
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def report(rows: dict, peak: float, meta: dict) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mmrt.bundle import verify_bundle
 from mmrt.errors import UserError
+from mmrt.scores import metric_name
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class ModelInfo:
 
     @property
     def metric(self) -> str:
-        return "mAP" if self.task == "multi-label" else "top1"
+        return metric_name(self.task)
 
 
 def from_bundle(bundle: Path) -> ModelInfo:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
-from mmrt.benchmarks.export_latency import machine
+from mmrt.benchmarks.timing import machine, paired_ms
 from mmrt.bundle import input_name
 from mmrt.modalities import all_subsets
 from mmrt.runtime.bundle import open_bundle
@@ -58,18 +58,8 @@ def latency(bundle: Path, threads: int, repeats: int, rounds: int = 5) -> dict:
         def served():
             client.infer(m.name, request)
 
-        times: dict = {"in_process": [], "served": []}
-        for fn in (in_process, served):
-            for _ in range(5):
-                fn()
-        for _ in range(rounds):
-            for name, fn in (("in_process", in_process), ("served", served)):
-                fn()
-                for _ in range(repeats // rounds):
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-    p50 = {k: 1000 * statistics.median(v) for k, v in times.items()}
+        in_process_ms, served_ms = paired_ms(in_process, served, repeats, rounds)
+    p50 = {"in_process": in_process_ms, "served": served_ms}
     return {"p50_ms": p50, "ratio": p50["served"] / p50["in_process"], "modalities": list(m.modalities)}
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmrt.bundle import EMBEDDING, FUSED, HEAD, PRESENT, SCORES, TensorSpec, input_name
-from mmrt.training.model import MultimodalModel
+from mmrt.training.model import MultimodalModel, probabilities
 
 BATCH = -1  # the dynamic batch axis in a TensorSpec
 
@@ -39,11 +39,6 @@ def scores_spec(model: MultimodalModel) -> TensorSpec:
 
 def present_spec(model: MultimodalModel) -> TensorSpec:
     return TensorSpec(PRESENT, "float32", (BATCH, len(model.modalities)))
-
-
-def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Class scores as the runtime serves them: sigmoid (multi-label) or softmax (single-label)."""
-    return torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=-1)
 
 
 class EncoderGraph(nn.Module):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mmrt import atomic
 from mmrt.errors import UserError
+from mmrt.scores import metric_name
 
 FORMAT = "mmrt-bundle"
 FORMAT_VERSION = 1
@@ -96,7 +97,7 @@ class Manifest:
 
     @property
     def metric(self) -> str:
-        return "mAP" if self.task == "multi-label" else "top1"
+        return metric_name(self.task)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,

@@ -47,6 +47,11 @@ def top1_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(y_true[np.arange(len(top)), top] > 0))
 
 
+def metric_name(task: str) -> str:
+    """The name of the task's metric: "mAP" for "multi-label", "top1" for "single-label"."""
+    return "mAP" if task == "multi-label" else "top1"
+
+
 def task_score(y_true: np.ndarray, scores: np.ndarray, task: str) -> float:
     """The task's metric: macro mAP for "multi-label", top-1 accuracy for "single-label"."""
     if task == "multi-label":

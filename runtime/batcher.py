@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmrt.bundle import EMBEDDING
+
 
 @dataclass(frozen=True)
 class BatchingOptions:
@@ -85,7 +87,7 @@ class EncoderRunner:
     def _run(self, xs: list[np.ndarray], queued: int) -> list[np.ndarray]:
         start = time.perf_counter_ns()
         batch = xs[0] if len(xs) == 1 else np.concatenate(xs)
-        z = self.graph.run({self.input_name: batch})["EMBEDDING"]
+        z = self.graph.run({self.input_name: batch})[EMBEDDING]
         done = time.perf_counter_ns()
         with self.lock:
             self.stats.record(len(batch), done - start, start - queued)

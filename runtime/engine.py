@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmrt.bundle import input_name
+from mmrt.bundle import EMBEDDING, SCORES, input_name
 from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
 from mmrt.runtime.bundle import Bundle
 from mmrt.runtime.errors import InferError, Status, invalid
@@ -133,7 +133,7 @@ class Engine:
     def answer(self, embeddings: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         used = tuple(m for m in self.modalities if m in embeddings)
         fused = np.mean([embeddings[m] for m in used], axis=0).astype(np.float32)
-        return self.bundle.head.run({"EMBEDDING": fused})["SCORES"], fused, used
+        return self.bundle.head.run({EMBEDDING: fused})[SCORES], fused, used
 
     def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None) -> Result:
         start = time.perf_counter_ns()

@@ -35,6 +35,11 @@ class SequenceStore:
         for key in [k for k, s in self.open.items() if now - s.touched > self.idle_timeout_s]:
             del self.open[key]
 
+    def _refuse_when_full(self, sequence_id) -> None:
+        if len(self.open) >= self.max_sequences:
+            raise InferError(Status.RESOURCE_EXHAUSTED, f"sequence {sequence_id!r}: {self.max_sequences} "
+                             f"sequences are open already (the server's --max-sequences)")
+
     def check(self, sequence_id, start: bool, batch: int) -> None:
         """Refuse before any encoder runs: an unknown sequence without start, a full store,
         or a batch size that differs from the sequence's."""
@@ -44,9 +49,8 @@ class SequenceStore:
             if known is None and not start:
                 raise invalid(f"sequence {sequence_id!r}: unknown or expired (its first request must set "
                               f"sequence_start)")
-            if known is None and len(self.open) >= self.max_sequences:
-                raise InferError(Status.RESOURCE_EXHAUSTED, f"sequence {sequence_id!r}: {self.max_sequences} "
-                                 f"sequences are open already (the server's --max-sequences)")
+            if known is None:
+                self._refuse_when_full(sequence_id)
             if known is not None and not start and known.batch != batch:
                 raise invalid(f"sequence {sequence_id!r}: batch size {batch}, the sequence started with "
                               f"{known.batch}")
@@ -58,9 +62,8 @@ class SequenceStore:
         with self.lock:
             seq = self.open.get(sequence_id)
             if start or seq is None:
-                if seq is None and len(self.open) >= self.max_sequences:
-                    raise InferError(Status.RESOURCE_EXHAUSTED, f"sequence {sequence_id!r}: "
-                                     f"{self.max_sequences} sequences are open already")
+                if seq is None:  # new, or it expired while this request's encoders ran
+                    self._refuse_when_full(sequence_id)
                 seq = self.open[sequence_id] = Sequence(batch)
             seq.embeddings.update(embeddings)
             seq.touched = time.monotonic()

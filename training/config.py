@@ -10,6 +10,7 @@ from importlib import resources
 import mmrt
 from mmrt.errors import UserError
 from mmrt.preprocess import Preprocessing
+from mmrt.scores import metric_name
 
 
 @dataclass(frozen=True)
@@ -143,4 +144,4 @@ class ModelConfig:
 
     @property
     def metric(self) -> str:
-        return "mAP" if self.task == "multi-label" else "top1"
+        return metric_name(self.task)

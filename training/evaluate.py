@@ -13,7 +13,7 @@ import torch
 
 from mmrt.modalities import Subset, all_subsets, subset_key
 from mmrt.scores import task_score
-from mmrt.training.model import MultimodalModel
+from mmrt.training.model import MultimodalModel, probabilities
 from mmrt.training.splits import Split
 
 
@@ -47,7 +47,7 @@ def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subs
     out = {}
     for subset in subsets or all_subsets(order):
         logits = model.head(fused(features, [m for m in order if m in subset]))
-        probs = torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=1)
+        probs = probabilities(logits, task)
         out[subset_key(subset, order)] = task_score(features["labels"].numpy(), probs.numpy(), task)
     return out
 

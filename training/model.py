@@ -12,6 +12,11 @@ from mmrt.training.config import ModelConfig
 from mmrt.training.encoders import build_encoder
 
 
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Class scores from logits: sigmoid (multi-label) or softmax (single-label)."""
+    return torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=-1)
+
+
 class Head(nn.Module):
     """BatchNorm1d without affine, then Linear (MAE's linear probe): [B, d] -> [B, C] logits."""
 

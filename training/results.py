@@ -10,6 +10,7 @@ import numpy as np
 
 from mmrt import atomic
 from mmrt.robustness import PMatrix, robustness_report
+from mmrt.scores import metric_name
 
 RESULTS = "results.json"
 HEADLINE = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("overall", "R"),
@@ -46,7 +47,7 @@ def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -
     seeds = sorted(per_seed)
     methods = [m for m in per_seed[seeds[0]]["methods"]
                if all(m in per_seed[s]["methods"] for s in seeds)]
-    doc: dict = {"metric": "mAP" if task == "multi-label" else "top1", "task": task,
+    doc: dict = {"metric": metric_name(task), "task": task,
                  "modalities": modalities, "seeds": seeds, "methods": {}, "alpha_sweep": {}}
     for method in methods:
         tables = [per_seed[s]["methods"][method] for s in seeds]
