@@ -20,6 +20,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from mmrt.commands import (
         bench,
+        compare,
         data,
         evaluate,
         experiment,
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmrt {mmrt.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
-    for module in (data, pretrain, train, evaluate, experiment, metrics, export, serve, bench, quickstart):
+    for module in (data, pretrain, train, evaluate, experiment, compare, metrics, export, serve, bench,
+                   quickstart):
         module.add_parser(sub)
     return parser
 

@@ -1,4 +1,5 @@
-"""Names of the downstream training methods (shared by the CLI, the trainer and the reports)."""
+"""Names of the pretraining objectives and downstream training methods (shared by the CLI, the
+trainer and the reports)."""
 
 METHODS: dict[str, str] = {
     "lp": "linear probe on frozen encoders",
@@ -7,4 +8,9 @@ METHODS: dict[str, str] = {
     "wiseft": "alpha * fine-tuned + (1 - alpha) * probe weights (WiSE-FT)",
     "masd+wiseft": "alpha * MASD + (1 - alpha) * probe weights",
     "moddrop": "fine-tune with modalities dropped at random per example",
+}
+
+OBJECTIVES: dict[str, str] = {
+    "contrastive": "pairwise InfoNCE between the modalities of each clip",
+    "mae": "masked autoencoding per modality, the encoders' last block shared",
 }

@@ -83,3 +83,14 @@ def tiny_named_titles(tmp_path_factory) -> Path:
     """Text only, every title naming its label."""
     cfg = replace(TINY, modalities=("text",), text=TextKnobs(named=1.0, cue=0.0, foreign=0.0))
     return _make(tmp_path_factory, "tiny-named", cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tiny_av_single, tmp_path_factory) -> Path:
+    """`mmrt experiment` (contrastive, every method, seeds 0 and 1) on the tiny audio+video data."""
+    from mmrt.cli import main
+
+    out = tmp_path_factory.mktemp("exp") / "run"
+    assert main(["experiment", "--data", str(tiny_av_single), "--out", str(out), "--preset", "tiny",
+                 "--seeds", "0,1", "--alphas", "0,0.5,1", "--quiet"]) == 0
+    return out

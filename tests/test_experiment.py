@@ -14,11 +14,8 @@ SUBSETS = ["audio", "video", "audio+video"]
 
 
 @pytest.fixture(scope="module")
-def run(tiny_av_single, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exp") / "run"
-    assert main(["experiment", "--data", str(tiny_av_single), "--out", str(out), "--preset", "tiny",
-                 "--seeds", "0,1", "--alphas", "0,0.5,1", "--quiet"]) == 0
-    return out
+def run(tiny_experiment):
+    return tiny_experiment
 
 
 def test_results_hold_every_method_training_set_and_eval_set(run):

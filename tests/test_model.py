@@ -35,7 +35,8 @@ def batch(model: MultimodalModel, b: int = 4) -> dict:
 def test_presets_load_as_data_files(name):
     preset = load_preset(name)
     assert preset.arch.width % preset.arch.heads == 0
-    assert set(preset.recipe) == {"pretrain", "probe", "finetune"}
+    assert set(preset.recipe) == {"pretrain", "pretrain_mae", "probe", "finetune"}
+    assert all(0 < r < 1 for r in preset.mae.mask_ratio.values())
 
 
 def test_unknown_preset_and_untileable_arch_are_refused():

@@ -21,10 +21,23 @@ from mmrt.training.model import MultimodalModel
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.model"
 
 
+def cpu_state(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """``module``'s state dict on the CPU, ready for safetensors: a module that appears under
+    several names (MAE's shared blocks sit in every encoder) is written under each, as a copy,
+    so the file loads into the same architecture with no special case."""
+    state, seen = {}, set()
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if v.data_ptr() in seen:
+            v = v.clone()
+        seen.add(v.data_ptr())
+        state[prefix + k] = v
+    return state
+
+
 def write_model(folder: Path, model: MultimodalModel, tokenizer: Path | None) -> None:
     """Write a model directory's files into ``folder`` (an existing, usually staged, folder)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic.write_bytes(folder / WEIGHTS, save(state))
+    atomic.write_bytes(folder / WEIGHTS, save(cpu_state(model)))
     atomic.write_text(folder / CONFIG, json.dumps(model.config.to_dict(), indent=2) + "\n")
     if tokenizer is not None:
         shutil.copyfile(tokenizer, folder / TOKENIZER)
@@ -82,7 +95,7 @@ def tokenizer_path(folder: str | Path) -> Path | None:
 def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> None:
     """One file holding everything a stage needs to continue: weights, AdamW moments, step, meta."""
     opt = optimizer.state_dict()
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = cpu_state(model, "model.")
     for index, slots in opt["state"].items():
         for name, value in slots.items():
             tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()

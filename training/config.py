@@ -27,6 +27,8 @@ class ArchConfig:
     pool: str = "cls"  # "cls": the [CLS] token; "mean": the mean of the (non-padding) tokens
     stem_channels: int = 0  # >0: two stride-2 3x3 convolutions before the patch projection
     # (an "early convolutions" stem, Xiao et al. 2021; helps ViTs learn from little data)
+    positions: str = "learned"  # or "sinusoidal": fixed sin-cos per grid axis (MAE)
+    shared_depth: int = 0  # the last blocks, shared by every modality's encoder (AV-MAE / CAV-MAE)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     @classmethod
@@ -43,6 +45,11 @@ class ArchConfig:
         arch = cls(**d)
         if arch.pool not in ("cls", "mean"):
             raise UserError(f"{source}: pool {arch.pool!r}: expected 'cls' or 'mean'")
+        if arch.positions not in ("learned", "sinusoidal"):
+            raise UserError(f"{source}: positions {arch.positions!r}: expected 'learned' or 'sinusoidal'")
+        if not 0 <= arch.shared_depth <= arch.depth:
+            raise UserError(f"{source}: shared_depth {arch.shared_depth} is not between 0 and "
+                            f"depth {arch.depth}")
         if arch.width % arch.heads:
             raise UserError(f"{source}: width {arch.width} is not a multiple of heads {arch.heads}")
         p = arch.preprocessing
@@ -90,7 +97,24 @@ class Schedule:
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-STAGES = ("pretrain", "probe", "finetune")
+STAGES = ("pretrain", "pretrain_mae", "probe", "finetune")
+
+
+@dataclass(frozen=True)
+class MaeConfig:
+    """Masked-autoencoder pretraining (paper 4.1, AV-MAE / CAV-MAE style): what it changes in the
+    encoders and how it masks and reconstructs."""
+
+    shared_depth: int  # the encoders' last blocks, one set shared by every modality
+    mask_ratio: dict[str, float]  # share of each modality's tokens hidden from the encoder
+    decoder_width: int  # per-modality reconstruction decoders, dropped after pretraining
+    decoder_depth: int
+    repeats: int = 2  # each batch is used this many times, with a new mask each time
+
+    def ratio(self, modality: str) -> float:
+        if modality not in self.mask_ratio:
+            raise UserError(f"the preset's mae section has no mask ratio for {modality!r}")
+        return self.mask_ratio[modality]
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,7 @@ class Preset:
     description: str
     arch: ArchConfig
     recipe: dict[str, Schedule]  # stage -> default schedule; command-line flags override it
+    mae: MaeConfig
 
 
 PRESETS = ("tiny", "small", "base")
@@ -110,7 +135,14 @@ def load_preset(name: str) -> Preset:
     text = resources.files("mmrt.training").joinpath("presets", f"{name}.json").read_text("utf-8")
     doc = json.loads(text)
     recipe = {stage: Schedule(**doc["recipe"][stage]) for stage in STAGES}
-    return Preset(name, doc["description"], ArchConfig.from_dict(doc["arch"], f"preset {name}"), recipe)
+    mae = MaeConfig(**doc["mae"])
+    for modality, r in mae.mask_ratio.items():
+        if not 0.0 < r < 1.0:
+            raise UserError(f"preset {name}: mae mask ratio {r} for {modality}: expected 0 < r < 1")
+    arch = ArchConfig.from_dict(doc["arch"], f"preset {name}")
+    if mae.shared_depth > arch.depth:
+        raise UserError(f"preset {name}: mae shared_depth {mae.shared_depth} exceeds depth {arch.depth}")
+    return Preset(name, doc["description"], arch, recipe, mae)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ what the runtime can send: raw PCM for audio, uint8 frames for video, token ids 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,36 +50,77 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class TokenEncoder(nn.Module):
-    """Shared trunk: prepend [CLS], add learned positions, run the blocks, project [CLS] to d."""
+def sincos_positions(grid: tuple[int, ...], width: int) -> torch.Tensor:
+    """Fixed sin-cos positions of a token grid in raster order, with a zero row for [CLS] first:
+    [1 + prod(grid), width]. Each axis gets an equal share of the channels (MAE's 2-D scheme,
+    extended to any number of axes); channels left over are zero."""
+    share = width // (2 * len(grid)) * 2
+    coords = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in grid), indexing="ij")
+    parts = []
+    for c in coords:
+        freqs = 1.0 / 10_000 ** (torch.arange(share // 2, dtype=torch.float64) / max(1, share // 2))
+        angle = c.reshape(-1, 1) * freqs  # [N, share / 2]
+        parts += [angle.sin(), angle.cos()]
+    table = torch.cat(parts, dim=1)
+    table = F.pad(table, (0, width - table.shape[1]))
+    return torch.cat([torch.zeros(1, width, dtype=table.dtype), table]).float()
 
-    def __init__(self, arch: ArchConfig, num_tokens: int):
+
+class TokenEncoder(nn.Module):
+    """The transformer every modality's encoder ends in: prepend [CLS], add positions, run the
+    blocks, project [CLS] (or the token mean) to d.
+
+    ``shared`` blocks, when given, run after this encoder's own blocks and are the same module
+    in every modality's encoder (MAE's shared final layer): the exported encoder carries them.
+    """
+
+    def __init__(self, arch: ArchConfig, grid: tuple[int, ...], shared: nn.ModuleList | None = None):
         super().__init__()
+        num_tokens = math.prod(grid)
         self.cls = nn.Parameter(torch.zeros(1, 1, arch.width))
-        self.pos = nn.Parameter(torch.randn(1, num_tokens + 1, arch.width) * 0.02)
-        self.blocks = nn.ModuleList(Block(arch.width, arch.heads, arch.mlp_ratio)
-                                    for _ in range(arch.depth))
+        if arch.positions == "sinusoidal":
+            self.register_buffer("pos", sincos_positions(grid, arch.width)[None], persistent=False)
+        else:
+            self.pos = nn.Parameter(torch.randn(1, num_tokens + 1, arch.width) * 0.02)
+        own = arch.depth - (len(shared) if shared is not None else 0)
+        self.blocks = nn.ModuleList(Block(arch.width, arch.heads, arch.mlp_ratio) for _ in range(own))
+        self.shared = shared
         self.norm = nn.LayerNorm(arch.width)
         self.proj = nn.Linear(arch.width, arch.embed_dim, bias=False)
         self.pool = arch.pool
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         # tokens: [B, N, W]; pad: [B, N] True where a token is padding
-        x = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], dim=1) + self.pos
-        keep = None
-        if pad is not None:  # [CLS] is always attended to, so no row is fully masked
-            keep = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1).logical_not()[:, None, None, :]
-        for block in self.blocks:
+        return self.embed(self.hidden(tokens + self.pos[:, 1:], pad), pad)
+
+    def hidden(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens that already carry their positions (any subset of the grid, as MAE feeds)
+        -> the normalised hidden states [B, 1 + N, W], [CLS] first."""
+        cls = (self.cls + self.pos[:, :1]).expand(tokens.shape[0], -1, -1)
+        x = torch.cat([cls, tokens], dim=1)
+        keep = attend_mask(pad)
+        for block in (*self.blocks, *(self.shared or ())):
             x = block(x, keep)
-        x = self.norm(x)
+        return self.norm(x)
+
+    def embed(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states [B, 1 + N, W] -> the pooled, projected, L2-normalised embedding [B, d]."""
         if self.pool == "cls":
             pooled = x[:, 0]
-        elif keep is None:
+        elif pad is None:
             pooled = x[:, 1:].mean(dim=1)
         else:  # the mean over real tokens; [CLS] keeps an all-padding row defined
-            w = keep[:, 0, 0, 1:, None].to(x.dtype)  # [B, N, 1]
+            w = pad.logical_not().unsqueeze(-1).to(x.dtype)  # [B, N, 1]
             pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1.0)
         return F.normalize(self.proj(pooled), dim=-1)  # [B, d]
+
+
+def attend_mask(pad: torch.Tensor | None) -> torch.Tensor | None:
+    """[B, N] padding -> [B, 1, 1, 1 + N] True where a key may be attended to; [CLS] always is,
+    so no row is fully masked."""
+    if pad is None:
+        return None
+    return torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1).logical_not()[:, None, None, :]
 
 
 def patch_embedding(dims: int, in_channels: int, width: int, patch: tuple[int, ...], stem: int) -> nn.Module:
@@ -96,10 +139,15 @@ def patch_embedding(dims: int, in_channels: int, width: int, patch: tuple[int, .
                          conv(stem, width, kernel_size=rest, stride=rest))
 
 
+def grid_tokens(patch: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The patch embedding's output grid [B, W, *grid] as tokens [B, N, W] in raster order."""
+    return patch(image).flatten(2).transpose(1, 2)
+
+
 class AudioEncoder(nn.Module):
     """x: [B, samples] float32 PCM at the preprocessing sample rate -> [B, d]."""
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, shared: nn.ModuleList | None = None):
         super().__init__()
         prep = arch.preprocessing
         self.mel = LogMel(MelParams(sample_rate=prep.sample_rate, n_mels=arch.n_mels))
@@ -107,55 +155,78 @@ class AudioEncoder(nn.Module):
         self.time_patches = self.mel.params.num_frames(prep.clip_samples) // p
         self.patch_size = p
         self.patch = patch_embedding(2, 1, arch.width, (p, p), arch.stem_channels)
-        self.trunk = TokenEncoder(arch, (arch.n_mels // p) * self.time_patches)
+        self.grid = (arch.n_mels // p, self.time_patches)  # mel bands x time, raster order
+        self.trunk = TokenEncoder(arch, self.grid, shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_mel(self.mel(x))
 
     def embed_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: [B, n_mels, frames] from ``self.mel`` (training precomputes it once per clip) -> [B, d]."""
+        return self.trunk(self.tokens(mel))
+
+    def normalised(self, mel: torch.Tensor) -> torch.Tensor:
+        """[B, n_mels, frames] log-mel -> [B, 1, n_mels, whole patches of frames], about N(0, 1)."""
         # Fixed normalisation (log-mel mean -1, std 2.5 on 16 kHz speech in noise, as in the bundled
         # data): constants, like AST's dataset statistics, so the exported graph needs no state.
         mel = (mel + 1.0) / 2.5
-        mel = mel[:, :, : self.time_patches * self.patch_size]
-        tokens = self.patch(mel.unsqueeze(1)).flatten(2).transpose(1, 2)  # [B, N, W]
-        return self.trunk(tokens)
+        return mel[:, :, : self.time_patches * self.patch_size].unsqueeze(1)
+
+    def tokens(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel -> patch tokens [B, N, W], without positions."""
+        return grid_tokens(self.patch, self.normalised(mel))
 
 
 class VideoEncoder(nn.Module):
     """x: [B, T, H, W, 3] uint8 frames, already sampled and resized -> [B, d]."""
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, shared: nn.ModuleList | None = None):
         super().__init__()
         prep = arch.preprocessing
         t, h, w = arch.video_tubelet
         self.patch = patch_embedding(3, 3, arch.width, (t, h, w), arch.stem_channels)
-        n = (prep.frames // t) * (prep.frame_size // h) * (prep.frame_size // w)
-        self.trunk = TokenEncoder(arch, n)
+        self.grid = (prep.frames // t, prep.frame_size // h, prep.frame_size // w)
+        self.trunk = TokenEncoder(arch, self.grid, shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # [B, 3, T, H, W] in [-1, 1]
-        tokens = self.patch(x).flatten(2).transpose(1, 2)  # [B, N, W]
-        return self.trunk(tokens)
+        return self.trunk(self.tokens(x))
+
+    @staticmethod
+    def normalised(x: torch.Tensor) -> torch.Tensor:
+        """[B, T, H, W, 3] uint8 -> [B, 3, T, H, W] in [-1, 1]."""
+        return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames -> tubelet tokens [B, N, W], without positions."""
+        return grid_tokens(self.patch, self.normalised(x))
 
 
 class TextEncoder(nn.Module):
     """x: [B, L] int64 sentencepiece ids (PAD = 0 after EOS) -> [B, d]."""
 
-    def __init__(self, arch: ArchConfig, vocab: int):
+    def __init__(self, arch: ArchConfig, vocab: int, shared: nn.ModuleList | None = None):
         super().__init__()
         self.embed = nn.Embedding(vocab, arch.width)
-        self.trunk = TokenEncoder(arch, arch.preprocessing.max_tokens)
+        self.grid = (arch.preprocessing.max_tokens,)
+        self.trunk = TokenEncoder(arch, self.grid, shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(self.embed(x), pad=x == PAD_ID)
 
 
-def build_encoder(modality: str, arch: ArchConfig, text_vocab: int) -> nn.Module:
+def shared_blocks(arch: ArchConfig) -> nn.ModuleList | None:
+    """The final blocks every encoder shares (``arch.shared_depth`` of them), or None."""
+    if not arch.shared_depth:
+        return None
+    return nn.ModuleList(Block(arch.width, arch.heads, arch.mlp_ratio) for _ in range(arch.shared_depth))
+
+
+def build_encoder(modality: str, arch: ArchConfig, text_vocab: int,
+                  shared: nn.ModuleList | None = None) -> nn.Module:
     if modality == "audio":
-        return AudioEncoder(arch)
+        return AudioEncoder(arch, shared)
     if modality == "video":
-        return VideoEncoder(arch)
+        return VideoEncoder(arch, shared)
     if modality == "text":
-        return TextEncoder(arch, text_vocab)
+        return TextEncoder(arch, text_vocab, shared)
     raise ValueError(f"no encoder for modality {modality!r} (mmrt has audio, video and text)")

@@ -47,6 +47,7 @@ class ExperimentOptions:
     data: Path
     out: Path
     preset: str = "small"
+    objective: str = "contrastive"  # the pretraining: contrastive or mae
     methods: tuple[str, ...] = tuple(METHODS)
     seeds: tuple[int, ...] = (0,)
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # WiSE-FT sweep, scored on eval
@@ -92,9 +93,9 @@ class SeedRun:
         opts, ctx = self.opts, self.ctx
         pre_dir = self.folder / "pretrained"
         if not (pre_dir / WEIGHTS).is_file() or not (pre_dir / CONFIG).is_file():
-            pretrain(PretrainOptions(opts.data, pre_dir, opts.preset, seed=self.seed,
-                                     epochs=opts.pretrain_epochs, resume=True, device=opts.device,
-                                     progress=opts.progress))
+            pretrain(PretrainOptions(opts.data, pre_dir, opts.preset, objective=opts.objective,
+                                     seed=self.seed, epochs=opts.pretrain_epochs, resume=True,
+                                     device=opts.device, progress=opts.progress))
         pretrained = load_model(pre_dir).to(ctx.device)
         self.tokenizer = tokenizer_path(pre_dir)
         prep = pretrained.config.arch.preprocessing

@@ -45,7 +45,10 @@ def fit(loss_module: nn.Module, params: list[nn.Parameter], batches: Batches, st
     """
     total = schedule.epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
-    model = getattr(loss_module, "module", loss_module).model  # the MultimodalModel, DDP-wrapped or not
+    inner = getattr(loss_module, "module", loss_module)  # DDP-wrapped or not
+    # What a resumable state holds: the MultimodalModel, or more where the loss has its own
+    # weights (MAE's decoders).
+    model = getattr(inner, "checkpointed", inner.model)
     step = 0
     if resume and state_file is not None and state_file.is_file():
         meta = load_state(state_file, model, optimizer)

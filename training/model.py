@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmrt.training.config import ModelConfig
-from mmrt.training.encoders import build_encoder
+from mmrt.training.encoders import build_encoder, shared_blocks
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -35,7 +35,8 @@ class MultimodalModel(nn.Module):
         self.config = config
         self.modalities = tuple(config.modalities)
         arch = config.arch
-        self.encoders = nn.ModuleDict({m: build_encoder(m, arch, config.text_vocab)
+        shared = shared_blocks(arch)  # one module inside every encoder (MAE), or None
+        self.encoders = nn.ModuleDict({m: build_encoder(m, arch, config.text_vocab, shared)
                                        for m in self.modalities})
         # CLIP's learnable temperature for contrastive pretraining, stored as log(1 / T).
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))

@@ -1,4 +1,5 @@
-"""Stage 1: contrastive pretraining on the unlabeled split (pairwise InfoNCE, VATT style)."""
+"""Stage 1: pretraining on the unlabeled split: contrastive (pairwise InfoNCE, VATT style; the
+default) or masked autoencoding (``objective="mae"``, see ``mae.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 
 from mmrt.errors import UserError
 from mmrt.manifest import read_manifest
+from mmrt.methods import OBJECTIVES
+from mmrt.preprocess import Preprocessing
 from mmrt.text import TextTokenizer
 from mmrt.training.alignment import alignment
 from mmrt.training.checkpoint import TOKENIZER, write_model
@@ -17,6 +20,7 @@ from mmrt.training.config import ModelConfig, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
 from mmrt.training.loop import epoch_batches, fit, global_batch
+from mmrt.training.mae import MaskedAutoencoding
 from mmrt.training.model import MultimodalModel
 from mmrt.training.objectives import Contrastive
 from mmrt.training.rundir import STATE, prepare_out
@@ -32,6 +36,7 @@ class PretrainOptions:
     out: Path
     preset: str = "small"
     modalities: tuple[str, ...] | None = None  # default: every modality the pretrain split has
+    objective: str = "contrastive"  # or "mae"
     seed: int = 0
     epochs: int | None = None  # None: the preset's recipe
     lr: float | None = None
@@ -44,6 +49,9 @@ class PretrainOptions:
 
 
 def pretrain(opts: PretrainOptions) -> Path:
+    if opts.objective not in OBJECTIVES:
+        raise UserError(f"--objective {opts.objective!r}: expected one of {list(OBJECTIVES)}")
+    mae = opts.objective == "mae"
     ctx = setup(opts.device)
     preset = load_preset(opts.preset)
     info = inspect_data(opts.data)
@@ -51,9 +59,13 @@ def pretrain(opts: PretrainOptions) -> Path:
     absent = [m for m in modalities if m not in info.modalities]
     if absent:
         raise UserError(f"{opts.data}/pretrain.jsonl: no example has {absent[0]!r}")
-    if len(modalities) < 2:
+    if len(modalities) < 2 and not mae:
         raise UserError(f"contrastive pretraining needs two modalities or more, got {list(modalities)}")
-    schedule = preset.recipe["pretrain"].override(opts.epochs, opts.lr, opts.batch_size)
+    stage_name = "pretrain_mae" if mae else "pretrain"
+    schedule = preset.recipe[stage_name].override(opts.epochs, opts.lr, opts.batch_size)
+    # MAE's encoders: fixed sin-cos positions, the last blocks shared by every modality.
+    arch = replace(preset.arch, positions="sinusoidal", shared_depth=preset.mae.shared_depth) if mae \
+        else preset.arch
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 
@@ -68,37 +80,29 @@ def pretrain(opts: PretrainOptions) -> Path:
         vocab = tokenizer.vocab_size
 
     torch.manual_seed(opts.seed)
-    config = ModelConfig(preset=preset.name, arch=preset.arch, modalities=modalities, text_vocab=vocab,
+    config = ModelConfig(preset=preset.name, arch=arch, modalities=modalities, text_vocab=vocab,
                          task=info.task)
     model = MultimodalModel(config).to(ctx.device)
     split = Split(info.root, "pretrain", modalities, prep, tokenizer, labeled=False,
                   progress=opts.progress and ctx.main, audio_frontend=model.audio_frontend())
     batch_size = global_batch(schedule.batch_size, len(split), ctx)
     batches, steps = epoch_batches(split, torch.arange(len(split)), batch_size, opts.seed, ctx)
-    log.info("pretrain: %d examples, %s, %d epochs of %d steps (batch %d) on %s x%d",
+    log.info("pretrain (%s): %d examples, %s, %d epochs of %d steps (batch %d) on %s x%d", opts.objective,
              len(split), "+".join(modalities), schedule.epochs, steps, batch_size, ctx.device.type, ctx.world)
-    result = fit(ctx.wrap(Contrastive(model)), list(model.parameters()), batches, steps, schedule, ctx,
-                 opts.seed, "pretrain", state_file=out / STATE, resume=opts.resume,
+    if mae:
+        objective = MaskedAutoencoding(model, preset.mae).to(ctx.device)
+        params = [p for n, p in objective.named_parameters() if n != "model.logit_scale"]
+    else:
+        objective, params = Contrastive(model), list(model.parameters())
+    result = fit(ctx.wrap(objective), params, batches, steps, schedule, ctx,
+                 opts.seed, stage_name, state_file=out / STATE, resume=opts.resume,
                  checkpoint_every=opts.checkpoint_every,
                  progress=opts.progress)
 
     if ctx.main:
-        seen = torch.arange(min(len(split), 512))
-        checks = {"pretrain": alignment(model, split, seen, batch_size, ctx.device)}
-        # The train split's inputs (labels unused) are clips pretraining never saw; distill.jsonl
-        # is not: the bundled data draws it from pretrain, as DESIGN.md's default does.
-        held = Split(info.root, "train", modalities, prep, tokenizer, labeled=False, progress=False,
-                     audio_frontend=model.audio_frontend())
-        pretrain_ids = {ex.id for ex in split.dataset.examples}
-        unseen = [i for i, ex in enumerate(held.dataset.examples) if ex.id not in pretrain_ids]
-        if len(unseen) >= batch_size:
-            checks["held_out"] = alignment(model, held, torch.tensor(unseen), batch_size, ctx.device)
-        for name, check in checks.items():
-            log.info("pretrain: alignment on %s examples (chance loss %.2f, retrieval %.3f): %s", name,
-                     check["chance"]["loss"], check["chance"]["retrieval"],
-                     ", ".join(f"{p} loss {v['loss']:.2f} retrieval {v['retrieval']:.3f}"
-                               for p, v in check["pairs"].items()))
-        stage = {"stage": "pretrain", "objective": "contrastive", "data": str(info.root), "seed": opts.seed,
+        checks = (alignment_checks(model, split, info.root, prep, tokenizer, batch_size, ctx.device)
+                  if len(modalities) > 1 else {})
+        stage = {"stage": "pretrain", "objective": opts.objective, "data": str(info.root), "seed": opts.seed,
                  "schedule": asdict(schedule), **result, "alignment": checks}
         model.config = replace(config, history=(stage,))
         write_model(out, model.cpu(), None)
@@ -106,3 +110,25 @@ def pretrain(opts: PretrainOptions) -> Path:
         log.info("pretrain: done, final loss %.4f; model in %s", result["final_loss"], out)
     ctx.barrier()
     return out
+
+
+def alignment_checks(model: MultimodalModel, split: Split, root: Path, prep: Preprocessing,
+                     tokenizer: TextTokenizer | None, batch_size: int, device: torch.device) -> dict:
+    """How well paired modalities find each other, on pretraining clips and on clips pretraining
+    never saw (logged: memorising shows as a gap between the two)."""
+    seen = torch.arange(min(len(split), 512))
+    checks = {"pretrain": alignment(model, split, seen, batch_size, device)}
+    # The train split's inputs (labels unused) are clips pretraining never saw; distill.jsonl
+    # is not: the bundled data draws it from pretrain, as DESIGN.md's default does.
+    held = Split(root, "train", split.modalities, prep, tokenizer, labeled=False, progress=False,
+                 audio_frontend=model.audio_frontend())
+    pretrain_ids = {ex.id for ex in split.dataset.examples}
+    unseen = [i for i, ex in enumerate(held.dataset.examples) if ex.id not in pretrain_ids]
+    if len(unseen) >= batch_size:
+        checks["held_out"] = alignment(model, held, torch.tensor(unseen), batch_size, device)
+    for name, check in checks.items():
+        log.info("pretrain: alignment on %s examples (chance loss %.2f, retrieval %.3f): %s", name,
+                 check["chance"]["loss"], check["chance"]["retrieval"],
+                 ", ".join(f"{p} loss {v['loss']:.2f} retrieval {v['retrieval']:.3f}"
+                           for p, v in check["pairs"].items()))
+    return checks

@@ -15,29 +15,43 @@ def _cell(mean: float | None, std: float | None, seeds: int) -> str:
     return f"{mean:.3f}" if seeds == 1 or std is None else f"{mean:.3f} ± {std:.3f}"
 
 
-def _headline(doc: dict) -> list[str]:
-    seeds = len(doc["seeds"])
+def _headline(docs: dict[str, dict]) -> list[str]:
+    """Table 3: a row per method; with several runs (labelled by the keys), their rows in turn."""
     titles = {"overall": "Overall", **STRATUM_TITLES}
-    head = ["method"] + [f"{titles[s]} {n}" for s, n in HEADLINE]
+    labelled = len(docs) > 1
+    head = ["pretraining"] * labelled + ["method"] + [f"{titles[s]} {n}" for s, n in HEADLINE]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method, res in doc["methods"].items():
-        cells = [_cell(res["metrics"][s][n], res["metrics_std"][f"{s}.{n}"], seeds) for s, n in HEADLINE]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for label, doc in docs.items():
+        seeds = len(doc["seeds"])
+        for method, res in doc["methods"].items():
+            cells = [_cell(res["metrics"][s][n], res["metrics_std"][f"{s}.{n}"], seeds) for s, n in HEADLINE]
+            lines.append("| " + f"{label} | " * labelled + f"{method} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _ratios(doc: dict) -> list[str]:
-    """R of each method against fine-tuning's, overall and on Transferability (the paper's claim)."""
+def _ratios(docs: dict[str, dict]) -> list[str]:
+    """R of each method against fine-tuning's (of the same run), overall and on Transferability
+    (the paper's claim)."""
+    labelled = len(docs) > 1
+    head = ["pretraining"] * labelled + ["method", "R / R(ft) overall", "R / R(ft) transfer",
+                                         "P / P(ft) overall"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, doc in docs.items():
+        lines += _ratio_rows(doc, f"{label} | " * labelled)
+    return lines if len(lines) > 2 else []
+
+
+def _ratio_rows(doc: dict, prefix: str) -> list[str]:
     base = doc["methods"].get("ft")
     if base is None:
         return []
-    lines = ["| method | R / R(ft) overall | R / R(ft) transfer | P / P(ft) overall |", "|---|---|---|---|"]
+    lines = []
     for method, res in doc["methods"].items():
         cells = []
         for stratum, name in (("overall", "R"), ("transfer", "R"), ("overall", "P")):
             a, b = res["metrics"][stratum][name], base["metrics"][stratum][name]
             cells.append("–" if a is None or not b else f"{a / b:.2f}x")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {prefix}{method} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -77,7 +91,8 @@ def write_report(out: Path, doc: dict) -> None:
     seeds = ", ".join(str(x) for x in doc["seeds"])
     lines = [
         "# mmrt experiment", "",
-        f"Data `{s['data']}`, preset `{s['preset']}`, metric {doc['metric']} ({doc['task']}), "
+        f"Data `{s['data']}`, preset `{s['preset']}`, {s.get('objective', 'contrastive')} pretraining, "
+        f"metric {doc['metric']} ({doc['task']}), "
         f"modalities {', '.join(doc['modalities'])}, seeds {seeds}; {s['minutes']} min. "
         f"WiSE-FT alpha {s['alpha']}, moddrop probability {s['drop_prob']}, distillation weight "
         f"{s['distill_weight']} at temperature {s['distill_temperature']}.",
@@ -85,7 +100,7 @@ def write_report(out: Path, doc: dict) -> None:
         "P is the mean and R the minimum over M_E (averaged over M_T; *_best: the best M_T). "
         + ("Cells are the mean ± std over seeds." if len(doc["seeds"]) > 1 else "One seed: a single "
            "cell moves by about ±0.1 between seeds here; use --seeds 0,1,2 for figures to quote."),
-        "", "## Robustness (paper Table 3)", "", *_headline(doc), "", *_ratios(doc), "",
+        "", "## Robustness (paper Table 3)", "", *_headline({"": doc}), "", *_ratios({"": doc}), "",
         "## Best eval set for each training set (paper Table 4)", "", *_best_eval(doc), "",
         "## WiSE-FT alpha sweep", "", *_sweep(doc),
         "## p(M_E; M_T) per method", "",
@@ -96,3 +111,22 @@ def write_report(out: Path, doc: dict) -> None:
               "![P and R by overlap](overlap.png)", "![alpha sweep](alpha_sweep.png)",
               *[f"![{m}](pmatrix_{m.replace('+', '_')}.png)" for m in doc["methods"]], ""]
     atomic.write_text(out / "report.md", "\n".join(lines))
+
+
+def comparison(docs: dict[str, dict]) -> str:
+    """Several experiments side by side (the paper's Table 3, contrastive and MAE blocks): their
+    Table 3 rows in turn, then each method's ratios against its own run's ft. ``docs``: label ->
+    results.json."""
+    first = next(iter(docs.values()))
+    lines = ["# mmrt experiments compared", "",
+             f"Metric {first['metric']} ({first['task']}), modalities {', '.join(first['modalities'])}.", ""]
+    for label, doc in docs.items():
+        s = doc["settings"]
+        lines.append(f"- **{label}**: data `{s['data']}`, preset `{s['preset']}`, "
+                     f"{s.get('objective', 'contrastive')} pretraining, seeds "
+                     f"{', '.join(str(x) for x in doc['seeds'])}; {s['minutes']} min")
+    lines += ["", "## Robustness (paper Table 3)", "", *_headline(docs), "", *_ratios(docs), "",
+              "## Best eval set for each training set (paper Table 4)", ""]
+    for label, doc in docs.items():
+        lines += [f"### {label}", "", *_best_eval(doc), ""]
+    return "\n".join(lines)

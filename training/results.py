@@ -75,8 +75,8 @@ def write_results(out: Path, per_seed: dict[int, dict], modalities: list[str], o
     from mmrt.training.report import write_report
 
     doc = build_results(per_seed, modalities, task)
-    doc["settings"] = {"preset": opts.preset, "data": str(opts.data), "alpha": opts.alpha,
-                       "drop_prob": opts.drop, "distill_weight": opts.distill_weight,
+    doc["settings"] = {"preset": opts.preset, "objective": opts.objective, "data": str(opts.data),
+                       "alpha": opts.alpha, "drop_prob": opts.drop, "distill_weight": opts.distill_weight,
                        "distill_temperature": opts.distill_temperature, "minutes": round(seconds / 60, 1)}
     atomic.write_text(out / RESULTS, json.dumps(doc, indent=2) + "\n")
     write_report(out, doc)

@@ -29,23 +29,30 @@ def add_parser(sub) -> None:
     make.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from mmrt.training.datagen.config import AudioKnobs, TextKnobs, VideoKnobs
+
+    a, v, t = AudioKnobs(), VideoKnobs(), TextKnobs()  # the calibrated defaults (see the data card)
+
+    def pair(p: tuple) -> str:
+        return f"{p[0]:g} {p[1]:g}"
+
     knobs = make.add_argument_group("difficulty knobs (defaults in the data card)")
     knobs.add_argument("--snr-db", nargs=2, type=float, metavar=("MIN", "MAX"),
-                       help="speech-to-noise ratio range in dB (default -6 9)")
+                       help=f"speech-to-noise ratio range in dB (default {pair(a.snr_db)})")
     knobs.add_argument("--audio-miss", type=float, metavar="P",
-                       help="chance a labelled digit is not spoken (default 0.12)")
+                       help=f"chance a labelled digit is not spoken (default {a.miss:g})")
     knobs.add_argument("--video-noise", nargs=2, type=float, metavar=("MIN", "MAX"),
-                       help="pixel noise std range on 0-255 (default 20 60)")
+                       help=f"pixel noise std range on 0-255 (default {pair(v.noise_std)})")
     knobs.add_argument("--distractors", nargs=2, type=int, metavar=("MIN", "MAX"),
-                       help="moving letters per clip (default 1 3)")
+                       help=f"moving letters per clip (default {pair(v.distractors)})")
     knobs.add_argument("--video-miss", type=float, metavar="P",
-                       help="chance a labelled digit is not on screen (default 0.15)")
+                       help=f"chance a labelled digit is not on screen (default {v.miss:g})")
     knobs.add_argument("--title-named", type=float, metavar="P",
-                       help="share of titles naming the label (default 0.25)")
+                       help=f"share of titles naming the label (default {t.named:g})")
     knobs.add_argument("--title-cue", type=float, metavar="P",
-                       help="share of titles with a partial cue (default 0.45)")
+                       help=f"share of titles with a partial cue (default {t.cue:g})")
     knobs.add_argument("--title-foreign", type=float, metavar="P",
-                       help="share of titles naming the label in another language (default 0.10)")
+                       help=f"share of titles naming the label in another language (default {t.foreign:g})")
     make.set_defaults(run=run_make, prog=make.prog)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mmrt.commands import check_seed
 from mmrt.errors import UserError
-from mmrt.methods import METHODS
+from mmrt.methods import METHODS, OBJECTIVES
 
 
 def _list(text: str, kind, flag: str) -> tuple:
@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset folder (see 'mmrt data make')")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--preset", default="small", help="tiny, small or base (default: small)")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default="contrastive",
+                   help="pretraining: contrastive (default) or mae")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma list (default: all of {','.join(METHODS)})")
     seeds = p.add_mutually_exclusive_group()
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.drop_prob < 1.0:
         raise UserError(f"--drop-prob {args.drop_prob}: expected a probability below 1")
     experiment(ExperimentOptions(
-        data=args.data, out=args.out, preset=args.preset, methods=_list(args.methods, str.strip, "--methods"),
+        data=args.data, out=args.out, preset=args.preset, objective=args.objective,
+        methods=_list(args.methods, str.strip, "--methods"),
         seeds=seeds, alphas=_list(args.alphas, float, "--alphas"), alpha=args.alpha, drop=args.drop_prob,
         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, resume=args.resume,

@@ -52,13 +52,19 @@ def _dataset(out: Path, size: str, seed: int) -> tuple[Path, bool]:
 
 
 def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) -> Path:
+    from dataclasses import asdict
+
     from mmrt.training.checkpoint import read_config
+    from mmrt.training.config import load_preset
     from mmrt.training.pretrain import PretrainOptions, pretrain
 
     folder = out / "pretrained"
     if data_reused and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
         config = read_config(folder)
-        if config.history and config.history[0].get("seed") == seed and config.preset == preset:
+        # Reuse only a model pretrained with this seed and the preset's current recipe.
+        recipe = asdict(load_preset(preset).recipe["pretrain"])
+        if config.history and config.history[0].get("seed") == seed and config.preset == preset \
+                and config.history[0].get("schedule") == recipe:
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()

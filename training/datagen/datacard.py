@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 import mmrt
-from mmrt.training.datagen.config import DIGITS, GeneratorConfig
+from mmrt.training.datagen.config import CALIBRATION, DIGITS, GeneratorConfig
 
 TITLE_KINDS = ("named", "cue", "foreign", "none")
 
@@ -121,5 +121,19 @@ def render_card(card: dict) -> str:
                   f"- titles naming a label outright: {t['named']:.1%}; partial cues (parity, range, "
                   f"'one more than six'): {t['cue']:.1%}; naming it in German, Spanish or French: "
                   f"{t['foreign']:.1%}; no cue: {t['none']:.1%}", ""]
-    lines += ["## Knobs", "", "```json", json.dumps(cfg, indent=2), "```", ""]
+    lines += ["## Knobs", "", "```json", json.dumps(cfg, indent=2), "```", "", *calibration_lines()]
     return "\n".join(lines)
+
+
+def calibration_lines() -> list[str]:
+    """How the knob defaults were chosen, round by round (``CALIBRATION``)."""
+    c = CALIBRATION
+    lines = ["## How the defaults were calibrated", "",
+             f"{c['date']}, `{c['command']}`. Target: {c['target']}. Validation scores of each modality "
+             "fine-tuned alone, per round:", "",
+             "| knobs | pretraining | audio | video | text | note |", "|---|---|---|---|---|---|"]
+    for r in c["rounds"]:
+        v = {m: "–" if x is None else f"{x:.3f}" for m, x in r["validation"].items()}
+        lines.append(f"| {r['knobs']} | {r['pretraining']} | {v['audio']} | {v['video']} | {v['text']} | "
+                     f"{r['note']} |")
+    return lines + [""]
