@@ -13,8 +13,10 @@ from mmrt.cli import main
 from mmrt.export.samples import parity_samples
 from mmrt.runtime.bundle import open_bundle
 from mmrt.text import TextTokenizer
-from mmrt.training.checkpoint import load_model, tokenizer_path
-from mmrt.training.config import load_preset
+from mmrt.training.checkpoint import load_model, load_state, tokenizer_path
+from mmrt.training.config import Schedule, load_preset
+from mmrt.training.distributed import setup
+from mmrt.training.loop import fit
 from mmrt.training.mae import MaskedAutoencoding, patches, visible_order
 from mmrt.training.splits import Split
 
@@ -103,6 +105,20 @@ def test_reconstruction_loss_falls_over_a_few_steps(mae_pretrained, tiny_data):
         losses.append(loss.item())
     assert set(parts) == set(model.modalities)
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
+
+
+def test_the_resumable_state_holds_the_decoders(mae_pretrained, tiny_data, tmp_path):
+    """An interrupted MAE run resumes with its decoders, not fresh ones."""
+    model, batch = real_batch(mae_pretrained, tiny_data)
+    objective = MaskedAutoencoding(model, load_preset("tiny").mae)
+    state = tmp_path / "resume.safetensors"
+    fit(objective, list(objective.parameters()), lambda epoch: iter([batch]), 1,
+        Schedule(lr=1e-3, epochs=2, batch_size=16), setup("cpu"), 0, "mae", state_file=state, progress=False)
+    fresh = MaskedAutoencoding(load_model(mae_pretrained), load_preset("tiny").mae)
+    load_state(state, fresh, torch.optim.AdamW(fresh.parameters()))
+    trained, restored = objective.state_dict(), fresh.state_dict()
+    assert any(k.startswith("decoders.") for k in restored)
+    assert all(torch.equal(trained[k], restored[k]) for k in trained)
 
 
 def test_downstream_methods_and_export_run_on_an_mae_model(mae_pretrained, tiny_data, tmp_path):
