@@ -103,6 +103,7 @@ class MaskedAutoencoding(nn.Module):
         arch = model.config.arch
         self.decoders = nn.ModuleDict()
         for m in model.modalities:
+            mae.ratio(m)  # every modality needs its mask ratio: refuse before any training
             enc = model.encoders[m]
             self.decoders[m] = Decoder(arch.width, mae.decoder_width, mae.decoder_depth, enc.grid,
                                        self.target_dim(m))
