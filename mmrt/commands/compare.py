@@ -36,11 +36,13 @@ def load_results(run: Path) -> dict:
 
 
 def labels(runs: list[Path], docs: list[dict]) -> list[str]:
-    """Each run's pretraining objective, or its folder name where two runs share one."""
+    """Each run's pretraining objective; with its folder name where two runs share one; the
+    folder's path where even those clash."""
     objectives = [d["settings"].get("objective", "contrastive") for d in docs]
-    if len(set(objectives)) == len(objectives):
-        return objectives
-    return [f"{o} ({r.name})" for o, r in zip(objectives, runs, strict=True)]
+    for names in (objectives, [f"{o} ({r.name})" for o, r in zip(objectives, runs, strict=True)]):
+        if len(set(names)) == len(names):
+            return names
+    return [str(r) for r in runs]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if (d["metric"], d["modalities"]) != (docs[0]["metric"], docs[0]["modalities"]):
             raise UserError(f"{r}: metric {d['metric']} on {d['modalities']} cannot sit beside "
                             f"{args.runs[0]}'s {docs[0]['metric']} on {docs[0]['modalities']}")
-    names = labels(args.runs, docs)
-    if len(set(names)) < len(names):
-        names = [str(r) for r in args.runs]
-    text = comparison(dict(zip(names, docs, strict=True)))
+    text = comparison(dict(zip(labels(args.runs, docs), docs, strict=True)))
     print(text)
     if args.out:
         atomic.write_text(args.out, text + "\n")
