@@ -7,15 +7,17 @@ import torch
 
 from mmrt.errors import UserError
 from mmrt.modalities import all_subsets
-from mmrt.training.config import PRESETS, ArchConfig, ModelConfig, load_preset
+from mmrt.training.config import POOLS, PRESETS, ArchConfig, ModelConfig, load_preset
 from mmrt.training.model import MultimodalModel
 
 MODS = ("audio", "video", "text")
 
 
-def tiny_model(classes=("a", "b", "c"), modalities=MODS) -> MultimodalModel:
+def tiny_model(classes=("a", "b", "c"), modalities=MODS, **arch) -> MultimodalModel:
+    """The tiny preset's model; ``arch`` overrides architecture fields."""
     torch.manual_seed(0)
-    return MultimodalModel(ModelConfig(preset="tiny", arch=load_preset("tiny").arch, modalities=modalities,
+    config = ArchConfig.from_dict({**load_preset("tiny").arch.to_dict(), **arch})
+    return MultimodalModel(ModelConfig(preset="tiny", arch=config, modalities=modalities,
                                        text_vocab=50, classes=tuple(classes)))
 
 
@@ -47,6 +49,10 @@ def test_unknown_preset_and_untileable_arch_are_refused():
         ArchConfig.from_dict({**arch, "video_tubelet": [3, 8, 8]})
     with pytest.raises(UserError, match="unknown"):
         ArchConfig.from_dict({**arch, "depht": 2})
+    with pytest.raises(UserError, match="pool 'attention'"):
+        ArchConfig.from_dict({**arch, "pool": "attention"})
+    with pytest.raises(UserError, match="stem_norm needs a convolutional stem"):
+        ArchConfig.from_dict({**arch, "stem_channels": 0, "stem_norm": True})
 
 
 def test_each_encoder_gives_unit_vectors_of_the_embedding_size():
@@ -58,8 +64,9 @@ def test_each_encoder_gives_unit_vectors_of_the_embedding_size():
         torch.testing.assert_close(z.norm(dim=1), torch.ones(4))
 
 
-def test_text_padding_does_not_change_the_embedding():
-    model = tiny_model().eval()
+@pytest.mark.parametrize("pool", POOLS)
+def test_text_padding_does_not_change_the_embedding(pool):
+    model = tiny_model(pool=pool).eval()
     ids = torch.zeros(1, model.config.arch.preprocessing.max_tokens, dtype=torch.long)
     ids[0, :5] = torch.tensor([2, 10, 11, 12, 3])
     # The padding positions hold PAD; changing the encoder's view of them must not matter.
@@ -106,11 +113,18 @@ def test_precomputed_log_mel_gives_the_same_embedding_as_raw_audio():
                                    model.encode("audio", pcm))
 
 
+def test_normalised_stem_uses_no_batch_statistics():
+    # A clip's embedding in training mode must not depend on the clips it is batched with.
+    model = tiny_model(stem_norm=True).train()
+    x = batch(model)["video"]
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.encoders["video"].patch.modules())
+    torch.testing.assert_close(model.encode_video(x[:1]), model.encode_video(x)[:1])
+
+
 def test_convolutional_stem_keeps_the_token_grid():
-    arch = ArchConfig.from_dict({**load_preset("tiny").arch.to_dict(), "stem_channels": 8})
-    plain = tiny_model()
-    stem = MultimodalModel(ModelConfig(preset="tiny", arch=arch, modalities=MODS, text_vocab=50,
-                                       classes=("a",)))
+    plain = tiny_model(stem_channels=0, stem_norm=False)
+    stem = tiny_model(stem_channels=8)
+    arch = stem.config.arch
     assert stem.encoders["audio"].trunk.pos.shape == plain.encoders["audio"].trunk.pos.shape
     assert stem.encoders["video"].trunk.pos.shape == plain.encoders["video"].trunk.pos.shape
     x = batch(plain)

@@ -37,3 +37,25 @@ def test_quickstart_reports_an_unusable_out_folder_in_one_line(tmp_path, capsys)
     assert main(["quickstart", "--size", "tiny", "--out", str(tmp_path / "a-file" / "qs")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot create the folder" in err
+
+
+def test_quickstart_pretrains_again_when_the_architecture_changed(tiny_data, tiny_pretrained, tmp_path,
+                                                                 capsys):
+    import json
+    import shutil
+
+    from mmrt.commands.quickstart import _pretrain
+    from mmrt.training.config import load_preset
+
+    folder = tmp_path / "pretrained"
+    shutil.copytree(tiny_pretrained, folder)
+    assert _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True) == folder
+    assert f"reusing {folder}" in capsys.readouterr().out
+    config = json.loads((folder / "config.json").read_text())
+    current = load_preset("tiny").arch.pool
+    config["arch"]["pool"] = "cls" if current != "cls" else "mean"  # an older design
+    (folder / "config.json").write_text(json.dumps(config))
+    _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True)
+    out = capsys.readouterr().out
+    assert "reusing" not in out and "pretrained in" in out
+    assert json.loads((folder / "config.json").read_text())["arch"]["pool"] == current

@@ -12,6 +12,8 @@ from mmrt.errors import UserError
 from mmrt.preprocess import Preprocessing
 from mmrt.scores import metric_name
 
+POOLS = ("cls", "mean", "max")
+
 
 @dataclass(frozen=True)
 class ArchConfig:
@@ -24,9 +26,12 @@ class ArchConfig:
     n_mels: int  # mel bins of the audio front-end
     video_tubelet: tuple[int, int, int]  # frames x height x width of one video token
     tokenizer_vocab: int  # upper bound on the sentencepiece vocabulary trained at pretraining
-    pool: str = "cls"  # "cls": the [CLS] token; "mean": the mean of the (non-padding) tokens
+    # "cls": the [CLS] token; "mean" / "max": the mean / channel-wise max of the non-padding tokens
+    # (max finds a small object - a digit in a corner of the frame - that CLS and mean dilute)
+    pool: str = "cls"
     stem_channels: int = 0  # >0: two stride-2 3x3 convolutions before the patch projection
     # (an "early convolutions" stem, Xiao et al. 2021; helps ViTs learn from little data)
+    stem_norm: bool = False  # normalise each stem conv's output per example (GroupNorm, 1 group)
     positions: str = "learned"  # or "sinusoidal": fixed sin-cos per grid axis (MAE)
     shared_depth: int = 0  # the last blocks, shared by every modality's encoder (AV-MAE / CAV-MAE)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
@@ -43,8 +48,8 @@ class ArchConfig:
         d = dict(d, video_tubelet=tuple(d["video_tubelet"]),
                  preprocessing=Preprocessing(**d.get("preprocessing", {})))
         arch = cls(**d)
-        if arch.pool not in ("cls", "mean"):
-            raise UserError(f"{source}: pool {arch.pool!r}: expected 'cls' or 'mean'")
+        if arch.pool not in POOLS:
+            raise UserError(f"{source}: pool {arch.pool!r}: expected one of {list(POOLS)}")
         if arch.positions not in ("learned", "sinusoidal"):
             raise UserError(f"{source}: positions {arch.positions!r}: expected 'learned' or 'sinusoidal'")
         if not 0 <= arch.shared_depth <= arch.depth:
@@ -62,6 +67,8 @@ class ArchConfig:
         if arch.stem_channels and (arch.audio_patch % 4 or arch.video_tubelet[1] % 4
                                    or arch.video_tubelet[2] % 4):
             raise UserError(f"{source}: a convolutional stem needs patch sides divisible by 4")
+        if arch.stem_norm and not arch.stem_channels:
+            raise UserError(f"{source}: stem_norm needs a convolutional stem (stem_channels > 0)")
         return arch
 
     def to_dict(self) -> dict:

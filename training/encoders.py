@@ -68,7 +68,7 @@ def sincos_positions(grid: tuple[int, ...], width: int) -> torch.Tensor:
 
 class TokenEncoder(nn.Module):
     """The transformer every modality's encoder ends in: prepend [CLS], add positions, run the
-    blocks, project [CLS] (or the token mean) to d.
+    blocks, pool (the [CLS] token, or the mean or max of the tokens) and project to d.
 
     ``shared`` blocks, when given, run after this encoder's own blocks and are the same module
     in every modality's encoder (MAE's shared final layer): the exported encoder carries them.
@@ -107,6 +107,10 @@ class TokenEncoder(nn.Module):
         """Hidden states [B, 1 + N, W] -> the pooled, projected, L2-normalised embedding [B, d]."""
         if self.pool == "cls":
             pooled = x[:, 0]
+        elif self.pool == "max":  # over real tokens and [CLS], which keeps an all-padding row defined
+            if pad is not None:
+                x = x.masked_fill(attend_mask(pad)[:, 0, 0, :, None].logical_not(), -torch.inf)
+            pooled = x.amax(dim=1)
         elif pad is None:
             pooled = x[:, 1:].mean(dim=1)
         else:  # the mean over real tokens; [CLS] keeps an all-padding row defined
@@ -123,20 +127,26 @@ def attend_mask(pad: torch.Tensor | None) -> torch.Tensor | None:
     return torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1).logical_not()[:, None, None, :]
 
 
-def patch_embedding(dims: int, in_channels: int, width: int, patch: tuple[int, ...], stem: int) -> nn.Module:
+def patch_embedding(dims: int, in_channels: int, width: int, patch: tuple[int, ...], stem: int,
+                    norm: bool = False) -> nn.Module:
     """Non-overlapping patches -> width channels: one strided conv (ViT), or with ``stem`` > 0 two
     stride-2 3x3 convs first, then the patch conv over what is left (same tokens, same grid).
 
-    For video (dims 3) the stem works on each frame; the patch conv also spans time.
+    For video (dims 3) the stem works on each frame; the patch conv also spans time. ``norm``
+    puts a one-group GroupNorm after each stem conv: each example's feature maps are
+    standardised as a whole (no batch statistics, so a batch of one behaves like any other).
+    Without it, the small preset's video encoder stays at chance even trained on labels.
     """
     conv = nn.Conv2d if dims == 2 else nn.Conv3d
     if not stem:
         return conv(in_channels, width, kernel_size=patch, stride=patch)
     k, s, pad = ((3, 3), (2, 2), (1, 1)) if dims == 2 else ((1, 3, 3), (1, 2, 2), (0, 1, 1))
     rest = tuple(patch[:-2]) + (patch[-2] // 4, patch[-1] // 4)
-    return nn.Sequential(conv(in_channels, stem, k, s, pad), nn.GELU(),
-                         conv(stem, stem, k, s, pad), nn.GELU(),
-                         conv(stem, width, kernel_size=rest, stride=rest))
+
+    def stage(cin: int) -> list[nn.Module]:
+        return [conv(cin, stem, k, s, pad), *([nn.GroupNorm(1, stem)] if norm else []), nn.GELU()]
+
+    return nn.Sequential(*stage(in_channels), *stage(stem), conv(stem, width, kernel_size=rest, stride=rest))
 
 
 def grid_tokens(patch: nn.Module, image: torch.Tensor) -> torch.Tensor:
@@ -154,7 +164,7 @@ class AudioEncoder(nn.Module):
         p = arch.audio_patch
         self.time_patches = self.mel.params.num_frames(prep.clip_samples) // p
         self.patch_size = p
-        self.patch = patch_embedding(2, 1, arch.width, (p, p), arch.stem_channels)
+        self.patch = patch_embedding(2, 1, arch.width, (p, p), arch.stem_channels, arch.stem_norm)
         self.grid = (arch.n_mels // p, self.time_patches)  # mel bands x time, raster order
         self.trunk = TokenEncoder(arch, self.grid, shared)
 
@@ -184,7 +194,7 @@ class VideoEncoder(nn.Module):
         super().__init__()
         prep = arch.preprocessing
         t, h, w = arch.video_tubelet
-        self.patch = patch_embedding(3, 3, arch.width, (t, h, w), arch.stem_channels)
+        self.patch = patch_embedding(3, 3, arch.width, (t, h, w), arch.stem_channels, arch.stem_norm)
         self.grid = (prep.frames // t, prep.frame_size // h, prep.frame_size // w)
         self.trunk = TokenEncoder(arch, self.grid, shared)
 

@@ -61,10 +61,11 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) 
     folder = out / "pretrained"
     if data_reused and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
         config = read_config(folder)
-        # Reuse only a model pretrained with this seed and the preset's current recipe.
-        recipe = asdict(load_preset(preset).recipe["pretrain"])
+        # Reuse only a model pretrained with this seed and the preset's current architecture and recipe.
+        current = load_preset(preset)
         if config.history and config.history[0].get("seed") == seed and config.preset == preset \
-                and config.history[0].get("schedule") == recipe:
+                and config.arch == current.arch \
+                and config.history[0].get("schedule") == asdict(current.recipe["pretrain"]):
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()
