@@ -7,6 +7,8 @@ METHODS: dict[str, str] = {
     "masd": "fine-tune plus self-distillation from M_T to the other modalities (MASD)",
     "wiseft": "alpha * fine-tuned + (1 - alpha) * probe weights (WiSE-FT)",
     "masd+wiseft": "alpha * MASD + (1 - alpha) * probe weights",
+    "masd-cw": "MASD with each example's distillation weighted by the teacher's confidence (mmrt's, "
+               "not the paper's)",
     "moddrop": "fine-tune with modalities dropped at random per example",
 }
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_model import MODS, batch, tiny_model
 
-from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised
+from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised, confidence, soft_target_loss
 from mmrt.training.wiseft import interpolate, wise
 
 
@@ -24,7 +24,8 @@ def grads(model):
             for n, p in model.named_parameters()}
 
 
-def test_no_gradient_reaches_the_weights_through_the_teacher():
+@pytest.mark.parametrize("confidence_weighted", [False, True])
+def test_no_gradient_reaches_the_weights_through_the_teacher(confidence_weighted):
     """M_T = audio: the audio encoder only gets the task loss's gradient, whatever the distillation does."""
     model = tiny_model()
     task_batch, distill_batch = labeled(model), labeled(model)
@@ -35,7 +36,8 @@ def test_no_gradient_reaches_the_weights_through_the_teacher():
     loss.backward()
     task_only = grads(reference)
 
-    loss, parts = SelfDistillation(model, ["audio"], weight=5.0)((task_batch, distill_batch), g)
+    loss, parts = SelfDistillation(model, ["audio"], weight=5.0,
+                                   confidence_weighted=confidence_weighted)((task_batch, distill_batch), g)
     loss.backward()
     full = grads(model)
     assert parts["distill"] > 0
@@ -44,6 +46,27 @@ def test_no_gradient_reaches_the_weights_through_the_teacher():
     # ...while the student's encoders do learn from the teacher.
     assert any(full[n].abs().sum() > 0 for n in full if n.startswith("encoders.video."))
     assert all(task_only[n].abs().sum() == 0 for n in task_only if n.startswith("encoders.video."))
+
+
+@pytest.mark.parametrize("task", ["multi-label", "single-label"])
+def test_teacher_confidence_is_one_when_sure_and_zero_when_undecided(task):
+    sure = torch.tensor([[30.0, -30.0, -30.0]])
+    undecided = torch.zeros(1, 3)
+    c = confidence(torch.cat([sure, undecided, sure / 30]), task, temperature=1.0)
+    assert c[0] == pytest.approx(1.0, abs=1e-4) and c[1] == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 < c[2] < 1.0
+    # A higher temperature softens the teacher, so it is less sure.
+    assert confidence(sure / 30, task, temperature=4.0) < c[2]
+
+
+@pytest.mark.parametrize("task", ["multi-label", "single-label"])
+def test_weighted_distillation_ignores_examples_of_weight_zero(task):
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    alone = soft_target_loss(student[:2], teacher[:2], task, 2.0)
+    weighted = soft_target_loss(student, teacher, task, 2.0, weights=torch.tensor([0.5, 0.5, 0.0, 0.0]))
+    torch.testing.assert_close(weighted, alone)
+    assert soft_target_loss(student, teacher, task, 2.0, weights=torch.zeros(4)) == 0.0
 
 
 def test_distillation_passes_use_the_heads_running_statistics():

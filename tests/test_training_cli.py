@@ -49,7 +49,8 @@ def test_every_method_trains_a_loadable_model(method, tiny_data, pretrained, tmp
     stages = [h["stage"] for h in model.config.history]
     assert stages[:2] == ["pretrain", "probe"]
     if method != "lp":
-        assert stages[2] == {"ft": "finetune", "wiseft": "finetune", "moddrop": "moddrop"}.get(method, "masd")
+        assert stages[2] == {"ft": "finetune", "wiseft": "finetune", "moddrop": "moddrop",
+                             "masd-cw": "masd-cw"}.get(method, "masd")
     assert main(["eval", str(out), "--data", str(tiny_data), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["metric"] == "mAP" and len(scores["scores"]) == 7

@@ -97,25 +97,29 @@ def _paired(first, first_steps: int, second, second_steps: int):
 
 def self_distill(start: MultimodalModel, train: Split, indices: torch.Tensor, distill: Split,
                  distill_indices: torch.Tensor, use: Sequence[str], schedule: Schedule, run: StageRun,
-                 weight: float = 1.0, temperature: float = 1.0) -> tuple[MultimodalModel, dict]:
-    """MASD: task loss on D_T|M_T plus self-distillation from M_T to M \\ M_T on D_SD."""
+                 weight: float = 1.0, temperature: float = 1.0,
+                 confidence_weighted: bool = False) -> tuple[MultimodalModel, dict]:
+    """MASD: task loss on D_T|M_T plus self-distillation from M_T to M \\ M_T on D_SD
+    (each example weighted by the teacher's confidence with ``confidence_weighted``)."""
     model = copy.deepcopy(start).to(run.ctx.device)
     batch_size = global_batch(schedule.batch_size, len(indices), run.ctx)
     labeled, steps = epoch_batches(train, indices, batch_size, run.seed, run.ctx)
     distill_size = global_batch(schedule.batch_size, len(distill_indices), run.ctx)
     unlabeled, distill_steps = epoch_batches(distill, distill_indices, distill_size, run.seed + 1, run.ctx)
-    objective = SelfDistillation(model, use, weight, temperature)
+    objective = SelfDistillation(model, use, weight, temperature, confidence_weighted)
+    stage = "masd-cw" if confidence_weighted else "masd"
     params = [p for n, p in model.named_parameters() if n != "logit_scale"]
     result = fit(run.ctx.wrap(objective), params, _paired(labeled, steps, unlabeled, distill_steps), steps,
-                 schedule, run.ctx, run.seed, f"masd {'+'.join(use)}", state_file=run.state_file,
+                 schedule, run.ctx, run.seed, f"{stage} {'+'.join(use)}", state_file=run.state_file,
                  resume=run.resume, checkpoint_every=run.checkpoint_every, progress=run.progress)
-    return model, {"stage": "masd", "use": list(use), "student": list(objective.student_use),
+    return model, {"stage": stage, "use": list(use), "student": list(objective.student_use),
                    "distill_weight": weight, "distill_temperature": temperature,
                    "batch_size": batch_size, "schedule": asdict(schedule), **result}
 
 
 TUNED_BY = {"ft": "finetune", "wiseft": "finetune", "masd": "masd", "masd+wiseft": "masd",
-            "moddrop": "moddrop"}  # method -> the stage it trains after the probe ("lp": none)
+            "masd-cw": "masd-cw", "moddrop": "moddrop"}  # method -> its stage after the probe ("lp": none)
+DISTILLING = ("masd", "masd-cw")  # the stages that need the distill split
 
 
 def tuning_stage(method: str, use: Sequence[str], modalities: Sequence[str]) -> str | None:
@@ -123,9 +127,9 @@ def tuning_stage(method: str, use: Sequence[str], modalities: Sequence[str]) -> 
     collapse: MASD with M_T = M has no student (plain fine-tuning), and modality dropout
     on one modality cannot drop anything (plain fine-tuning)."""
     stage = TUNED_BY.get(method)
-    if stage == "masd" and set(use) == set(modalities):
-        log.info("masd on %s: M_T is every modality, so there is no student set; this is plain "
-                 "fine-tuning", "+".join(use))
+    if stage in DISTILLING and set(use) == set(modalities):
+        log.info("%s on %s: M_T is every modality, so there is no student set; this is plain "
+                 "fine-tuning", method, "+".join(use))
         return "finetune"
     if stage == "moddrop" and len(use) == 1:
         log.info("moddrop on %s: one modality cannot be dropped; this is plain fine-tuning", use[0])
@@ -154,11 +158,12 @@ class Learners:
                      self.probe_schedule, run)
 
     def tune(self, stage: str, lp: MultimodalModel, use: Sequence[str], run: StageRun):
-        if stage == "masd":
+        if stage in DISTILLING:
             if self.distill is None:
-                raise ValueError("masd needs the distill split")
+                raise ValueError(f"{stage} needs the distill split")
             return self_distill(lp, self.train, self.train_indices, self.distill,
                                 self.distill_indices, use, self.tune_schedule, run,
-                                self.distill_weight, self.distill_temperature)
+                                self.distill_weight, self.distill_temperature,
+                                confidence_weighted=stage == "masd-cw")
         return finetune(lp, self.train, self.train_indices, use, self.tune_schedule, run,
                         self.drop if stage == "moddrop" else 0.0)

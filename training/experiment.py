@@ -1,6 +1,6 @@
 """`mmrt experiment`: every method on every training-modality set, scored on every eval set.
 
-One seed: pretrain once, then for each non-empty M_T train lp, ft, masd and moddrop (each
+One seed: pretrain once, then for each non-empty M_T train lp, ft, masd, masd-cw and moddrop (each
 from the probe; wiseft and masd+wiseft are weight averages, no training), and score each
 model on every non-empty M_E of the eval split. Several seeds: one such run per seed under
 ``RUN/seed-<s>/``, then mean and std over seeds. Runs go one after another (two torch jobs

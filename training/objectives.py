@@ -26,18 +26,36 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Te
     return F.cross_entropy(logits, labels.argmax(dim=1))
 
 
-def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str,
-                     temperature: float) -> torch.Tensor:
-    """Distillation: the student matches the teacher's probabilities at ``temperature``.
+def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, temperature: float,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Distillation: the student matches the teacher's probabilities at ``temperature``; the mean
+    over examples, or the ``weights`` [B]-weighted mean.
 
     Scaled by T^2 so the gradient size does not change with the temperature (Hinton et al.).
     """
     t = temperature
     if task == "multi-label":
-        loss = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t))
+        per_example = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t),
+                                                         reduction="none").mean(1)
     else:
-        loss = -(F.softmax(teacher / t, dim=1) * F.log_softmax(student / t, dim=1)).sum(1).mean()
+        per_example = -(F.softmax(teacher / t, dim=1) * F.log_softmax(student / t, dim=1)).sum(1)
+    if weights is None:
+        loss = per_example.mean()
+    else:  # all-zero weights (a teacher with no confidence at all) distil nothing
+        loss = (weights * per_example).sum() / weights.sum().clamp(min=1e-12)
     return loss * t * t
+
+
+def confidence(teacher: torch.Tensor, task: str, temperature: float) -> torch.Tensor:
+    """[B] in [0, 1]: one minus the normalised entropy of the teacher's prediction (the mean
+    binary entropy over classes for multi-label; the softmax entropy for single-label)."""
+    z = teacher / temperature
+    if task == "multi-label":
+        q = torch.sigmoid(z)
+        entropy = F.binary_cross_entropy_with_logits(z, q, reduction="none").mean(1) / math.log(2)
+    else:
+        entropy = -(F.softmax(z, dim=1) * F.log_softmax(z, dim=1)).sum(1) / math.log(z.shape[1])
+    return (1.0 - entropy).clamp(min=0.0)
 
 
 def any_present(present: dict[str, torch.Tensor], use: Sequence[str]) -> torch.Tensor:
@@ -123,12 +141,17 @@ class SelfDistillation(nn.Module):
     Both distillation passes use the head's BatchNorm running statistics (eval mode): batch
     statistics of the student's unfamiliar modalities collapse it (12% where fine-tuning
     reached 71% in a prototype).
+
+    ``confidence_weighted`` (mmrt's ``masd-cw``, not in the paper) weights each example's
+    distillation loss by the teacher's confidence (``confidence``), normalised over the batch,
+    so an unsure teacher passes on less of its guesses; the total weight is unchanged.
     """
 
     def __init__(self, model: MultimodalModel, teacher_use: Sequence[str], weight: float = 1.0,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, confidence_weighted: bool = False):
         super().__init__()
         self.model, self.weight, self.temperature = model, weight, temperature
+        self.confidence_weighted = confidence_weighted
         self.teacher_use = tuple(teacher_use)
         self.student_use = tuple(m for m in model.modalities if m not in self.teacher_use)
         self.task = Supervised(model, self.teacher_use)
@@ -148,8 +171,12 @@ class SelfDistillation(nn.Module):
                                  {m: p[m][rows] for m in self.student_use}, self.student_use)
         finally:
             head.train()
-        distill = (soft_target_loss(student, teacher, self.model.config.task, self.temperature)
-                   if rows.any() else student.sum() * 0.0)
+        if not rows.any():
+            distill = student.sum() * 0.0
+        else:
+            task_kind = self.model.config.task
+            weights = confidence(teacher, task_kind, self.temperature) if self.confidence_weighted else None
+            distill = soft_target_loss(student, teacher, task_kind, self.temperature, weights)
         return task + self.weight * distill, {"task": task.item(), "distill": distill.item()}
 
 

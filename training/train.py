@@ -22,7 +22,7 @@ from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, to
 from mmrt.training.config import load_preset
 from mmrt.training.data import inspect_data, require_modalities
 from mmrt.training.distributed import setup
-from mmrt.training.downstream import Learners, StageRun, tuning_stage
+from mmrt.training.downstream import DISTILLING, Learners, StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.model import MultimodalModel
 from mmrt.training.rundir import prepare_out
@@ -114,13 +114,13 @@ def train(opts: TrainOptions) -> Path:
                         audio_frontend=frontend)
     keep, val = holdout(len(train_split), opts.holdout, opts.seed)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
-    if stage == "masd":
+    if stage in DISTILLING:
         student = [m for m in pretrained.modalities if m not in use]
         require_modalities(info, "distill" if (info.root / "distill.jsonl").is_file() else "pretrain",
                            student, "self-distillation to the other modalities")
     distill, distill_idx = (open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed, show,
                                                  frontend)
-                            if stage == "masd" else (None, None))
+                            if stage in DISTILLING else (None, None))
     learners = Learners(train_split, torch.from_numpy(keep), distill, distill_idx, info.classes, info.task,
                         preset.recipe["probe"], tune_schedule, opts.drop, opts.distill_weight,
                         opts.distill_temperature)

@@ -1,4 +1,5 @@
-"""`mmrt train`: a downstream method (lp, ft, masd, wiseft, masd+wiseft, moddrop) on one modality set."""
+"""`mmrt train`: a downstream method (lp, ft, masd, wiseft, masd+wiseft, masd-cw, moddrop) on one
+modality set."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def add_parser(sub) -> None:
         "train", help="train a classifier on the modalities M_T from a pretrained model",
         description="Methods: lp (linear probe on frozen encoders), ft (all weights, head from the "
         "probe), masd (ft plus self-distillation from M_T to the other modalities on "
-        "DATA/distill.jsonl), wiseft (alpha*ft + (1-alpha)*lp), masd+wiseft, moddrop (ft with "
+        "DATA/distill.jsonl), wiseft (alpha*ft + (1-alpha)*lp), masd+wiseft, masd-cw (masd with each "
+        "example's distillation weighted by the teacher's confidence), moddrop (ft with "
         "modalities dropped at random). Writes a model directory for 'mmrt export'.")
     p.add_argument("--data", required=True, type=Path, help="dataset folder with train.jsonl")
     p.add_argument("--pretrained", required=True, type=Path, help="model directory from 'mmrt pretrain'")
