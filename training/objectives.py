@@ -26,6 +26,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Te
     return F.cross_entropy(logits, labels.argmax(dim=1))
 
 
+def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, task: str) -> torch.Tensor:
+    """[B]: cross-entropy of the student's logits against the teacher's probabilities (the mean
+    per-class binary one for multi-label); with student = teacher, the teacher's entropy."""
+    if task == "multi-label":
+        return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher), reduction="none").mean(1)
+    return -(F.softmax(teacher, dim=1) * F.log_softmax(student, dim=1)).sum(1)
+
+
 def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, temperature: float,
                      weights: torch.Tensor | None = None) -> torch.Tensor:
     """Distillation: the student matches the teacher's probabilities at ``temperature``; the mean
@@ -34,11 +42,7 @@ def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, te
     Scaled by T^2 so the gradient size does not change with the temperature (Hinton et al.).
     """
     t = temperature
-    if task == "multi-label":
-        per_example = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t),
-                                                         reduction="none").mean(1)
-    else:
-        per_example = -(F.softmax(teacher / t, dim=1) * F.log_softmax(student / t, dim=1)).sum(1)
+    per_example = soft_cross_entropy(student / t, teacher / t, task)
     if weights is None:
         loss = per_example.mean()
     else:  # all-zero weights (a teacher with no confidence at all) distil nothing
@@ -50,12 +54,8 @@ def confidence(teacher: torch.Tensor, task: str, temperature: float) -> torch.Te
     """[B] in [0, 1]: one minus the normalised entropy of the teacher's prediction (the mean
     binary entropy over classes for multi-label; the softmax entropy for single-label)."""
     z = teacher / temperature
-    if task == "multi-label":
-        q = torch.sigmoid(z)
-        entropy = F.binary_cross_entropy_with_logits(z, q, reduction="none").mean(1) / math.log(2)
-    else:
-        entropy = -(F.softmax(z, dim=1) * F.log_softmax(z, dim=1)).sum(1) / math.log(z.shape[1])
-    return (1.0 - entropy).clamp(min=0.0)
+    most = math.log(2) if task == "multi-label" else math.log(z.shape[1])  # entropy when undecided
+    return (1.0 - soft_cross_entropy(z, z, task) / most).clamp(min=0.0)
 
 
 def any_present(present: dict[str, torch.Tensor], use: Sequence[str]) -> torch.Tensor:
