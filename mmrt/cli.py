@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         quickstart,
         serve,
         train,
+        tune,
     )
 
     parser = Parser(prog="mmrt", description="Multimodal runtime for edge sensor rigs: robust "
@@ -37,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmrt {mmrt.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
-    for module in (data, pretrain, train, evaluate, experiment, compare, metrics, export, serve, bench,
-                   quickstart):
+    for module in (data, pretrain, train, tune, evaluate, experiment, compare, metrics, export, serve,
+                   bench, quickstart):
         module.add_parser(sub)
     return parser
 

@@ -92,12 +92,41 @@ def stratum_metrics(pm: PMatrix, admit: Stratum) -> tuple[dict[str, float | None
     return _aggregate([(v["P"], v["R"]) for v in per_train.values()]), per_train
 
 
-def robustness_report(pm: PMatrix) -> dict:
-    """Everything ``mmrt metrics --json`` prints."""
+def oracle(pm: PMatrix) -> PMatrix | None:
+    """The scores of a model that matches, on every eval set M_E, the specialist for it: the model
+    trained on M_E itself, scored on M_E (the diagonal p(M_E; M_E)). None unless every non-empty
+    training set has its row."""
+    subsets = all_subsets(pm.modalities)
+    if any(s not in pm.scores for s in subsets):
+        return None
+    return PMatrix(pm.modalities, {mt: {me: pm.scores[me][me] for me in subsets} for mt in subsets})
+
+
+def gap_closed(metrics: dict, baseline: dict, ceiling: dict) -> dict[str, dict[str, float | None]]:
+    """Per stratum, the share of the baseline-to-oracle gap in P and in R that ``metrics`` closes:
+    (method - baseline) / (oracle - baseline); 1 matches the specialists, 0 the baseline. None
+    where there is no gap (the baseline at or above the oracle) or no figure."""
+    out: dict[str, dict[str, float | None]] = {}
+    for stratum in STRATA:
+        row: dict[str, float | None] = {}
+        for name in ("P", "R"):
+            m, b, o = metrics[stratum][name], baseline[stratum][name], ceiling[stratum][name]
+            row[name] = None if m is None or b is None or o is None or o <= b else (m - b) / (o - b)
+        out[stratum] = row
+    return out
+
+
+def robustness_report(pm: PMatrix, baseline: PMatrix | None = None) -> dict:
+    """Everything ``mmrt metrics --json`` prints. With every training set present, "oracle" holds
+    the strata of the specialists' matrix (``oracle``) - from ``baseline``'s diagonal when given
+    (the paper's fine-tuning, whose specialists are the fine-tuned models), else this matrix's -
+    and with ``baseline``, "gap_closed" the share of the baseline-to-oracle gap closed."""
+    if baseline is not None and baseline.modalities != pm.modalities:
+        raise UserError(f"the baseline's modalities {list(baseline.modalities)} differ from "
+                        f"{list(pm.modalities)}")
     report: dict = {"modalities": list(pm.modalities), "train_sets": [pm.key(mt) for mt in pm.scores]}
-    per_train = {}
-    for name, admit in STRATA.items():
-        report[name], per_train[name] = stratum_metrics(pm, admit)
+    aggregate, per_train = _strata(pm)
+    report.update(aggregate)
     report["by_overlap"] = {}
     for k in range(len(pm.modalities) + 1):
         agg, _ = stratum_metrics(pm, lambda mt, me, k=k: len(mt & me) == k)
@@ -106,4 +135,17 @@ def robustness_report(pm: PMatrix) -> dict:
     # Table 4: the eval set scoring highest for each training set (first in subset order on ties).
     report["best_eval"] = {pm.key(mt): pm.key(max(row, key=row.get)) for mt, row in pm.scores.items()}
     report["per_train"] = per_train
+    ceiling = oracle(baseline or pm)
+    if ceiling is not None:
+        report["oracle"] = {s: {"P": v["P"], "R": v["R"]} for s, v in _strata(ceiling)[0].items()}
+        if baseline is not None:
+            report["gap_closed"] = gap_closed(report, _strata(baseline)[0], report["oracle"])
     return report
+
+
+def _strata(pm: PMatrix) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(stratum -> aggregate P/R, stratum -> per-training-set P/R) for every stratum."""
+    aggregate, per_train = {}, {}
+    for name, admit in STRATA.items():
+        aggregate[name], per_train[name] = stratum_metrics(pm, admit)
+    return aggregate, per_train

@@ -11,6 +11,26 @@ def _fmt(v: float | None, scale: float) -> str:
     return f"{v:.3f}" if scale <= 1.0 else f"{v:.1f}"
 
 
+def _headroom(report: dict, scale: float) -> list[str]:
+    """The oracle (each eval set's specialist) per stratum and, against a baseline, the share of
+    the baseline-to-oracle gap closed."""
+    if "oracle" not in report:
+        return []
+    strata = {"overall": "Overall", **STRATUM_TITLES}
+    head = ["", *(f"{t} {n}" for t in strata.values() for n in ("P", "R"))]
+    rows = [["oracle: each M_E's specialist", *(_fmt(report["oracle"][s][n], scale)
+                                                for s in strata for n in ("P", "R"))]]
+    if "gap_closed" in report:
+        rows.append(["share of the baseline-to-oracle gap closed",
+                     *(_share(report["gap_closed"][s][n]) for s in strata for n in ("P", "R"))])
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def _share(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.0f}%"
+
+
 def markdown_table(report: dict) -> str:
     """Headline table (Overall P_best R_best P R | each stratum P R), overlap table, best eval sets."""
     values = [v for s in ("overall", *STRATUM_TITLES) for v in report[s].values() if v is not None]
@@ -28,6 +48,7 @@ def markdown_table(report: dict) -> str:
         "|" + "---|" * len(head),
         "| " + " | ".join(row) + " |",
         "",
+        *_headroom(report, scale),
         "| shared modalities k | P | R |",
         "|---|---|---|",
     ]

@@ -15,7 +15,7 @@ from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
 from mmrt.training.decode import load_audio, load_video
 
 pytestmark = pytest.mark.integration
-SPLITS = ("pretrain", "train", "eval", "distill")
+SPLITS = ("pretrain", "train", "eval", "distill", "unseen")
 
 
 def test_files_open_in_soundfile_and_opencv(tiny_data):
@@ -36,10 +36,16 @@ def test_manifests_are_valid_with_expected_sizes(tiny_data):
         assert all(ex.modalities == {"audio", "video", "text"} for ex in examples)
     for ex in read_manifest(tiny_data, "train") + read_manifest(tiny_data, "eval"):
         assert 1 <= len(ex.labels) <= 2
-    pretrain = {ex.id for ex in read_manifest(tiny_data, "pretrain")}
-    assert {ex.id for ex in read_manifest(tiny_data, "distill")} <= pretrain
-    first = json.loads((tiny_data / "pretrain.jsonl").read_text().splitlines()[0])
-    assert first["labels"] is None  # the pretrain pool is unlabeled
+    pretrain = read_manifest(tiny_data, "pretrain")
+    assert {ex.id for ex in read_manifest(tiny_data, "distill")} <= {ex.id for ex in pretrain}
+    # The unseen distillation pool shares no example and no audio file with pretraining.
+    unseen = read_manifest(tiny_data, "unseen")
+    assert not {ex.id for ex in unseen} & {ex.id for ex in pretrain}
+    seen_audio = {open(ex.inputs["audio"], "rb").read() for ex in pretrain}
+    assert not any(open(ex.inputs["audio"], "rb").read() in seen_audio for ex in unseen)
+    for split in ("pretrain", "unseen"):
+        first = json.loads((tiny_data / f"{split}.jsonl").read_text().splitlines()[0])
+        assert first["labels"] is None  # the pools are unlabeled
 
 
 def test_same_seed_gives_identical_output_whatever_the_worker_count(tiny_data, tiny_data_again):
@@ -51,6 +57,16 @@ def test_same_seed_gives_identical_output_whatever_the_worker_count(tiny_data, t
                                       load_audio(other, 16_000))
         other = str(ex.inputs["video"]).replace(str(tiny_data), str(tiny_data_again))
         np.testing.assert_array_equal(load_video(ex.inputs["video"]), load_video(other))
+
+
+def test_unseen_pool_size_is_a_flag_and_zero_writes_none(tmp_path, capsys):
+    argv = ["data", "make", "--size", "tiny", "--modalities", "text", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--unseen-size", "7"]) == 0
+    assert len(read_manifest(tmp_path / "a", "unseen")) == 7
+    assert main([*argv, "--out", str(tmp_path / "b"), "--unseen-size", "0"]) == 0
+    assert not (tmp_path / "b" / "unseen.jsonl").exists()
+    assert main([*argv, "--out", str(tmp_path / "c"), "--unseen-size", "-1"]) == 2
+    assert "--unseen-size -1" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_another_seed_gives_other_data(tmp_path, tiny_data):

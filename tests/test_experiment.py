@@ -38,8 +38,16 @@ def test_scores_are_the_mean_over_seeds_and_metrics_follow_from_them(run):
                 assert value == pytest.approx(np.mean(values))
                 assert res["scores_std"][mt][me] == pytest.approx(np.std(values))
         pm = PMatrix.from_json({"modalities": doc["modalities"], "scores": res["scores"]})
-        expected = robustness_report(pm)
+        ft = PMatrix.from_json({"modalities": doc["modalities"], "scores": doc["methods"]["ft"]["scores"]})
+        expected = robustness_report(pm, ft)
         assert res["metrics"] == json.loads(json.dumps(expected))
+        # The oracle is ft's diagonal, the same for every method; each seed has its own ratio to ft.
+        ceiling = res["metrics"]["oracle"]["overall"]["R"]
+        assert ceiling == pytest.approx(min(doc["methods"]["ft"]["scores"][me][me] for me in SUBSETS))
+        for s in ("0", "1"):
+            own = res["per_seed"][s]["metrics"]["overall"]["R"]
+            base = doc["methods"]["ft"]["per_seed"][s]["metrics"]["overall"]["R"]
+            assert res["per_seed"][s]["ratio"]["overall"]["R"] == pytest.approx(own / base)
     sweep = doc["alpha_sweep"]["wiseft"]
     assert set(sweep) == {"0", "0.5", "1"}
     # alpha 1 is the fine-tuned model itself, alpha 0 the probe.
@@ -49,7 +57,8 @@ def test_scores_are_the_mean_over_seeds_and_metrics_follow_from_them(run):
 
 def test_report_plots_and_models_are_written(run):
     report = (run / "report.md").read_text()
-    for needle in ("Transferability", "masd+wiseft", "± ", "R / R(ft)", "Table 4"):
+    for needle in ("Transferability", "masd+wiseft", "± ", "R / R(ft)", "Table 4", "| oracle |",
+                   "fine-tune-to-oracle gap", "each seed", "Scored on eval."):
         assert needle in report
     pngs = sorted(p.name for p in run.glob("*.png"))
     assert {"robustness_vs_performance.png", "overlap.png", "alpha_sweep.png",

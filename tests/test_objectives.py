@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_model import MODS, batch, tiny_model
 
+from mmrt.training.config import Downstream
 from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised, confidence, soft_target_loss
 from mmrt.training.wiseft import interpolate, wise
 
@@ -36,7 +37,7 @@ def test_no_gradient_reaches_the_weights_through_the_teacher(confidence_weighted
     loss.backward()
     task_only = grads(reference)
 
-    loss, parts = SelfDistillation(model, ["audio"], weight=5.0,
+    loss, parts = SelfDistillation(model, ["audio"], Downstream(distill_weight=5.0),
                                    confidence_weighted=confidence_weighted)((task_batch, distill_batch), g)
     loss.backward()
     full = grads(model)

@@ -9,9 +9,15 @@ shown digit, not the exact noise) identifies a pair.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mmrt.text import EOS_ID, PAD_ID
+
+# Mixup's weight of the example itself, drawn from Beta(10, 10) (close to 1/2), as in AST and
+# Audio-MAE, whose audio recipe the paper follows (Huang et al. 2022).
+MIXUP_BETA = 10.0
+MIXED = ("audio", "video")  # the paper mixes every input but text
 
 
 def _randint(high: int, n: int, g: torch.Generator) -> torch.Tensor:
@@ -62,4 +68,31 @@ def augment(batch: dict, modalities: tuple[str, ...], g: torch.Generator) -> dic
         out["video"] = video(batch["video"], g)
     if "text" in modalities:
         out["text"] = text(batch["text"], g)
+    return out
+
+
+def mixup(batch: dict, modalities: tuple[str, ...], rate: float, g: torch.Generator) -> dict:
+    """A copy of ``batch`` in which a ``rate`` share of the examples is mixed with a partner from
+    the batch: audio, video and labels become lam * own + (1 - lam) * partner's; text stays the
+    example's own (paper section 5). An example is mixed only with a partner that has the same
+    audio and video present, so a label never comes from an input that is not there."""
+    labels = batch["labels"]
+    b = len(labels)
+    partner = torch.randperm(b, generator=g)
+    mix = torch.rand(b, generator=g) < rate
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(MIXUP_BETA, MIXUP_BETA, b)).float()
+    mods = [m for m in MIXED if m in modalities and m in batch]
+    for m in mods:
+        present = batch["present"][m].cpu()
+        mix &= present == present[partner]
+    lam = torch.where(mix, lam, torch.ones_like(lam))
+    out = dict(batch)
+    for m in mods:
+        x = batch[m]
+        w = lam.view(-1, *(1,) * (x.dim() - 1)).to(x.device)
+        mixed = w * x.float() + (1.0 - w) * x[partner.to(x.device)].float()
+        out[m] = mixed.round().clamp(0, 255).to(x.dtype) if x.dtype == torch.uint8 else mixed.to(x.dtype)
+    w = lam[:, None].to(labels.device)
+    out["labels"] = w * labels + (1.0 - w) * labels[partner.to(labels.device)]
     return out

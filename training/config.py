@@ -80,21 +80,36 @@ class Schedule:
     """How one stage optimises: AdamW with linear warm-up then cosine decay, per step."""
 
     lr: float  # peak learning rate, reached at the end of warm-up
-    epochs: int
     batch_size: int  # global batch size (summed over processes)
+    epochs: int = 0
+    steps: int = 0  # > 0: this many optimizer steps, whatever ``epochs`` says (a step budget)
     warmup_steps: int = 0  # capped at a tenth of the run, so short runs still decay
     weight_decay: float = 0.05
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
 
+    def __post_init__(self) -> None:
+        if (self.epochs <= 0) == (self.steps <= 0):
+            raise UserError(f"schedule {self}: expected either epochs or steps, positive")
+
     def override(self, epochs: int | None = None, lr: float | None = None,
-                 batch_size: int | None = None) -> Schedule:
-        """This schedule with the command-line overrides that were given."""
-        given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
+                 batch_size: int | None = None, steps: int | None = None) -> Schedule:
+        """This schedule with the command-line overrides that were given (``epochs`` replaces a
+        step budget, ``steps`` replaces the epochs)."""
+        given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "steps": steps}
         changes = {k: v for k, v in given.items() if v is not None}
         for k, v in changes.items():
             if v <= 0:
                 raise UserError(f"--{k.replace('_', '-')} {v}: expected a positive number")
+        if epochs is not None and steps is not None:
+            raise UserError("--epochs and --steps: give one of them")
+        if epochs is not None:
+            changes["steps"] = 0
+        elif steps is not None:
+            changes["epochs"] = 0
         return replace(self, **changes)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        return self.steps or self.epochs * steps_per_epoch
 
     def lr_at(self, step: int, total: int) -> float:
         warmup = min(self.warmup_steps, max(1, total // 10))
@@ -124,6 +139,57 @@ class MaeConfig:
         return self.mask_ratio[modality]
 
 
+REDUCTIONS = ("sum", "mean")
+DISTILL_SOURCES = ("pretrain", "unseen")
+
+
+@dataclass(frozen=True)
+class Downstream:
+    """How the downstream stages (ft, masd, masd-cw, moddrop) augment, drop and distil: the
+    preset's ``downstream`` section, each field a command-line flag."""
+
+    # Augmentation (paper section 5), applied alike to every tuned stage's labelled batches:
+    mixup: float = 0.0  # share of a batch's examples mixed with another (audio, video, labels; not text)
+    drop_path: float = 0.0  # stochastic depth of the last block, rising linearly from 0 at the first
+    augment: bool = False  # pretraining's augmentations: SpecAugment-style masks and a time shift
+    # for audio, spatial shifts and brightness/contrast for video (never flips: a mirrored digit
+    # is another symbol), word-piece drop for text; also on MASD's unlabelled batches
+    drop: float = 0.5  # moddrop: probability that an example loses each modality
+    distill_weight: float = 1.0  # MASD: weight of the self-distillation loss
+    distill_temperature: float = 1.0
+    # Eq. 8 over the classes of a multi-label head: "sum" as written, or "mean" (1/C of it).
+    # A softmax head's cross-entropy is the sum either way.
+    distill_reduction: str = "mean"
+    # D_SD: "pretrain" = distill.jsonl, a sample of the pretraining clips (the paper's AudioSet
+    # runs); "unseen" = unseen.jsonl, clips pretraining never saw (its distill-on-Kinetics runs)
+    distill_source: str = "pretrain"
+    distill_examples: int = 0  # use this many clips of the pool (a seeded sample); 0: all of it
+
+    def __post_init__(self) -> None:
+        checks = [("mixup", self.mixup, 0.0 <= self.mixup <= 1.0, "a share from 0 to 1"),
+                  ("drop-path", self.drop_path, 0.0 <= self.drop_path < 1.0, "a rate from 0 to below 1"),
+                  ("drop-prob", self.drop, 0.0 <= self.drop < 1.0, "a probability below 1"),
+                  ("distill-weight", self.distill_weight, self.distill_weight >= 0.0, "0 or more"),
+                  ("distill-temperature", self.distill_temperature, self.distill_temperature > 0.0,
+                   "a positive number"),
+                  ("distill-reduction", self.distill_reduction, self.distill_reduction in REDUCTIONS,
+                   f"one of {list(REDUCTIONS)}"),
+                  ("distill-source", self.distill_source, self.distill_source in DISTILL_SOURCES,
+                   f"one of {list(DISTILL_SOURCES)}"),
+                  ("distill-examples", self.distill_examples, self.distill_examples >= 0,
+                   "0 (the whole pool) or a count")]
+        for flag, value, ok, expected in checks:
+            if not ok:
+                raise UserError(f"--{flag} {value}: expected {expected}")
+
+    def override(self, **given) -> Downstream:
+        """This configuration with the flags that were given (None: not given)."""
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -131,6 +197,7 @@ class Preset:
     arch: ArchConfig
     recipe: dict[str, Schedule]  # stage -> default schedule; command-line flags override it
     mae: MaeConfig
+    downstream: Downstream = field(default_factory=Downstream)
 
 
 PRESETS = ("tiny", "small", "base")
@@ -149,7 +216,11 @@ def load_preset(name: str) -> Preset:
     arch = ArchConfig.from_dict(doc["arch"], f"preset {name}")
     if mae.shared_depth > arch.depth:
         raise UserError(f"preset {name}: mae shared_depth {mae.shared_depth} exceeds depth {arch.depth}")
-    return Preset(name, doc["description"], arch, recipe, mae)
+    try:
+        downstream = Downstream(**doc.get("downstream", {}))
+    except TypeError as e:
+        raise UserError(f"preset {name}: downstream section: {e}") from None
+    return Preset(name, doc["description"], arch, recipe, mae, downstream)
 
 
 @dataclass(frozen=True)

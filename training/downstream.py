@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mmrt.training.config import Schedule
+from mmrt.training.config import Downstream, Schedule
 from mmrt.training.distributed import Context
 from mmrt.training.evaluate import embed_split, fused
 from mmrt.training.loop import epoch_batches, epoch_order, fit, global_batch
@@ -67,18 +67,21 @@ def probe(pretrained: MultimodalModel, train: Split, indices: torch.Tensor, use:
 
 
 def finetune(start: MultimodalModel, train: Split, indices: torch.Tensor, use: Sequence[str],
-             schedule: Schedule, run: StageRun, drop: float = 0.0) -> tuple[MultimodalModel, dict]:
-    """All weights on D_T|M_T, head initialised from the probe; ``drop`` > 0: modality dropout."""
+             schedule: Schedule, run: StageRun, recipe: Downstream,
+             drop: float = 0.0) -> tuple[MultimodalModel, dict]:
+    """All weights on D_T|M_T, head initialised from the probe, batches augmented as ``recipe``
+    says; ``drop`` > 0: modality dropout."""
     model = copy.deepcopy(start).to(run.ctx.device)
     batch_size = global_batch(schedule.batch_size, len(indices), run.ctx)
     batches, steps = epoch_batches(train, indices, batch_size, run.seed, run.ctx)
     name = "moddrop" if drop else "finetune"
     params = [p for n, p in model.named_parameters() if n != "logit_scale"]
-    result = fit(run.ctx.wrap(Supervised(model, use, drop)), params, batches, steps, schedule, run.ctx,
-                 run.seed, f"{name} {'+'.join(use)}", state_file=run.state_file, resume=run.resume,
+    result = fit(run.ctx.wrap(Supervised(model, use, drop, recipe)), params, batches, steps, schedule,
+                 run.ctx, run.seed, f"{name} {'+'.join(use)}", state_file=run.state_file, resume=run.resume,
                  checkpoint_every=run.checkpoint_every, progress=run.progress)
+    model.set_drop_path(0.0)
     return model, {"stage": name, "use": list(use), "drop": drop, "batch_size": batch_size,
-                   "schedule": asdict(schedule), **result}
+                   "schedule": asdict(schedule), "recipe": recipe.to_dict(), **result}
 
 
 def _paired(first, first_steps: int, second, second_steps: int):
@@ -97,8 +100,7 @@ def _paired(first, first_steps: int, second, second_steps: int):
 
 def self_distill(start: MultimodalModel, train: Split, indices: torch.Tensor, distill: Split,
                  distill_indices: torch.Tensor, use: Sequence[str], schedule: Schedule, run: StageRun,
-                 weight: float = 1.0, temperature: float = 1.0,
-                 confidence_weighted: bool = False) -> tuple[MultimodalModel, dict]:
+                 recipe: Downstream, confidence_weighted: bool = False) -> tuple[MultimodalModel, dict]:
     """MASD: task loss on D_T|M_T plus self-distillation from M_T to M \\ M_T on D_SD
     (each example weighted by the teacher's confidence with ``confidence_weighted``)."""
     model = copy.deepcopy(start).to(run.ctx.device)
@@ -106,15 +108,16 @@ def self_distill(start: MultimodalModel, train: Split, indices: torch.Tensor, di
     labeled, steps = epoch_batches(train, indices, batch_size, run.seed, run.ctx)
     distill_size = global_batch(schedule.batch_size, len(distill_indices), run.ctx)
     unlabeled, distill_steps = epoch_batches(distill, distill_indices, distill_size, run.seed + 1, run.ctx)
-    objective = SelfDistillation(model, use, weight, temperature, confidence_weighted)
+    objective = SelfDistillation(model, use, recipe, confidence_weighted)
     stage = "masd-cw" if confidence_weighted else "masd"
     params = [p for n, p in model.named_parameters() if n != "logit_scale"]
     result = fit(run.ctx.wrap(objective), params, _paired(labeled, steps, unlabeled, distill_steps), steps,
                  schedule, run.ctx, run.seed, f"{stage} {'+'.join(use)}", state_file=run.state_file,
                  resume=run.resume, checkpoint_every=run.checkpoint_every, progress=run.progress)
+    model.set_drop_path(0.0)
     return model, {"stage": stage, "use": list(use), "student": list(objective.student_use),
-                   "distill_weight": weight, "distill_temperature": temperature,
-                   "batch_size": batch_size, "schedule": asdict(schedule), **result}
+                   "distill_examples": len(distill_indices), "batch_size": batch_size,
+                   "schedule": asdict(schedule), "recipe": recipe.to_dict(), **result}
 
 
 TUNED_BY = {"ft": "finetune", "wiseft": "finetune", "masd": "masd", "masd+wiseft": "masd",
@@ -122,11 +125,16 @@ TUNED_BY = {"ft": "finetune", "wiseft": "finetune", "masd": "masd", "masd+wiseft
 DISTILLING = ("masd", "masd-cw")  # the stages that need the distill split
 
 
+def tuned_by(method: str) -> str | None:
+    """The stage ``method`` trains after the probe (None for lp); WiSE-FT rows average theirs."""
+    return TUNED_BY.get(method)
+
+
 def tuning_stage(method: str, use: Sequence[str], modalities: Sequence[str]) -> str | None:
     """The stage ``method`` trains on M_T = ``use`` after the probe, where degenerate cases
     collapse: MASD with M_T = M has no student (plain fine-tuning), and modality dropout
     on one modality cannot drop anything (plain fine-tuning)."""
-    stage = TUNED_BY.get(method)
+    stage = tuned_by(method)
     if stage in DISTILLING and set(use) == set(modalities):
         log.info("%s on %s: M_T is every modality, so there is no student set; this is plain "
                  "fine-tuning", method, "+".join(use))
@@ -149,9 +157,7 @@ class Learners:
     task: str
     probe_schedule: Schedule
     tune_schedule: Schedule
-    drop: float = 0.5
-    distill_weight: float = 1.0
-    distill_temperature: float = 1.0
+    recipe: Downstream
 
     def probe(self, pretrained: MultimodalModel, use: Sequence[str], run: StageRun):
         return probe(pretrained, self.train, self.train_indices, use, self.classes, self.task,
@@ -162,8 +168,7 @@ class Learners:
             if self.distill is None:
                 raise ValueError(f"{stage} needs the distill split")
             return self_distill(lp, self.train, self.train_indices, self.distill,
-                                self.distill_indices, use, self.tune_schedule, run,
-                                self.distill_weight, self.distill_temperature,
+                                self.distill_indices, use, self.tune_schedule, run, self.recipe,
                                 confidence_weighted=stage == "masd-cw")
-        return finetune(lp, self.train, self.train_indices, use, self.tune_schedule, run,
-                        self.drop if stage == "moddrop" else 0.0)
+        return finetune(lp, self.train, self.train_indices, use, self.tune_schedule, run, self.recipe,
+                        self.recipe.drop if stage == "moddrop" else 0.0)

@@ -35,7 +35,8 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block."""
+    """Pre-norm transformer block, with stochastic depth in training (``drop_path``, set by the
+    downstream stages; never saved, and a no-op in eval mode and so in export)."""
 
     def __init__(self, width: int, heads: int, mlp_ratio: int):
         super().__init__()
@@ -44,10 +45,20 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(),
                                  nn.Linear(mlp_ratio * width, width))
+        self.drop_path = 0.0
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), keep)
-        return x + self.mlp(self.norm2(x))
+        x = x + self.dropped(self.attn(self.norm1(x), keep))
+        return x + self.dropped(self.mlp(self.norm2(x)))
+
+    def dropped(self, branch: torch.Tensor) -> torch.Tensor:
+        """Drop path (Huang et al. 2016): each example skips the residual branch with probability
+        ``drop_path``; the kept ones are scaled up so the expected output is unchanged."""
+        if not self.training or not self.drop_path:
+            return branch
+        keep = 1.0 - self.drop_path
+        mask = (torch.rand(branch.shape[0], *(1,) * (branch.dim() - 1), device=branch.device) < keep)
+        return branch * mask.to(branch.dtype) / keep
 
 
 def sincos_positions(grid: tuple[int, ...], width: int) -> torch.Tensor:
@@ -88,6 +99,12 @@ class TokenEncoder(nn.Module):
         self.norm = nn.LayerNorm(arch.width)
         self.proj = nn.Linear(arch.width, arch.embed_dim, bias=False)
         self.pool = arch.pool
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth rising linearly over the blocks, 0 at the first, ``rate`` at the last."""
+        blocks = [*self.blocks, *(self.shared or ())]
+        for i, block in enumerate(blocks):
+            block.drop_path = rate * i / max(1, len(blocks) - 1)
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         # tokens: [B, N, W]; pad: [B, N] True where a token is padding

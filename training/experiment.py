@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,16 +25,16 @@ from mmrt.methods import METHODS
 from mmrt.modalities import all_subsets, subset_key
 from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, tokenizer_path
-from mmrt.training.config import load_preset
+from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
-from mmrt.training.downstream import Learners, StageRun, tuning_stage
+from mmrt.training.downstream import DISTILLING, Learners, StageRun, tuned_by, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.model import MultimodalModel
 from mmrt.training.pretrain import PretrainOptions, pretrain
 from mmrt.training.results import write_results
 from mmrt.training.rundir import prepare_out
-from mmrt.training.splits import Split, open_distill
+from mmrt.training.splits import Split, distill_pool, holdout, open_distill
 from mmrt.training.wiseft import wise
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,13 @@ class ExperimentOptions:
     seeds: tuple[int, ...] = (0,)
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # WiSE-FT sweep, scored on eval
     alpha: float = 0.75  # the alpha of the wiseft and masd+wiseft rows
-    drop: float = 0.5
-    distill_weight: float = 1.0
-    distill_temperature: float = 1.0
+    recipe: dict = field(default_factory=dict)  # overrides of the preset's downstream section
+    pretrained: Path | None = None  # this model for every seed instead of pretraining one each
+    holdout: float = 0.0  # > 0: train on the rest of train, score on this share of it (validation)
     pretrain_epochs: int | None = None
     epochs: int | None = None
+    steps: int | None = None
+    lr: float | None = None
     resume: bool = False
     overwrite: bool = False
     device: str | None = None
@@ -72,6 +74,21 @@ def needed_methods(methods: tuple[str, ...]) -> list[str]:
     need = set(methods) | {"lp"}
     need |= {"ft" for m in methods if m == "wiseft"} | {"masd" for m in methods if m == "masd+wiseft"}
     return [m for m in METHODS if m in need]
+
+
+def downstream_settings(opts: ExperimentOptions, preset_name: str) -> tuple[Schedule, Downstream]:
+    """The fine-tuning schedule and downstream recipe of a run: the preset's, with the options'
+    overrides."""
+    preset = load_preset(preset_name)
+    schedule = preset.recipe["finetune"].override(opts.epochs, opts.lr, steps=opts.steps)
+    return schedule, preset.downstream.override(**opts.recipe)
+
+
+def preset_of(opts: ExperimentOptions) -> str:
+    """The preset the downstream stages follow: the given pretrained model's, else --preset."""
+    if opts.pretrained is None:
+        return opts.preset
+    return json.loads((Path(opts.pretrained) / CONFIG).read_text("utf-8"))["preset"]
 
 
 class SeedRun:
@@ -91,8 +108,8 @@ class SeedRun:
 
     def run(self) -> None:
         opts, ctx = self.opts, self.ctx
-        pre_dir = self.folder / "pretrained"
-        if not (pre_dir / WEIGHTS).is_file() or not (pre_dir / CONFIG).is_file():
+        pre_dir = opts.pretrained or self.folder / "pretrained"
+        if opts.pretrained is None and not ((pre_dir / WEIGHTS).is_file() and (pre_dir / CONFIG).is_file()):
             pretrain(PretrainOptions(opts.data, pre_dir, opts.preset, objective=opts.objective,
                                      seed=self.seed, epochs=opts.pretrain_epochs, resume=True,
                                      device=opts.device, progress=opts.progress))
@@ -105,20 +122,33 @@ class SeedRun:
         frontend = pretrained.audio_frontend()
         train = Split(info.root, "train", pretrained.modalities, prep, tok, progress=show,
                       audio_frontend=frontend)
-        self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show,
-                          audio_frontend=frontend)
-        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show,
-                                            frontend)
-        preset = load_preset(opts.preset)
-        self.learners = Learners(train, torch.arange(len(train)), distill, distill_idx, info.classes,
-                                 info.task, preset.recipe["probe"],
-                                 preset.recipe["finetune"].override(opts.epochs),
-                                 opts.drop, opts.distill_weight, opts.distill_temperature)
+        keep = torch.arange(len(train))
+        if opts.holdout:  # validation: a seeded share of train, never eval
+            kept, held = holdout(len(train), opts.holdout, self.seed)
+            keep, self.eval, self.eval_indices = torch.from_numpy(kept), train, torch.from_numpy(held)
+        else:
+            self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show,
+                              audio_frontend=frontend)
+            self.eval_indices = None
+        preset = load_preset(pretrained.config.preset)
+        schedule, recipe = downstream_settings(opts, preset.name)
+        distill, distill_idx = None, None
+        if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
+            distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show,
+                                                frontend, recipe.distill_source, recipe.distill_examples)
+        self.learners = Learners(train, keep, distill, distill_idx, info.classes, info.task,
+                                 preset.recipe["probe"], schedule, recipe)
         subsets = all_subsets(pretrained.modalities)
         bar = tqdm(subsets, desc=f"seed {self.seed}: training sets", unit="M_T", disable=not show)
         for mt in bar:
             bar.set_postfix(M_T=subset_key(mt, pretrained.modalities))
             self.train_set(pretrained, [m for m in pretrained.modalities if m in mt])
+
+    def score(self, model: MultimodalModel) -> dict:
+        """{M_E: score} on the eval split, or on the held-out validation share of train."""
+        model = model.to(self.ctx.device)
+        return subset_scores(model, embed_split(model, self.eval, model.modalities, indices=self.eval_indices,
+                                                device=self.ctx.device))
 
     def model_dir(self, method: str, mt_key: str) -> Path:
         return self.folder / "models" / method / mt_key
@@ -131,8 +161,7 @@ class SeedRun:
     def record(self, method: str, mt_key: str, model: MultimodalModel, note: dict) -> None:
         """Score ``model`` on every eval set, save it and its scores."""
         model.config = replace(model.config, history=(*model.config.history, note))
-        scores = subset_scores(model, embed_split(model.to(self.ctx.device), self.eval, model.modalities,
-                                                  device=self.ctx.device))
+        scores = self.score(model)
         if self.ctx.main:
             save_model(self.model_dir(method, mt_key), model.cpu(), self.tokenizer, overwrite=True)
         self.scores["methods"].setdefault(method, {})[mt_key] = scores
@@ -176,9 +205,7 @@ class SeedRun:
             if alpha in (0.0, 1.0):
                 scores = scored["lp" if alpha == 0.0 else base][key]
             else:
-                model = wise(models[base].cpu(), models["lp"].cpu(), alpha).to(self.ctx.device)
-                scores = subset_scores(model, embed_split(model, self.eval, model.modalities,
-                                                          device=self.ctx.device))
+                scores = self.score(wise(models[base].cpu(), models["lp"].cpu(), alpha))
             rows.setdefault(f"{alpha:g}", {})[key] = scores
         self.save_scores()
 
@@ -193,7 +220,15 @@ def experiment(opts: ExperimentOptions) -> Path:
     if len(info.modalities) < 2:
         raise UserError(f"{opts.data}: an experiment needs two modalities or more, the data has "
                         f"{list(info.modalities)}")
-    load_preset(opts.preset)
+    if not 0.0 <= opts.holdout < 1.0:
+        raise UserError(f"--holdout {opts.holdout}: expected a fraction below 1")
+    if opts.pretrained is not None and not ((Path(opts.pretrained) / WEIGHTS).is_file()
+                                            and (Path(opts.pretrained) / CONFIG).is_file()):
+        raise UserError(f"--pretrained {opts.pretrained}: not a model directory (make one with "
+                        "'mmrt pretrain')")
+    schedule, recipe = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
+    if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
+        distill_pool(info.root, recipe.distill_source, recipe.distill_examples)
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
     started = time.monotonic()
@@ -204,8 +239,10 @@ def experiment(opts: ExperimentOptions) -> Path:
         SeedRun(opts, seed, folder).run()
         log.info("experiment: seed %d took %.1f min", seed, (time.monotonic() - seed_started) / 60)
     if ctx.main:
+        settings = {"finetune": asdict(schedule), "recipe": recipe.to_dict(), "holdout": opts.holdout,
+                    "pretrained": None if opts.pretrained is None else str(opts.pretrained)}
         write_results(out, {s: json.loads((f / SCORES).read_text("utf-8")) for s, f in folders.items()},
-                      list(info.modalities), opts, info.task, time.monotonic() - started)
+                      list(info.modalities), opts, info.task, time.monotonic() - started, settings)
         log.info("experiment: results in %s (report.md, results.json, plots)", out)
     ctx.barrier()
     return out

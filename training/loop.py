@@ -38,12 +38,12 @@ def epoch_order(indices: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
 def fit(loss_module: nn.Module, params: list[nn.Parameter], batches: Batches, steps_per_epoch: int,
         schedule: Schedule, ctx: Context, seed: int, desc: str, state_file: Path | None = None,
         resume: bool = False, checkpoint_every: int = 50, progress: bool = True) -> dict:
-    """Train ``params`` of ``loss_module`` for ``schedule.epochs`` epochs; returns a metrics dict.
+    """Train ``params`` of ``loss_module`` for the schedule's steps (or epochs); returns a metrics dict.
 
     With ``state_file`` set, the weights and optimizer are saved there every
     ``checkpoint_every`` steps and at the end; ``resume`` continues from it.
     """
-    total = schedule.epochs * steps_per_epoch
+    total = schedule.total_steps(steps_per_epoch)
     optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
     inner = getattr(loss_module, "module", loss_module)  # DDP-wrapped or not
     # What a resumable state holds: the MultimodalModel, or more where the loss has its own
@@ -79,6 +79,7 @@ def fit(loss_module: nn.Module, params: list[nn.Parameter], batches: Batches, st
             for group in optimizer.param_groups:
                 group["lr"] = schedule.lr_at(step, total)
             g = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + step)
+            torch.manual_seed(seed * 1_000_003 + step)  # in-model randomness (drop path) too
             with autocast:
                 loss, metrics = loss_module(batch, g)
             optimizer.zero_grad(set_to_none=True)

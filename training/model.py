@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmrt.training.config import ModelConfig
-from mmrt.training.encoders import build_encoder, shared_blocks
+from mmrt.training.encoders import TokenEncoder, build_encoder, shared_blocks
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -50,6 +50,12 @@ class MultimodalModel(nn.Module):
         if modality == "audio" and x.dim() == 3:
             return self.encoders["audio"].embed_mel(x)
         return self.encoders[modality](x)
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth of every encoder in training mode (0: off)."""
+        for module in self.encoders.modules():
+            if isinstance(module, TokenEncoder):
+                module.set_drop_path(rate)
 
     def audio_frontend(self) -> nn.Module | None:
         """The weightless log-mel front-end, for splits that precompute it."""

@@ -13,36 +13,42 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmrt.training.augment import augment
+from mmrt.training.augment import augment, mixup
+from mmrt.training.config import Downstream
 from mmrt.training.model import MultimodalModel
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's cap on the learned inverse temperature
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Tensor:
-    """Per-class BCE for multi-label, softmax cross-entropy for single-label (labels multi-hot)."""
+    """Per-class BCE for multi-label, softmax cross-entropy for single-label. ``labels`` [B, C]:
+    multi-hot, or soft where mixup blended two examples."""
     if task == "multi-label":
         return F.binary_cross_entropy_with_logits(logits, labels)
-    return F.cross_entropy(logits, labels.argmax(dim=1))
+    return F.cross_entropy(logits, labels)  # class probabilities as the target
 
 
-def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, task: str) -> torch.Tensor:
-    """[B]: cross-entropy of the student's logits against the teacher's probabilities (the mean
-    per-class binary one for multi-label); with student = teacher, the teacher's entropy."""
+def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, task: str,
+                       over_classes: str = "mean") -> torch.Tensor:
+    """[B]: cross-entropy of the student's logits against the teacher's probabilities; for
+    multi-label the per-class binary ones, averaged or summed (``over_classes``) over the
+    classes. With student = teacher, the teacher's entropy."""
     if task == "multi-label":
-        return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher), reduction="none").mean(1)
+        per_class = F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher), reduction="none")
+        return per_class.sum(1) if over_classes == "sum" else per_class.mean(1)
     return -(F.softmax(teacher, dim=1) * F.log_softmax(student, dim=1)).sum(1)
 
 
 def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, temperature: float,
-                     weights: torch.Tensor | None = None) -> torch.Tensor:
+                     weights: torch.Tensor | None = None, over_classes: str = "mean") -> torch.Tensor:
     """Distillation: the student matches the teacher's probabilities at ``temperature``; the mean
-    over examples, or the ``weights`` [B]-weighted mean.
+    over examples, or the ``weights`` [B]-weighted mean; ``over_classes``: Eq. 8's sum over a
+    multi-label head's classes, or their mean.
 
     Scaled by T^2 so the gradient size does not change with the temperature (Hinton et al.).
     """
     t = temperature
-    per_example = soft_cross_entropy(student / t, teacher / t, task)
+    per_example = soft_cross_entropy(student / t, teacher / t, task, over_classes)
     if weights is None:
         loss = per_example.mean()
     else:  # all-zero weights (a teacher with no confidence at all) distil nothing
@@ -103,12 +109,24 @@ class Contrastive(nn.Module):
 
 
 class Supervised(nn.Module):
-    """Task loss on the modalities ``use``; with ``drop`` > 0 each example loses each of its
-    modalities with that probability, always keeping one (modality dropout)."""
+    """Task loss on the modalities ``use``, on batches augmented and mixed as ``recipe`` says;
+    with ``drop`` > 0 each example loses each of its modalities with that probability, always
+    keeping one (modality dropout)."""
 
-    def __init__(self, model: MultimodalModel, use: Sequence[str], drop: float = 0.0):
+    def __init__(self, model: MultimodalModel, use: Sequence[str], drop: float = 0.0,
+                 recipe: Downstream | None = None):
         super().__init__()
         self.model, self.use, self.drop = model, tuple(use), drop
+        self.recipe = recipe or Downstream()
+        model.set_drop_path(self.recipe.drop_path)
+
+    def prepared(self, batch: dict, generator: torch.Generator) -> dict:
+        """The batch as the recipe trains on it: augmented, then mixed."""
+        if self.recipe.augment:
+            batch = augment(batch, self.use, generator)
+        if self.recipe.mixup:
+            batch = mixup(batch, self.use, self.recipe.mixup, generator)
+        return batch
 
     def dropped(self, present: dict, generator: torch.Generator) -> dict:
         if not self.drop or len(self.use) < 2:
@@ -125,6 +143,7 @@ class Supervised(nn.Module):
         return {**present, **keep}
 
     def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        batch = self.prepared(batch, generator)
         present = self.dropped(batch["present"], generator)
         rows = any_present(present, self.use)
         if rows.sum() < 2:  # BatchNorm needs two rows; a zero loss keeps every process stepping
@@ -137,6 +156,9 @@ class Supervised(nn.Module):
 class SelfDistillation(nn.Module):
     """MASD (paper Eq. 8): task loss on D_T|M_T plus ``weight`` x self-distillation on D_SD.
 
+    The labelled batches are augmented and mixed as ``recipe`` says (as fine-tuning's); the
+    unlabelled ones get the modality augmentations only, the same view for teacher and student.
+
     Teacher: the model on M_T, without gradient. Student: the same weights on M \\ M_T.
     Both distillation passes use the head's BatchNorm running statistics (eval mode): batch
     statistics of the student's unfamiliar modalities collapse it (12% where fine-tuning
@@ -147,18 +169,22 @@ class SelfDistillation(nn.Module):
     so an unsure teacher passes on less of its guesses; the total weight is unchanged.
     """
 
-    def __init__(self, model: MultimodalModel, teacher_use: Sequence[str], weight: float = 1.0,
-                 temperature: float = 1.0, confidence_weighted: bool = False):
+    def __init__(self, model: MultimodalModel, teacher_use: Sequence[str], recipe: Downstream | None = None,
+                 confidence_weighted: bool = False):
         super().__init__()
-        self.model, self.weight, self.temperature = model, weight, temperature
+        self.recipe = recipe or Downstream()
+        self.model, self.weight = model, self.recipe.distill_weight
+        self.temperature = self.recipe.distill_temperature
         self.confidence_weighted = confidence_weighted
         self.teacher_use = tuple(teacher_use)
         self.student_use = tuple(m for m in model.modalities if m not in self.teacher_use)
-        self.task = Supervised(model, self.teacher_use)
+        self.task = Supervised(model, self.teacher_use, recipe=self.recipe)
 
     def forward(self, batch: tuple[dict, dict], generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         labeled, unlabeled = batch
         task, _ = self.task(labeled, generator)
+        if self.recipe.augment:
+            unlabeled = augment(unlabeled, self.model.modalities, generator)
         p = unlabeled["present"]
         rows = any_present(p, self.teacher_use) & any_present(p, self.student_use)
         head = self.model.head
@@ -176,7 +202,8 @@ class SelfDistillation(nn.Module):
         else:
             task_kind = self.model.config.task
             weights = confidence(teacher, task_kind, self.temperature) if self.confidence_weighted else None
-            distill = soft_target_loss(student, teacher, task_kind, self.temperature, weights)
+            distill = soft_target_loss(student, teacher, task_kind, self.temperature, weights,
+                                       self.recipe.distill_reduction)
         return task + self.weight * distill, {"task": task.item(), "distill": distill.item()}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt import atomic
-from mmrt.robustness import PMatrix, robustness_report
+from mmrt.robustness import STRATA, PMatrix, robustness_report
 from mmrt.scores import metric_name
 
 RESULTS = "results.json"
@@ -18,8 +18,27 @@ HEADLINE = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("ov
             ("transfer", "P"), ("transfer", "R")]
 
 
-def _metrics(scores: dict, modalities: list[str]) -> dict:
-    return robustness_report(PMatrix.from_json({"modalities": modalities, "scores": scores}))
+BASELINE = "ft"  # the method the others are measured against; its diagonal is the oracle
+
+
+def _metrics(scores: dict, modalities: list[str], baseline: dict | None = None) -> dict:
+    def matrix(table: dict) -> PMatrix:
+        return PMatrix.from_json({"modalities": modalities, "scores": table})
+
+    return robustness_report(matrix(scores), None if baseline is None else matrix(baseline))
+
+
+def _seed_figures(metrics: dict, base: dict | None) -> dict:
+    """One seed's P and R per stratum, their ratios to the baseline's, and the gap closed."""
+    out: dict = {"metrics": {s: {n: metrics[s][n] for n in ("P", "R")} for s in STRATA}}
+    if base is not None:
+        def ratio(s: str, n: str) -> float | None:
+            return None if metrics[s][n] is None or not base[s][n] else metrics[s][n] / base[s][n]
+
+        out["ratio"] = {s: {n: ratio(s, n) for n in ("P", "R")} for s in STRATA}
+    if "gap_closed" in metrics:
+        out["gap_closed"] = metrics["gap_closed"]
+    return out
 
 
 def _mean_std(tables: list[dict]) -> tuple[dict, dict]:
@@ -49,14 +68,18 @@ def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -
                if all(m in per_seed[s]["methods"] for s in seeds)]
     doc: dict = {"metric": metric_name(task), "task": task,
                  "modalities": modalities, "seeds": seeds, "methods": {}, "alpha_sweep": {}}
-    for method in methods:
-        tables = [per_seed[s]["methods"][method] for s in seeds]
-        if any(set(t) != set(tables[0]) for t in tables):
-            continue  # a seed has not finished this method on every training set
+    complete = {m: [per_seed[s]["methods"][m] for s in seeds] for m in methods}
+    complete = {m: t for m, t in complete.items() if all(set(x) == set(t[0]) for x in t)}  # every seed done
+    base = complete.get(BASELINE)
+    for method, tables in complete.items():
         mean, std = _mean_std(tables)
+        base_mean = None if base is None else _mean_std(base)[0]
+        per = [_metrics(t, modalities, None if base is None else base[i]) for i, t in enumerate(tables)]
         doc["methods"][method] = {
-            "scores": mean, "scores_std": std, "metrics": _metrics(mean, modalities),
-            "metrics_std": headline_spread([_metrics(t, modalities) for t in tables])}
+            "scores": mean, "scores_std": std, "metrics": _metrics(mean, modalities, base_mean),
+            "metrics_std": headline_spread(per),
+            "per_seed": {str(s): _seed_figures(m, None if base is None else _metrics(base[i], modalities))
+                         for i, (s, m) in enumerate(zip(seeds, per, strict=True))}}
     for method in per_seed[seeds[0]]["alpha_sweep"]:
         for alpha in per_seed[seeds[0]]["alpha_sweep"][method]:
             tables = [per_seed[s]["alpha_sweep"].get(method, {}).get(alpha) for s in seeds]
@@ -70,14 +93,13 @@ def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -
 
 
 def write_results(out: Path, per_seed: dict[int, dict], modalities: list[str], opts, task: str,
-                  seconds: float) -> dict:
+                  seconds: float, settings: dict) -> dict:
     from mmrt.training.plots import write_plots
     from mmrt.training.report import write_report
 
     doc = build_results(per_seed, modalities, task)
     doc["settings"] = {"preset": opts.preset, "objective": opts.objective, "data": str(opts.data),
-                       "alpha": opts.alpha, "drop_prob": opts.drop, "distill_weight": opts.distill_weight,
-                       "distill_temperature": opts.distill_temperature, "minutes": round(seconds / 60, 1)}
+                       "alpha": opts.alpha, **settings, "minutes": round(seconds / 60, 1)}
     atomic.write_text(out / RESULTS, json.dumps(doc, indent=2) + "\n")
     write_report(out, doc)
     write_plots(out, doc)

@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
+from mmrt.errors import UserError
+from mmrt.manifest import read_manifest
 from mmrt.preprocess import Preprocessing
 from mmrt.text import TextTokenizer
 from mmrt.training.dataset import MultimodalDataset
@@ -93,21 +95,42 @@ def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 DISTILL_SAMPLE = 0.2  # share of pretrain used as D_SD when the data has no distill.jsonl
+POOL_FILES = {"pretrain": "distill.jsonl", "unseen": "unseen.jsonl"}  # D_SD by --distill-source
+
+
+def distill_pool(root: Path, source: str, examples: int = 0) -> str:
+    """The split D_SD is drawn from for ``source``: "distill" or "unseen", or "pretrain" for data
+    without distill.jsonl. Checks, before any work, that the pool exists and holds ``examples``."""
+    file = Path(root) / POOL_FILES[source]
+    if not file.is_file() and source != "pretrain":
+        raise UserError(f"--distill-source {source}: {file} does not exist (make the data again with "
+                        "'mmrt data make', which writes it, or use --distill-source pretrain)")
+    pool = file.stem if file.is_file() else "pretrain"
+    size = len(read_manifest(root, pool, labeled=False))  # refuses an empty pool, naming the file
+    if pool == "pretrain":
+        size = int(round(size * DISTILL_SAMPLE))
+    if examples > size:
+        raise UserError(f"--distill-examples {examples}: the {source} pool ({pool}.jsonl) has only "
+                        f"{size} examples")
+    return pool
 
 
 def open_distill(root: Path, modalities: Sequence[str], prep: Preprocessing, tokenizer: TextTokenizer | None,
-                 seed: int, progress: bool = True,
-                 audio_frontend: torch.nn.Module | None = None) -> tuple[Split, torch.Tensor]:
-    """D_SD for MASD: ``distill.jsonl`` when the data has one, else a seeded sample of pretrain."""
-    if (Path(root) / "distill.jsonl").is_file():
-        split = Split(root, "distill", modalities, prep, tokenizer, labeled=False, progress=progress,
-                      audio_frontend=audio_frontend)
-        return split, torch.arange(len(split))
-    split = Split(root, "pretrain", modalities, prep, tokenizer, labeled=False, progress=progress,
-                      audio_frontend=audio_frontend)
-    _, sample = holdout(len(split), DISTILL_SAMPLE, seed)
-    log.info("no distill.jsonl: self-distillation uses %d pretrain examples", len(sample))
-    return split, torch.from_numpy(sample)
+                 seed: int, progress: bool = True, audio_frontend: torch.nn.Module | None = None,
+                 source: str = "pretrain", examples: int = 0) -> tuple[Split, torch.Tensor]:
+    """D_SD for MASD and the indices to use: ``source`` "pretrain" is ``distill.jsonl`` (a sample
+    of the pretraining clips; a seeded 20% of pretrain when the data has none), "unseen" is
+    ``unseen.jsonl`` (clips pretraining never saw). ``examples`` > 0 takes a seeded sample."""
+    pool = distill_pool(root, source, examples)
+    split = Split(root, pool, modalities, prep, tokenizer, labeled=False, progress=progress,
+                  audio_frontend=audio_frontend)
+    indices = np.arange(len(split))
+    if pool == "pretrain":
+        _, indices = holdout(len(split), DISTILL_SAMPLE, seed)
+        log.info("no distill.jsonl: self-distillation uses %d pretrain examples", len(indices))
+    if examples:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, size=examples, replace=False))
+    return split, torch.from_numpy(np.asarray(indices))
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from mmrt.training.downstream import DISTILLING, Learners, StageRun, tuning_stag
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.model import MultimodalModel
 from mmrt.training.rundir import prepare_out
-from mmrt.training.splits import Split, holdout, open_distill
+from mmrt.training.splits import Split, distill_pool, holdout, open_distill
 from mmrt.training.wiseft import wise
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,9 @@ class TrainOptions:
     modalities: str  # M_T as a subset key, e.g. "audio+video"
     out: Path
     alphas: tuple[float, ...] = (0.75,)
-    drop: float = 0.5  # moddrop: probability that an example loses each modality
-    distill_weight: float = 1.0
-    distill_temperature: float = 1.0
+    recipe: dict = field(default_factory=dict)  # overrides of the preset's downstream section
     epochs: int | None = None
+    steps: int | None = None
     lr: float | None = None
     batch_size: int | None = None
     holdout: float = 0.0  # share of train kept out as a validation split (scores logged)
@@ -64,15 +63,11 @@ def check_options(opts: TrainOptions, model_modalities: tuple[str, ...]) -> tupl
         use = parse_subset(opts.modalities, model_modalities)
     except UserError as e:
         raise UserError(f"--modalities: {e} (the pretrained model's encoders)") from None
-    if not 0.0 <= opts.drop < 1.0:
-        raise UserError(f"--drop-prob {opts.drop}: expected a probability below 1")
     if not 0.0 <= opts.holdout < 1.0:
         raise UserError(f"--holdout {opts.holdout}: expected a fraction below 1")
     for a in opts.alphas:
         if not 0.0 <= a <= 1.0:
             raise UserError(f"--alpha {a}: expected a number from 0 to 1")
-    if opts.distill_temperature <= 0 or opts.distill_weight < 0:
-        raise UserError("--distill-temperature must be positive and --distill-weight not negative")
     return tuple(m for m in model_modalities if m in use)
 
 
@@ -99,10 +94,16 @@ def train(opts: TrainOptions) -> Path:
     info = inspect_data(opts.data, split="train")
     require_modalities(info, "train", use, f"training on {opts.modalities}")
     preset = load_preset(pretrained.config.preset)
-    tune_schedule = preset.recipe["finetune"].override(opts.epochs, opts.lr, opts.batch_size)
+    tune_schedule = preset.recipe["finetune"].override(opts.epochs, opts.lr, opts.batch_size, opts.steps)
+    recipe = preset.downstream.override(**opts.recipe)
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")
+    stage = tuning_stage(opts.method, use, pretrained.modalities)
+    if stage in DISTILLING:
+        student = [m for m in pretrained.modalities if m not in use]
+        require_modalities(info, distill_pool(info.root, recipe.distill_source, recipe.distill_examples),
+                           student, "self-distillation to the other modalities")
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 
@@ -113,17 +114,12 @@ def train(opts: TrainOptions) -> Path:
     train_split = Split(info.root, "train", pretrained.modalities, prep, tokenizer, progress=show,
                         audio_frontend=frontend)
     keep, val = holdout(len(train_split), opts.holdout, opts.seed)
-    stage = tuning_stage(opts.method, use, pretrained.modalities)
+    distill, distill_idx = None, None
     if stage in DISTILLING:
-        student = [m for m in pretrained.modalities if m not in use]
-        require_modalities(info, "distill" if (info.root / "distill.jsonl").is_file() else "pretrain",
-                           student, "self-distillation to the other modalities")
-    distill, distill_idx = (open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed, show,
-                                                 frontend)
-                            if stage in DISTILLING else (None, None))
+        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed,
+                                            show, frontend, recipe.distill_source, recipe.distill_examples)
     learners = Learners(train_split, torch.from_numpy(keep), distill, distill_idx, info.classes, info.task,
-                        preset.recipe["probe"], tune_schedule, opts.drop, opts.distill_weight,
-                        opts.distill_temperature)
+                        preset.recipe["probe"], tune_schedule, recipe)
     run = StageRun(ctx, opts.seed, resume=opts.resume, progress=opts.progress,
                    checkpoint_every=opts.checkpoint_every)
     torch.manual_seed(opts.seed)

@@ -30,3 +30,35 @@ def training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def downstream_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of the downstream recipe (the preset's ``downstream`` section and fine-tuning steps);
+    each defaults to the preset's value."""
+    g = p.add_argument_group("downstream recipe (default: the preset's; see 'mmrt tune')")
+    g.add_argument("--steps", type=int, help="fine-tuning budget in optimizer steps (replaces epochs)")
+    g.add_argument("--mixup", type=float, metavar="SHARE",
+                   help="share of a batch's examples mixed with another (audio, video, labels)")
+    g.add_argument("--drop-path", type=float, metavar="RATE", help="stochastic depth of the last block")
+    g.add_argument("--augment", choices=("on", "off"),
+                   help="SpecAugment-style audio masks, video shifts and brightness, text word drop")
+    g.add_argument("--drop-prob", type=float, metavar="P",
+                   help="moddrop: probability that an example loses each modality")
+    g.add_argument("--distill-weight", type=float, help="masd: weight of the self-distillation loss")
+    g.add_argument("--distill-temperature", type=float, help="masd: temperature of teacher and student")
+    g.add_argument("--distill-reduction", choices=("sum", "mean"),
+                   help="masd: Eq. 8 summed over a multi-label head's classes, or their mean")
+    g.add_argument("--distill-source", choices=("pretrain", "unseen"),
+                   help="masd: distil on DATA/distill.jsonl (pretraining clips) or DATA/unseen.jsonl "
+                   "(clips pretraining never saw)")
+    g.add_argument("--distill-examples", type=int, metavar="N",
+                   help="masd: use a seeded sample of N clips of the pool (0: all)")
+
+
+def downstream_overrides(args: argparse.Namespace) -> dict:
+    """The ``Downstream`` fields the flags of ``downstream_flags`` set (None where not given)."""
+    return {"mixup": args.mixup, "drop_path": args.drop_path,
+            "augment": None if args.augment is None else args.augment == "on", "drop": args.drop_prob,
+            "distill_weight": args.distill_weight, "distill_temperature": args.distill_temperature,
+            "distill_reduction": args.distill_reduction, "distill_source": args.distill_source,
+            "distill_examples": args.distill_examples}

@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
                       help="multi: one or two digits an example (mAP); single: one (top-1)")
     make.add_argument("--modalities", default="audio,video,text",
                       help="comma list of modalities to generate (default: audio,video,text)")
+    make.add_argument("--unseen-size", type=int, metavar="N",
+                      help="clips in unseen.jsonl, the distillation pool pretraining never sees (default: "
+                      "4x train for small and base; 0: none)")
     make.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,8 +79,10 @@ def config_from_args(args: argparse.Namespace):
 
     from mmrt.training.datagen.config import GeneratorConfig
 
+    if args.unseen_size is not None and args.unseen_size < 0:
+        raise UserError(f"--unseen-size {args.unseen_size}: expected 0 or a positive count")
     cfg = GeneratorConfig(size=args.size, seed=args.seed, labels=args.labels,
-                          modalities=parse_modality_list(args.modalities))
+                          modalities=parse_modality_list(args.modalities), unseen_size=args.unseen_size)
     audio, video, text = cfg.audio, cfg.video, cfg.text
     if args.snr_db:
         audio = replace(audio, snr_db=_range("snr-db", args.snr_db))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_seed
+from mmrt.commands import check_seed, downstream_flags, downstream_overrides
 from mmrt.errors import UserError
 from mmrt.methods import METHODS, OBJECTIVES
 
@@ -40,11 +40,15 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.75,
                    help="WiSE-FT alpha of the wiseft and masd+wiseft rows (default 0.75)")
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="alphas of the WiSE-FT sweep")
-    p.add_argument("--drop-prob", type=float, default=0.5, help="moddrop probability (default 0.5)")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="masd loss weight (default 1)")
-    p.add_argument("--distill-temperature", type=float, default=1.0, help="masd temperature (default 1)")
+    p.add_argument("--pretrained", type=Path,
+                   help="use this model from 'mmrt pretrain' for every seed instead of pretraining")
+    p.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
+                   help="score on this share of train held out (validation, seeded by the seed), "
+                   "training on the rest; eval is not read (default 0: score on eval)")
     p.add_argument("--pretrain-epochs", type=int, help="override the preset's pretraining epochs")
     p.add_argument("--epochs", type=int, help="override the preset's fine-tuning epochs")
+    p.add_argument("--lr", type=float, help="override the preset's fine-tuning learning rate")
+    downstream_flags(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -60,13 +64,12 @@ def run(args: argparse.Namespace) -> int:
         check_seed(s)
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {args.seeds}: a seed is repeated")
-    if not 0.0 <= args.drop_prob < 1.0:
-        raise UserError(f"--drop-prob {args.drop_prob}: expected a probability below 1")
     experiment(ExperimentOptions(
         data=args.data, out=args.out, preset=args.preset, objective=args.objective,
         methods=_list(args.methods, str.strip, "--methods"),
-        seeds=seeds, alphas=_list(args.alphas, float, "--alphas"), alpha=args.alpha, drop=args.drop_prob,
-        distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
-        pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, resume=args.resume,
+        seeds=seeds, alphas=_list(args.alphas, float, "--alphas"), alpha=args.alpha,
+        recipe=downstream_overrides(args), pretrained=args.pretrained, holdout=args.holdout,
+        pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, steps=args.steps, lr=args.lr,
+        resume=args.resume,
         overwrite=args.overwrite, device=args.device, progress=not args.quiet))
     return 0

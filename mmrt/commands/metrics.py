@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
         "subset keys such as 'audio+text' (names in the order of 'modalities'); every training "
         "set needs a score on every non-empty eval set. Use '-' to read standard input.")
     p.add_argument("file", help="p-matrix JSON file, or - for standard input")
+    p.add_argument("--baseline", metavar="FILE",
+                   help="the fine-tuning p-matrix: its diagonal gives the oracle (each eval set's "
+                   "specialist) and the report adds the share of the baseline-to-oracle gap closed")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
     p.set_defaults(run=run, prog=p.prog)
 
@@ -36,7 +39,10 @@ def load_pmatrix(file: str) -> PMatrix:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = robustness_report(load_pmatrix(args.file))
+    if args.file == "-" and args.baseline == "-":
+        raise UserError("FILE and --baseline cannot both be standard input")
+    baseline = load_pmatrix(args.baseline) if args.baseline else None
+    report = robustness_report(load_pmatrix(args.file), baseline)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_checkpoint_every, check_seed, training_flags
+from mmrt.commands import (
+    check_checkpoint_every,
+    check_seed,
+    downstream_flags,
+    downstream_overrides,
+    training_flags,
+)
 from mmrt.methods import METHODS
 
 
@@ -15,9 +21,9 @@ def add_parser(sub) -> None:
         "train", help="train a classifier on the modalities M_T from a pretrained model",
         description="Methods: lp (linear probe on frozen encoders), ft (all weights, head from the "
         "probe), masd (ft plus self-distillation from M_T to the other modalities on "
-        "DATA/distill.jsonl), wiseft (alpha*ft + (1-alpha)*lp), masd+wiseft, masd-cw (masd with each "
-        "example's distillation weighted by the teacher's confidence), moddrop (ft with "
-        "modalities dropped at random). Writes a model directory for 'mmrt export'.")
+        "DATA/distill.jsonl or DATA/unseen.jsonl), wiseft (alpha*ft + (1-alpha)*lp), masd+wiseft, "
+        "masd-cw (masd with each example's distillation weighted by the teacher's confidence), "
+        "moddrop (ft with modalities dropped at random). Writes a model directory for 'mmrt export'.")
     p.add_argument("--data", required=True, type=Path, help="dataset folder with train.jsonl")
     p.add_argument("--pretrained", required=True, type=Path, help="model directory from 'mmrt pretrain'")
     p.add_argument("--method", required=True, choices=METHODS, metavar="METHOD",
@@ -28,18 +34,13 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, nargs="+", default=[0.75],
                    help="WiSE-FT mixing weight(s) of the tuned model (default 0.75); several values "
                    "write OUT/alpha-<a>/ each")
-    p.add_argument("--drop-prob", type=float, default=0.5,
-                   help="moddrop: probability that an example loses each modality (default 0.5)")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="masd: weight of the "
-                   "self-distillation loss (default 1)")
-    p.add_argument("--distill-temperature", type=float, default=1.0,
-                   help="masd: softmax/sigmoid temperature of teacher and student (default 1)")
     p.add_argument("--holdout", type=float, default=0.0,
                    help="share of train.jsonl kept out as a validation split; its scores on every "
                    "modality subset are logged and saved in config.json (default 0)")
     p.add_argument("--keep-stages", action="store_true",
                    help="keep the intermediate models (probe, fine-tuned) under OUT/stages/")
     training_flags(p)
+    downstream_flags(p)
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -48,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     train(TrainOptions(
         data=args.data, pretrained=args.pretrained, method=args.method, modalities=args.modalities,
-        out=args.out, alphas=tuple(args.alpha), drop=args.drop_prob, distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature, epochs=args.epochs, lr=args.lr,
+        out=args.out, alphas=tuple(args.alpha), recipe=downstream_overrides(args), epochs=args.epochs,
+        steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, holdout=args.holdout, seed=check_seed(args.seed),
         resume=args.resume, checkpoint_every=check_checkpoint_every(args.checkpoint_every),
         overwrite=args.overwrite,

@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass, field
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # Split sizes: the unlabeled pool is about 10x the labeled train split (DESIGN.md section 2).
-# distill is a sample of pretrain (same examples), the modality-complete set MASD distils on.
+# MASD's distillation pools (D_SD), both unlabeled and modality-complete: distill is a sample of
+# pretrain (the same examples); unseen is generated on its own, clips pretraining never saw,
+# 4x train (tiny keeps its test-sized 1x).
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": {"pretrain": 120, "train": 40, "eval": 60, "distill": 40},
-    "small": {"pretrain": 2400, "train": 240, "eval": 480, "distill": 480},
-    "base": {"pretrain": 20000, "train": 2000, "eval": 2000, "distill": 2000},
+    "tiny": {"pretrain": 120, "train": 40, "eval": 60, "distill": 40, "unseen": 40},
+    "small": {"pretrain": 2400, "train": 240, "eval": 480, "distill": 480, "unseen": 960},
+    "base": {"pretrain": 20000, "train": 2000, "eval": 2000, "distill": 2000, "unseen": 8000},
 }
 
 
@@ -86,13 +88,17 @@ class GeneratorConfig:
     two_label_share: float = 0.4  # with labels="multi", share of examples holding two digits
     modalities: tuple[str, ...] = ("audio", "video", "text")
     eval_digit_share: float = 0.25  # handwritten digit images held out for the eval split
+    unseen_size: int | None = None  # clips in the unseen distillation pool (None: the size's default)
     audio: AudioKnobs = field(default_factory=AudioKnobs)
     video: VideoKnobs = field(default_factory=VideoKnobs)
     text: TextKnobs = field(default_factory=TextKnobs)
 
     @property
     def split_sizes(self) -> dict[str, int]:
-        return SIZES[self.size]
+        sizes = dict(SIZES[self.size])
+        if self.unseen_size is not None:
+            sizes["unseen"] = self.unseen_size
+        return sizes
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -28,7 +28,7 @@ def build_card(cfg: GeneratorConfig, facts: dict[str, list[dict]]) -> dict:
         "metric": "mAP" if cfg.labels == "multi" else "top-1",
         "splits": {},
     }
-    every = [f for s in ("pretrain", "train", "eval") for f in facts[s]]
+    every = [f for s in ("pretrain", "train", "eval", "unseen") for f in facts.get(s, [])]
     for split, items in facts.items():
         counts = Counter(name for f in items for name in f["labels"])
         card["splits"][split] = {
@@ -88,8 +88,10 @@ def render_card(card: dict) -> str:
         counts = " | ".join(str(s["label_counts"][c]) for c in card["classes"])
         lines.append(f"| {split} | {s['examples']} | {s['two_label_examples']} | "
                      f"{'yes' if s['labels_in_manifest'] else 'no'} | {counts} |")
-    lines += ["", "`distill` is a random sample of `pretrain` (the same files): the unlabeled, "
-              "modality-complete set MASD distils on.", ""]
+    lines += ["", "MASD's distillation pools, unlabeled and modality-complete: `distill` is a random "
+              "sample of `pretrain` (the same files: clips pretraining saw, `--distill-source pretrain`); "
+              "`unseen` is generated on its own (clips pretraining never saw, `--distill-source unseen`).",
+              ""]
     if "audio" in card:
         a = card["audio"]
         lines += ["## Audio", "",

@@ -20,8 +20,8 @@ from mmrt.atomic import staged_dir, write_text
 from mmrt.training.datagen.config import DIGITS, GeneratorConfig
 from mmrt.training.datagen.datacard import build_card, render_card
 
-GENERATED_SPLITS = ("pretrain", "train", "eval")
-SPLIT_IDS = {"pretrain": 0, "train": 1, "eval": 2, "distill": 3}
+GENERATED_SPLITS = ("pretrain", "train", "eval", "unseen")
+SPLIT_IDS = {"pretrain": 0, "train": 1, "eval": 2, "distill": 3, "unseen": 4}
 STREAMS = {"labels": 0, "audio": 1, "video": 2, "text": 3}
 
 _state: dict = {}  # per-process generator state (espeak is a process-wide singleton)
@@ -143,6 +143,8 @@ def make_dataset(cfg: GeneratorConfig, out: str | os.PathLike, workers: int = 0,
             sizes["pretrain"], size=min(sizes["distill"], sizes["pretrain"]), replace=False)
         by_split["distill"] = [by_split["pretrain"][i] for i in sorted(pick)]
         write_text(stage / "classes.txt", "".join(f"{d}\n" for d in DIGITS))
+        if not by_split["unseen"]:
+            del by_split["unseen"]  # --unseen-size 0: no pool (an empty manifest is refused on read)
         for split, items in by_split.items():
             _write_manifest(stage / f"{split}.jsonl", [rec for rec, _ in items])
         card = build_card(cfg, {s: [facts for _, facts in items] for s, items in by_split.items()})
