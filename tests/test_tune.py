@@ -126,3 +126,17 @@ def test_tune_bad_input_is_one_line(flags, message, tiny_data, tiny_pretrained, 
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_experiment_on_validation_runs_only_the_training_sets_asked(no_eval, tiny_pretrained, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "e"
+    argv = ["experiment", "--data", str(no_eval), "--pretrained", str(tiny_pretrained), "--holdout", "0.25",
+            "--methods", "lp", "--quiet"]
+    assert main([*argv, "--out", str(out), "--train-sets", "audio+text"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc["methods"]["lp"]["scores"]) == ["audio+text"]
+    assert "oracle" not in doc["methods"]["lp"]["metrics"]  # the oracle needs every training set
+    assert not (out / "pretrained").exists()  # --pretrained: nothing pretrained again
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--train-sets", "audio+smell"]) == 2
+    assert "--train-sets" in capsys.readouterr().err and not (tmp_path / "bad").exists()

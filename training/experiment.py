@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mmrt import atomic
 from mmrt.errors import UserError
 from mmrt.methods import METHODS
-from mmrt.modalities import all_subsets, subset_key
+from mmrt.modalities import all_subsets, parse_subset, subset_key
 from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, tokenizer_path
 from mmrt.training.config import Downstream, Schedule, load_preset
@@ -55,6 +55,7 @@ class ExperimentOptions:
     recipe: dict = field(default_factory=dict)  # overrides of the preset's downstream section
     pretrained: Path | None = None  # this model for every seed instead of pretraining one each
     holdout: float = 0.0  # > 0: train on the rest of train, score on this share of it (validation)
+    train_sets: tuple[str, ...] = ()  # subset keys to train on (default: every non-empty subset)
     pretrain_epochs: int | None = None
     epochs: int | None = None
     steps: int | None = None
@@ -138,7 +139,8 @@ class SeedRun:
                                                 frontend, recipe.distill_source, recipe.distill_examples)
         self.learners = Learners(train, keep, distill, distill_idx, info.classes, info.task,
                                  preset.recipe["probe"], schedule, recipe)
-        subsets = all_subsets(pretrained.modalities)
+        subsets = [s for s in all_subsets(pretrained.modalities)
+                   if not opts.train_sets or subset_key(s, pretrained.modalities) in opts.train_sets]
         bar = tqdm(subsets, desc=f"seed {self.seed}: training sets", unit="M_T", disable=not show)
         for mt in bar:
             bar.set_postfix(M_T=subset_key(mt, pretrained.modalities))
@@ -226,6 +228,11 @@ def experiment(opts: ExperimentOptions) -> Path:
                                             and (Path(opts.pretrained) / CONFIG).is_file()):
         raise UserError(f"--pretrained {opts.pretrained}: not a model directory (make one with "
                         "'mmrt pretrain')")
+    for key in opts.train_sets:
+        try:
+            parse_subset(key, info.modalities)
+        except UserError as e:
+            raise UserError(f"--train-sets: {e}") from None
     schedule, recipe = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
     if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
         distill_pool(info.root, recipe.distill_source, recipe.distill_examples)

@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
                    help="score on this share of train held out (validation, seeded by the seed), "
                    "training on the rest; eval is not read (default 0: score on eval)")
+    p.add_argument("--train-sets", metavar="LIST",
+                   help="comma list of training sets to run, e.g. audio,video,text (default: every "
+                   "non-empty subset; the oracle needs them all)")
     p.add_argument("--pretrain-epochs", type=int, help="override the preset's pretraining epochs")
     p.add_argument("--epochs", type=int, help="override the preset's fine-tuning epochs")
     p.add_argument("--lr", type=float, help="override the preset's fine-tuning learning rate")
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         methods=_list(args.methods, str.strip, "--methods"),
         seeds=seeds, alphas=_list(args.alphas, float, "--alphas"), alpha=args.alpha,
         recipe=downstream_overrides(args), pretrained=args.pretrained, holdout=args.holdout,
+        train_sets=_list(args.train_sets, str.strip, "--train-sets") if args.train_sets else (),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, steps=args.steps, lr=args.lr,
         resume=args.resume,
         overwrite=args.overwrite, device=args.device, progress=not args.quiet))
