@@ -82,6 +82,24 @@ def test_distillation_passes_use_the_heads_running_statistics():
     assert int(model.head.norm.num_batches_tracked) == 1
 
 
+def test_the_teacher_runs_without_drop_path_and_the_student_with_it():
+    model = tiny_model(depth=3)
+    modes = []
+    forward = model.forward
+
+    def recording(inputs, present, use):
+        modes.append((tuple(use), model.encoders["audio"].training, model.head.training))
+        return forward(inputs, present, use)
+
+    model.forward = recording
+    SelfDistillation(model, ["audio"], Downstream(drop_path=0.5))((labeled(model), labeled(model)),
+                                                                  torch.Generator().manual_seed(0))
+    # task pass: training; teacher (audio): eval, so no drop path; student (video+text): training
+    # encoders with the head's running statistics.
+    assert modes == [(("audio",), True, True), (("audio",), False, False), (("video", "text"), True, False)]
+    assert model.training and model.head.training
+
+
 def test_modality_dropout_keeps_one_of_each_examples_own_modalities():
     model = tiny_model()
     obj = Supervised(model, MODS, drop=0.3)

@@ -159,7 +159,8 @@ class SelfDistillation(nn.Module):
     The labelled batches are augmented and mixed as ``recipe`` says (as fine-tuning's); the
     unlabelled ones get the modality augmentations only, the same view for teacher and student.
 
-    Teacher: the model on M_T, without gradient. Student: the same weights on M \\ M_T.
+    Teacher: the model on M_T, without gradient and without drop path. Student: the same weights
+    on M \\ M_T.
     Both distillation passes use the head's BatchNorm running statistics (eval mode): batch
     statistics of the student's unfamiliar modalities collapse it (12% where fine-tuning
     reached 71% in a prototype).
@@ -187,16 +188,17 @@ class SelfDistillation(nn.Module):
             unlabeled = augment(unlabeled, self.model.modalities, generator)
         p = unlabeled["present"]
         rows = any_present(p, self.teacher_use) & any_present(p, self.student_use)
-        head = self.model.head
-        head.eval()
+        self.model.eval()  # the teacher as it will be used: no drop path either
         try:
             with torch.no_grad():
                 teacher = self.model({m: unlabeled[m][rows] for m in self.teacher_use},
                                      {m: p[m][rows] for m in self.teacher_use}, self.teacher_use)
+            self.model.train()
+            self.model.head.eval()
             student = self.model({m: unlabeled[m][rows] for m in self.student_use},
                                  {m: p[m][rows] for m in self.student_use}, self.student_use)
         finally:
-            head.train()
+            self.model.train()
         if not rows.any():
             distill = student.sum() * 0.0
         else:
