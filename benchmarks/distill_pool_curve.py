@@ -84,10 +84,14 @@ def main() -> None:
         for m in METHODS:
             c = points[str(n)][m]
             lines.append(f"| {n} | {m} | {c['P']:.3f} | {c['R']:.3f} | {c['R_transfer']:.3f} | "
-                         f"{c['closed_R']:.0%} | {c['closed_R_transfer']:.0%} |")
+                         f"{share(c['closed_R'])} | {share(c['closed_R_transfer'])} |")
     (args.out / "curve.md").write_text("\n".join(lines) + "\n", "utf-8")
     plot(args.out / "curve.png", sizes, points)
     print("\n".join(lines))
+
+
+def share(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"  # None: no gap (ft at or above the oracle)
 
 
 def plot(path: Path, sizes: list[int], points: dict) -> None:
@@ -98,9 +102,10 @@ def plot(path: Path, sizes: list[int], points: dict) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for m in METHODS:
-        ax.plot(sizes, [points[str(n)][m]["closed_R"] for n in sizes], "o-", label=f"{m}: Overall R")
-        ax.plot(sizes, [points[str(n)][m]["closed_R_transfer"] for n in sizes], "s--",
-                label=f"{m}: Transferability R")
+        for key, style, what in (("closed_R", "o-", "Overall R"),
+                                 ("closed_R_transfer", "s--", "Transferability R")):
+            values = [points[str(n)][m][key] for n in sizes]
+            ax.plot(sizes, [float("nan") if v is None else v for v in values], style, label=f"{m}: {what}")
     ax.axhline(0.76, color="grey", lw=0.8, ls=":", label="paper: 76% (Overall R)")
     ax.set_xscale("log")
     ax.set_xlabel("distillation pool (unseen clips)")

@@ -1,0 +1,31 @@
+"""The distillation-pool curve benchmark end to end on tiny data: real experiments, one figure per size."""
+
+import json
+import sys
+
+import pytest
+
+from mmrt.benchmarks import distill_pool_curve
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_curve_runs_ft_once_and_masd_per_pool_size(tiny_data, tiny_pretrained, tmp_path, monkeypatch):
+    out = tmp_path / "curve"
+    monkeypatch.setattr(sys, "argv", ["curve", "--data", str(tiny_data), "--pretrained", str(tiny_pretrained),
+                                      "--out", str(out), "--sizes", "8,32"])
+    distill_pool_curve.main()
+    doc = json.loads((out / "curve.json").read_text())
+    assert set(doc["points"]) == {"ft", "8", "32"}
+    assert sorted(p.name for p in out.iterdir()) == ["curve.json", "curve.md", "curve.png", "ft", "pool-32",
+                                                     "pool-8"]
+    for size in ("8", "32"):
+        results = json.loads((out / f"pool-{size}" / "results.json").read_text())
+        assert results["settings"]["recipe"]["distill_source"] == "unseen"
+        assert results["settings"]["recipe"]["distill_examples"] == int(size)
+        assert "ft" not in results["methods"]  # fine-tuning ran once, in RUN/ft
+        for method in distill_pool_curve.METHODS:
+            point = doc["points"][size][method]
+            assert 0.0 <= point["R"] <= 1.0
+            assert point["closed_R"] is None or isinstance(point["closed_R"], float)
+    assert "| 32 | masd+wiseft |" in (out / "curve.md").read_text()
