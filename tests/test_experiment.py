@@ -79,6 +79,10 @@ def test_a_finished_run_is_not_clobbered_and_resumes_without_work(run, tiny_av_s
     assert main([*argv, "--resume"]) == 0
     after = json.loads((run / "results.json").read_text())
     assert after["methods"] == json.loads(before)["methods"]
+    # Resuming with another recipe would mix two recipes' models in one table: refused.
+    assert main([*argv, "--resume", "--lr", "0.1"]) == 2
+    assert "other downstream settings" in capsys.readouterr().err
+    assert json.loads((run / "results.json").read_text())["methods"] == after["methods"]
 
 
 def test_unknown_method_in_the_list_is_refused(tiny_av_single, tmp_path, capsys):

@@ -2,10 +2,11 @@
 
 One seed: pretrain once, then for each non-empty M_T train lp, ft, masd, masd-cw and moddrop (each
 from the probe; wiseft and masd+wiseft are weight averages, no training), and score each
-model on every non-empty M_E of the eval split. Several seeds: one such run per seed under
-``RUN/seed-<s>/``, then mean and std over seeds. Runs go one after another (two torch jobs
-at once on 2 cores run 6-8x slower). Every finished model and score is on disk at once,
-so ``--resume`` picks up where a killed run stopped.
+model on every non-empty M_E of the eval split (with ``holdout``: of a seeded share of train
+held out, never eval). Several seeds: one such run per seed under ``RUN/seed-<s>/``, then mean
+and std over seeds. Runs go one after another (two torch jobs at once on 2 cores run 6-8x
+slower). Every finished model and score is on disk at once, so ``--resume`` picks up where a
+killed run stopped; a resumed run with other downstream settings is refused, never mixed in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mmrt.errors import UserError
 from mmrt.methods import METHODS
 from mmrt.modalities import all_subsets, parse_subset, subset_key
 from mmrt.text import TextTokenizer
-from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, tokenizer_path
+from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, read_config, save_model, tokenizer_path
 from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
@@ -87,9 +88,13 @@ def downstream_settings(opts: ExperimentOptions, preset_name: str) -> tuple[Sche
 
 def preset_of(opts: ExperimentOptions) -> str:
     """The preset the downstream stages follow: the given pretrained model's, else --preset."""
-    if opts.pretrained is None:
-        return opts.preset
-    return json.loads((Path(opts.pretrained) / CONFIG).read_text("utf-8"))["preset"]
+    return opts.preset if opts.pretrained is None else read_config(opts.pretrained).preset
+
+
+def run_settings(opts: ExperimentOptions, schedule: Schedule, recipe: Downstream) -> dict:
+    """What every model of a run was trained and scored with (a resumed run must match)."""
+    return {"finetune": asdict(schedule), "recipe": recipe.to_dict(), "holdout": opts.holdout,
+            "pretrained": None if opts.pretrained is None else str(opts.pretrained)}
 
 
 class SeedRun:
@@ -137,6 +142,10 @@ class SeedRun:
         if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
             distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show,
                                                 frontend, recipe.distill_source, recipe.distill_examples)
+        settings = run_settings(opts, schedule, recipe)
+        if self.scores.setdefault("settings", settings) != settings:
+            raise UserError(f"{self.folder}: made with other downstream settings "
+                            f"({self.scores['settings']}); start again without --resume, or in another --out")
         self.learners = Learners(train, keep, distill, distill_idx, info.classes, info.task,
                                  preset.recipe["probe"], schedule, recipe)
         subsets = [s for s in all_subsets(pretrained.modalities)
@@ -246,8 +255,7 @@ def experiment(opts: ExperimentOptions) -> Path:
         SeedRun(opts, seed, folder).run()
         log.info("experiment: seed %d took %.1f min", seed, (time.monotonic() - seed_started) / 60)
     if ctx.main:
-        settings = {"finetune": asdict(schedule), "recipe": recipe.to_dict(), "holdout": opts.holdout,
-                    "pretrained": None if opts.pretrained is None else str(opts.pretrained)}
+        settings = run_settings(opts, schedule, recipe)
         write_results(out, {s: json.loads((f / SCORES).read_text("utf-8")) for s, f in folders.items()},
                       list(info.modalities), opts, info.task, time.monotonic() - started, settings)
         log.info("experiment: results in %s (report.md, results.json, plots)", out)
