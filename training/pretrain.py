@@ -87,8 +87,9 @@ def pretrain(opts: PretrainOptions) -> Path:
                   progress=opts.progress and ctx.main, audio_frontend=model.audio_frontend())
     batch_size = global_batch(schedule.batch_size, len(split), ctx)
     batches, steps = epoch_batches(split, torch.arange(len(split)), batch_size, opts.seed, ctx)
-    log.info("pretrain (%s): %d examples, %s, %d epochs of %d steps (batch %d) on %s x%d", opts.objective,
-             len(split), "+".join(modalities), schedule.epochs, steps, batch_size, ctx.device.type, ctx.world)
+    log.info("pretrain (%s): %d examples, %s, %d steps, %d an epoch (batch %d) on %s x%d", opts.objective,
+             len(split), "+".join(modalities), schedule.total_steps(steps), steps, batch_size,
+             ctx.device.type, ctx.world)
     if mae:
         objective = MaskedAutoencoding(model, preset.mae).to(ctx.device)
         params = [p for n, p in objective.named_parameters() if n != "model.logit_scale"]

@@ -51,9 +51,17 @@ def _dataset(out: Path, size: str, seed: int) -> tuple[Path, bool]:
     return data, False
 
 
-def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) -> Path:
-    from dataclasses import asdict
+def _schedule(saved: dict | None):
+    """A saved schedule as a Schedule (fields added since take their defaults), None if unreadable."""
+    from mmrt.training.config import Schedule
 
+    try:
+        return Schedule(**saved) if isinstance(saved, dict) else None
+    except (TypeError, UserError):
+        return None
+
+
+def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) -> Path:
     from mmrt.training.checkpoint import read_config
     from mmrt.training.config import load_preset
     from mmrt.training.pretrain import PretrainOptions, pretrain
@@ -65,7 +73,7 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) 
         current = load_preset(preset)
         if config.history and config.history[0].get("seed") == seed and config.preset == preset \
                 and config.arch == current.arch \
-                and config.history[0].get("schedule") == asdict(current.recipe["pretrain"]):
+                and _schedule(config.history[0].get("schedule")) == current.recipe["pretrain"]:
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()
