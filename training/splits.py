@@ -103,8 +103,9 @@ def distill_pool(root: Path, source: str, examples: int = 0) -> str:
     without distill.jsonl. Checks, before any work, that the pool exists and holds ``examples``."""
     file = Path(root) / POOL_FILES[source]
     if not file.is_file() and source != "pretrain":
-        raise UserError(f"--distill-source {source}: {file} does not exist (make the data again with "
-                        "'mmrt data make', which writes it, or use --distill-source pretrain)")
+        raise UserError(f"--distill-source {source}: {file} does not exist (it lists unlabeled, "
+                        "modality-complete clips pretraining never saw; 'mmrt data make' writes one; "
+                        "or use --distill-source pretrain)")
     pool = file.stem if file.is_file() else "pretrain"
     size = len(read_manifest(root, pool, labeled=False))  # refuses an empty pool, naming the file
     if pool == "pretrain":
