@@ -20,6 +20,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
 from mmrt.robustness import PMatrix, robustness_report
@@ -74,7 +75,7 @@ def main() -> None:
         points[str(n)] = {m: curve_point(res, ft, m) for m in METHODS}
     doc = {"machine": machine(), "date": str(date.today()), "seed": args.seed, "data": str(args.data),
            "points": points}
-    (args.out / "curve.json").write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
+    atomic.write_text(args.out / "curve.json", json.dumps(doc, indent=1) + "\n")
     lines = [f"MASD against its distillation pool size (unseen clips), seed {args.seed}; {doc['machine']}; "
              f"{doc['date']}. Fine-tuning: R {points['ft']['R']:.3f}, Transferability R "
              f"{points['ft']['R_transfer']:.3f}; oracle R {points['ft']['oracle_R']:.3f}.", "",
@@ -85,7 +86,7 @@ def main() -> None:
             c = points[str(n)][m]
             lines.append(f"| {n} | {m} | {c['P']:.3f} | {c['R']:.3f} | {c['R_transfer']:.3f} | "
                          f"{share(c['closed_R'])} | {share(c['closed_R_transfer'])} |")
-    (args.out / "curve.md").write_text("\n".join(lines) + "\n", "utf-8")
+    atomic.write_text(args.out / "curve.md", "\n".join(lines) + "\n")
     plot(args.out / "curve.png", sizes, points)
     print("\n".join(lines))
 

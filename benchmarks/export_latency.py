@@ -1,4 +1,4 @@
-"""Each modality encoder in ONNX Runtime (CPU) against PyTorch eager, in one run (issue 4's targets).
+"""Each modality encoder in ONNX Runtime (CPU) against PyTorch eager, in one run (the export speed targets).
 
     python -m mmrt.benchmarks.export_latency [--preset small] [--threads 2] [--out runs/export-latency]
 

@@ -1,4 +1,4 @@
-"""`mmrt serve` against in-process ONNX Runtime, and dynamic batching on against off (issue 5's targets).
+"""`mmrt serve` against in-process ONNX Runtime, and dynamic batching on against off (serving targets).
 
     python -m mmrt.benchmarks.serve_latency [--bundle runs/quickstart/bundle] [--threads 2]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from mmrt import atomic
 from mmrt.errors import UserError
 from mmrt.training.checkpoint import CONFIG, read_config
-from mmrt.training.config import load_preset
+from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.experiment import ExperimentOptions, experiment
 from mmrt.training.results import RESULTS
 from mmrt.training.rundir import prepare_out
@@ -57,10 +57,9 @@ def grid_points(grid: dict[str, tuple]) -> list[dict]:
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def resolved(point: dict, preset: str) -> dict:
-    """Every axis of ``point``, the preset's value where the grid does not vary it."""
-    p = load_preset(preset)
-    schedule, recipe = p.recipe["finetune"], p.downstream
+def resolved(point: dict, schedule: Schedule, recipe: Downstream) -> dict:
+    """Every axis of ``point``, the preset's value (``schedule``, ``recipe``) where the grid does not
+    vary it."""
     full = {"lr": schedule.lr, "steps": schedule.steps or None, "mixup": recipe.mixup,
             "drop_path": recipe.drop_path, "augment": recipe.augment, **point}
     if full["steps"] is None:
@@ -116,8 +115,8 @@ def tune(opts: TuneOptions) -> dict:
     if not (Path(opts.pretrained) / CONFIG).is_file():
         raise UserError(f"--pretrained {opts.pretrained}: not a model directory (make one with "
                         "'mmrt pretrain')")
-    preset = read_config(opts.pretrained).preset
-    points = [resolved(p, preset) for p in grid_points(opts.grid)]
+    preset = load_preset(read_config(opts.pretrained).preset)
+    points = [resolved(p, preset.recipe["finetune"], preset.downstream) for p in grid_points(opts.grid)]
     out = prepare_out(opts.out, opts.resume, opts.overwrite)
     summaries = {}
     for i, point in enumerate(points, 1):
