@@ -30,18 +30,18 @@ def sample_frame_indices(num_frames: int, t: int) -> np.ndarray:
 
 
 def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the short side is ``size`` then crop the centre: [T, H, W, 3] -> [T, size, size, 3]."""
+    """Crop the centred square, then resize it: [T, H, W, 3] -> [T, size, size, 3]. Cropping first
+    keeps the work proportional to the square, whatever the aspect ratio of the frames."""
     import cv2
 
     _, h, w, _ = frames.shape
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    top, left = (nh - size) // 2, (nw - size) // 2
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
-        resized = frame if (nh, nw) == (h, w) else cv2.resize(frame, (nw, nh), interpolation=interp)
-        out[i] = resized[top:top + size, left:left + size]
+        square = frame[top:top + side, left:left + side]
+        out[i] = square if side == size else cv2.resize(square, (size, size), interpolation=interp)
     return out
 
 
@@ -57,7 +57,7 @@ class Preprocessing:
     sample_rate: int = SAMPLE_RATE
     clip_samples: int = 32_000  # audio is cropped (centre) or zero-padded to this length
     frames: int = 8  # video frames sampled uniformly from a clip
-    frame_size: int = 32  # frames resized (short side) and centre-cropped to a square
+    frame_size: int = 32  # the centred square of each frame, resized to this side
     max_tokens: int = 24  # text ids per example, BOS and EOS included
 
     def to_dict(self) -> dict:

@@ -11,12 +11,18 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mmrt.bundle import EMBEDDING
+from mmrt.runtime.errors import InferError, Status
+
+
+def always() -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class EncoderStats:
 
     runs: int = 0
     rows: int = 0
+    dropped: int = 0  # requests whose caller had left before their rows ran
     compute_ns: int = 0
     queue_ns: int = 0
     batch_sizes: dict = field(default_factory=dict)  # rows per run -> count
@@ -51,6 +58,7 @@ class _Job:
     x: np.ndarray
     future: Future
     queued: int  # perf_counter_ns at submission
+    alive: Callable[[], bool]  # False once nobody waits for the answer (cancelled, deadline passed)
 
 
 class EncoderRunner:
@@ -67,8 +75,9 @@ class EncoderRunner:
             self.worker = threading.Thread(target=self._loop, name=f"batcher-{modality}", daemon=True)
             self.worker.start()
 
-    def submit(self, x: np.ndarray) -> Future:
-        """Future of the embeddings [b, d] of ``x`` [b, ...] (an encoder error becomes its exception)."""
+    def submit(self, x: np.ndarray, alive: Callable[[], bool] = always) -> Future:
+        """Future of the embeddings [b, d] of ``x`` [b, ...] (an encoder error becomes its exception).
+        If ``alive()`` is false when its batch is formed, the rows never run (CANCELLED)."""
         future: Future = Future()
         if self.worker is None:
             try:
@@ -76,7 +85,7 @@ class EncoderRunner:
             except Exception as e:  # noqa: BLE001 - handed to the caller through the future
                 future.set_exception(e)
             return future
-        self.jobs.put(_Job(x, future, time.perf_counter_ns()))
+        self.jobs.put(_Job(x, future, time.perf_counter_ns(), alive))
         return future
 
     def close(self) -> None:
@@ -115,6 +124,16 @@ class EncoderRunner:
             rows += len(job.x)
         return jobs, None
 
+    def _still_wanted(self, job: _Job) -> bool:
+        if not job.future.set_running_or_notify_cancel():
+            return False
+        if job.alive():
+            return True
+        with self.lock:
+            self.stats.dropped += 1
+        job.future.set_exception(InferError(Status.CANCELLED, "the client left before this encoder ran"))
+        return False
+
     def _loop(self) -> None:
         carry: _Job | None = None
         while True:
@@ -122,7 +141,7 @@ class EncoderRunner:
             if first is None:
                 return
             jobs, carry = self._collect(first)
-            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            live = [j for j in jobs if self._still_wanted(j)]
             if not live:
                 continue
             try:

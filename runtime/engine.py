@@ -4,25 +4,30 @@ No grpc, no torch.
 
 An encoder that fails at run time does not fail the request: the answer is fused from the
 modalities left and ``Result.failed`` says what failed; only with none left is it an error.
+Every request is checked against the server's ``Limits`` before any work, and a request whose
+caller has left (``alive()`` false: cancelled, or past its deadline) stops before its encoders.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mmrt.bundle import EMBEDDING, SCORES, input_name
-from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
+from mmrt.runtime.batcher import BatchingOptions, EncoderRunner, always
 from mmrt.runtime.bundle import Bundle
-from mmrt.runtime.errors import InferError, Status, invalid
+from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.limits import Limits
 from mmrt.runtime.preprocess import Preprocessor
-from mmrt.runtime.sequences import SequenceStore
+from mmrt.runtime.ratelimit import RateLimitedLog
+from mmrt.runtime.sequences import SequenceLimits, SequenceStore
 
 log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
 
 # What clients send per modality: numpy dtype, Triton datatype name, accepted ranks.
 WIRE = {"audio": (np.dtype(np.float32), "FP32", (2,), "[B, samples] PCM at 16 kHz"),
@@ -71,13 +76,15 @@ class SlowGraph:
 
 
 class Engine:
-    def __init__(self, bundle: Bundle, batching: BatchingOptions | None = None,
-                 sequences: SequenceStore | None = None, faults: Iterable[str] = (), observe=None,
+    def __init__(self, bundle: Bundle, batching: BatchingOptions | None = None, limits: Limits | None = None,
+                 sequences: SequenceLimits | None = None, faults: Iterable[str] = (), observe=None,
                  delay_s: float = 0.0):
         self.bundle, self.manifest = bundle, bundle.manifest
         self.modalities = self.manifest.modalities
         self.batching = batching or BatchingOptions()
-        self.sequences = sequences if sequences is not None else SequenceStore()  # (an empty store is falsy)
+        self.limits = limits or Limits()
+        row_bytes = 4 * self.manifest.embedding_dim * len(self.modalities)  # float32, every modality
+        self.sequences = SequenceStore(sequences or SequenceLimits(), row_bytes)
         self.preprocess = Preprocessor(bundle.folder, self.manifest)
         unknown = set(faults) - set(self.modalities)
         if unknown:
@@ -101,7 +108,7 @@ class Engine:
         for name, x in tensors.items():
             modality = self.inputs.get(name)
             if modality is None:
-                raise invalid(f"unknown input {name!r} (this model takes {list(self.inputs)})")
+                raise invalid(f"unknown input {shown(name)} (this model takes {list(self.inputs)})")
             dtype, wire, ranks, what = WIRE[modality]
             if x.dtype != dtype:
                 raise invalid(f"input {name!r}: expected datatype {wire} ({what})")
@@ -114,20 +121,26 @@ class Engine:
             if batch is not None and x.shape[0] != batch:
                 raise invalid(f"input {name!r}: batch size {x.shape[0]}, other inputs have {batch}")
             batch = x.shape[0]
+            self.limits.check(modality, name, x)
             out[modality] = x.reshape(-1) if modality == "text" else x
         return out
 
-    def encode(self, raw: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def encode(self, raw: dict[str, np.ndarray], alive: Callable[[], bool] = always
+               ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Run the present modalities' encoders (batched across requests): embeddings and failures."""
         ready = {m: self.preprocess(m, x) for m, x in raw.items()}  # bad input fails the request
-        futures = {m: self.runners[m].submit(x) for m, x in ready.items()}
+        gone(alive)
+        futures = {m: self.runners[m].submit(x, alive) for m, x in ready.items()}
         embeddings, failed = {}, {}
         for m, future in futures.items():
             try:
                 embeddings[m] = future.result()
             except Exception as e:  # noqa: BLE001 - a failing encoder degrades the answer
+                if isinstance(e, InferError) and e.status is Status.CANCELLED:
+                    raise
                 failed[m] = f"{type(e).__name__}: {e}"
-                log.warning("%s encoder failed (%s); answering from the other modalities", m, failed[m])
+                warn.warning(f"encoder:{m}", "%s encoder failed (%s); answering from the other modalities",
+                             m, failed[m])
         return embeddings, failed
 
     def answer(self, embeddings: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -135,17 +148,27 @@ class Engine:
         fused = np.mean([embeddings[m] for m in used], axis=0).astype(np.float32)
         return self.bundle.head.run({EMBEDDING: fused})[SCORES], fused, used
 
-    def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None) -> Result:
+    def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None,
+              alive: Callable[[], bool] = always) -> Result:
+        """Answer one request; ``alive()`` false (the caller left) stops it before its encoders."""
         start = time.perf_counter_ns()
         raw = self.parse(tensors)
-        batch = len(next(iter(raw.values())))
-        if sequence is not None:
-            self.sequences.check(sequence.id, sequence.start, batch)
-        embeddings, failed = self.encode(raw)
-        if sequence is not None:
-            embeddings = self.sequences.update(sequence.id, sequence.start, sequence.end, batch, embeddings)
-        if not embeddings:
-            raise InferError(Status.INTERNAL, "every encoder the request needed failed: " +
-                             "; ".join(f"{m}: {why}" for m, why in failed.items()))
+        gone(alive)
+        if sequence is None:
+            embeddings, failed = self.encode(raw, alive)
+        else:
+            batch = len(next(iter(raw.values())))
+            with self.sequences.turn(sequence.id, sequence.start, sequence.end, batch, alive) as turn:
+                embeddings, failed = self.encode(raw, alive)
+                embeddings = turn.apply(embeddings)
+        if not embeddings:  # the details are in the server's log, not in the client's answer
+            raise InferError(Status.INTERNAL, f"every encoder the request needed failed "
+                             f"({', '.join(failed)})")
         scores, fused, used = self.answer(embeddings)
         return Result(scores, fused, used, failed, time.perf_counter_ns() - start)
+
+
+def gone(alive: Callable[[], bool]) -> None:
+    """Stop a request whose caller has left: its answer would go to nobody."""
+    if not alive():
+        raise InferError(Status.CANCELLED, "the client left (cancelled, or its deadline passed)")

@@ -14,6 +14,7 @@ class Status(Enum):
     NOT_FOUND = "not found"
     RESOURCE_EXHAUSTED = "resource exhausted"
     UNAVAILABLE = "unavailable"
+    CANCELLED = "cancelled"  # the client cancelled, or its deadline passed: nobody reads the answer
     INTERNAL = "internal"
 
 
@@ -26,3 +27,13 @@ class InferError(Exception):
 
 def invalid(message: str) -> InferError:
     return InferError(Status.INVALID_ARGUMENT, message)
+
+
+SHOWN_CHARS = 64  # a client string echoed in a message or a log line is cut to this
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters: client strings go into messages and logs, and
+    a megabyte-long model name must not become a megabyte-long error or log line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"

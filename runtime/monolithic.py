@@ -11,25 +11,28 @@ import time
 import numpy as np
 
 from mmrt.bundle import EMBEDDING, FUSED, PRESENT, SCORES, input_name
-from mmrt.runtime.batcher import BatchingOptions
+from mmrt.runtime.batcher import BatchingOptions, always
 from mmrt.runtime.bundle import Bundle
-from mmrt.runtime.engine import Engine, Result, SequenceFlags
+from mmrt.runtime.engine import Engine, Result, SequenceFlags, gone
 from mmrt.runtime.errors import invalid
+from mmrt.runtime.limits import Limits
 
 
 class MonolithicEngine(Engine):
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, limits: Limits | None = None):
         if bundle.fused is None:
             raise ValueError(f"{bundle.folder}: opened without its {FUSED}.onnx baseline")
-        super().__init__(bundle, BatchingOptions(enabled=False))
+        super().__init__(bundle, BatchingOptions(enabled=False), limits)
         specs = bundle.manifest.graphs[FUSED].inputs
         self.zeros = {t.name: (tuple(t.shape[1:]), np.dtype(t.dtype)) for t in specs if t.name != PRESENT}
 
-    def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None) -> Result:
+    def infer(self, tensors: dict[str, np.ndarray], sequence: SequenceFlags | None = None,
+              alive=always) -> Result:
         if sequence is not None:
             raise invalid("the monolithic baseline does not keep sequences (send every modality at once)")
         start = time.perf_counter_ns()
         raw = self.parse(tensors)
+        gone(alive)
         batch = len(next(iter(raw.values())))
         feeds = {}
         for m in self.modalities:

@@ -2,7 +2,8 @@
 steps as training (``mmrt.preprocess``, ``mmrt.text``). No torch.
 
 Any clip length, any frame count and size: audio is centre-cropped or zero-padded, video
-frames are sampled uniformly and resized/centre-cropped, text is tokenized and cut.
+frames are sampled uniformly, their centred square cropped and resized, text is tokenized and cut
+(each within the server's limits, checked before any work: `mmrt.runtime.limits`).
 """
 
 from __future__ import annotations

@@ -19,12 +19,13 @@ from mmrt.errors import UserError
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.limits import Limits
 from mmrt.runtime.memory import limit_malloc_arenas
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.sequences import SequenceStore
+from mmrt.runtime.sequences import SequenceLimits
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
 
@@ -46,8 +47,8 @@ class ServerOptions:
     workers: int = 64  # gRPC handler threads (concurrent requests in flight)
     threads: int = 0  # ONNX Runtime intra-op threads per session (0: all cores)
     batching: BatchingOptions = BatchingOptions()
-    max_sequences: int = 1024
-    sequence_idle_s: float = 60.0
+    limits: Limits = Limits()  # what one request may ask, checked before any work
+    sequences: SequenceLimits = SequenceLimits()
     grace_s: float = 30.0  # how long a drain waits for in-flight requests
     faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
     delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
@@ -101,10 +102,9 @@ class Server:
         self.metrics = Metrics()
         bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic)
         if options.monolithic:
-            self.engine: Engine = MonolithicEngine(bundle)
+            self.engine: Engine = MonolithicEngine(bundle, options.limits)
         else:
-            self.engine = Engine(bundle, options.batching,
-                                 SequenceStore(options.max_sequences, options.sequence_idle_s),
+            self.engine = Engine(bundle, options.batching, options.limits, options.sequences,
                                  faults=options.faults, observe=self.metrics.observe_encoder,
                                  delay_s=options.delay_s)
         self.servicer = InferenceServicer(self.engine, self.metrics)

@@ -12,19 +12,23 @@ import grpc
 import mmrt
 from mmrt.bundle import EMBEDDING, SCORES, input_name
 from mmrt.runtime.engine import WIRE, Engine, Result, SequenceFlags
-from mmrt.runtime.errors import InferError, Status, invalid
+from mmrt.runtime.errors import InferError, Status, invalid, shown
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.protocol import model_config_pb2 as mc
+from mmrt.runtime.ratelimit import RateLimitedLog
 from mmrt.runtime.tensors import decode_inputs, encode_output
 
 log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
+INTERNAL_MESSAGE = "internal error (the server's log has the details)"  # never a Python exception's text
 
 GRPC_CODES = {Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
               Status.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
               Status.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-              Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, Status.INTERNAL: grpc.StatusCode.INTERNAL}
+              Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, Status.CANCELLED: grpc.StatusCode.CANCELLED,
+              Status.INTERNAL: grpc.StatusCode.INTERNAL}
 VERSION = "1"  # a bundle is one model version
 PLATFORM = "mmrt_multimodal"
 CONFIG_TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8, "BYTES": mc.TYPE_STRING}
@@ -85,7 +89,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def _check_model(self, name: str, version: str) -> None:
         if not self._known(name, version):
-            asked = f"model {name!r}" + (f" version {version!r}" if version else "")
+            asked = f"model {shown(name)}" + (f" version {shown(version)}" if version else "")
             raise InferError(Status.NOT_FOUND, f"{asked}: not served here (this server has "
                              f"{self.manifest.name!r} version {VERSION})")
 
@@ -127,17 +131,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _config(self, request):
         self._check_model(request.name, request.version)
         inputs, outputs = self._tensors()
-        batching = self.engine.batching
+        batching, limits = self.engine.batching, self.engine.limits
         config = mc.ModelConfig(
-            name=self.manifest.name, platform=PLATFORM, backend="mmrt", max_batch_size=batching.max_batch,
+            name=self.manifest.name, platform=PLATFORM, backend="mmrt", max_batch_size=limits.max_batch,
             input=[mc.ModelInput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:] or [1], optional=True)
                    for n, t, s in inputs],
             output=[mc.ModelOutput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:]) for n, t, s in outputs])
         if batching.enabled:
             config.dynamic_batching.max_queue_delay_microseconds = int(batching.max_delay_s * 1e6)
-        for key, value in (("modalities", "+".join(self.manifest.modalities)),
-                           ("classes", ",".join(self.manifest.classes)), ("task", self.manifest.task)):
-            config.parameters[key].string_value = value
+        m, seq = self.manifest, self.engine.sequences.limits
+        reported = {"modalities": "+".join(m.modalities), "classes": ",".join(m.classes), "task": m.task,
+                    **limits.to_dict(), "max_sequences": seq.max_sequences,
+                    "sequence_idle_s": seq.idle_timeout_s, "max_sequence_mb": seq.max_mb}
+        for key, value in reported.items():  # the limits as the server checks them, for clients to read
+            config.parameters[key].string_value = f"{value:g}" if isinstance(value, float) else str(value)
         return pb.ModelConfigResponse(config=config)
 
     def ModelStatistics(self, request, context):
@@ -161,30 +168,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelStatisticsResponse(model_stats=[stats])
 
     # --- inference ------------------------------------------------------------------------
-    def _call(self, context, fn, request):
+    def _call(self, context, fn, *args):
         try:
-            return fn(request)
+            return fn(*args)
         except InferError as e:
             context.abort(GRPC_CODES[e.status], e.message)
-        except Exception as e:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
-            log.exception("%s failed", fn.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
+        except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
+            warn.exception(fn.__name__, "%s failed", fn.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
-    def _infer(self, request) -> pb.ModelInferResponse:
+    def _infer(self, request, context) -> pb.ModelInferResponse:
         started = time.perf_counter_ns()
         label = "invalid"
+
+        def alive() -> bool:  # False once the answer would go to nobody
+            remaining = context.time_remaining()  # None: no deadline
+            return context.is_active() and (remaining is None or remaining > 0)
+
         try:
             self._check_model(request.model_name, request.model_version)
-            tensors = decode_inputs(request)
+            tensors = decode_inputs(request, self.engine.limits)
             label = "+".join(m for m in self.manifest.modalities if input_name(m) in tensors) or "none"
             wanted = [o.name for o in request.outputs] or [SCORES]
             for name in wanted:
                 if name not in (SCORES, EMBEDDING):
-                    raise invalid(f"unknown output {name!r} (this model gives {[SCORES, EMBEDDING]})")
-            result = self.engine.infer(tensors, _sequence(request))
-        except InferError:
+                    raise invalid(f"unknown output {shown(name)} (this model gives {[SCORES, EMBEDDING]})")
+            result = self.engine.infer(tensors, _sequence(request), alive)
+            if not alive():
+                raise InferError(Status.CANCELLED, "the client left before the answer was ready")
+        except InferError as e:
+            outcome = "cancelled" if e.status is Status.CANCELLED else "error"
             self.stats.record(False, time.perf_counter_ns() - started)
-            self.metrics.requests.labels("error", label).inc()
+            self.metrics.requests.labels(outcome, label).inc()
             raise
         response = self._response(request, result, wanted)
         self.stats.record(True, time.perf_counter_ns() - started, len(result.scores))
@@ -219,7 +234,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request, context):
         self._flight(+1)
         try:
-            return self._call(context, self._infer, request)
+            return self._call(context, self._infer, request, context)
         finally:
             self._flight(-1)
 
@@ -227,13 +242,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         for request in request_iterator:
             self._flight(+1)
             try:
-                yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
+                yield pb.ModelStreamInferResponse(infer_response=self._infer(request, context))
             except InferError as e:  # the stream stays open; the error rides in the response
                 response = pb.ModelStreamInferResponse(error_message=e.message)
                 response.infer_response.id = request.id
                 yield response
-            except Exception as e:  # noqa: BLE001 - one bad request must not end the stream
-                log.exception("stream request %r failed", request.id)
-                yield pb.ModelStreamInferResponse(error_message=f"internal error: {type(e).__name__}: {e}")
+            except Exception:  # noqa: BLE001 - one bad request must not end the stream
+                warn.exception("stream", "stream request %s failed", shown(request.id))
+                yield pb.ModelStreamInferResponse(error_message=INTERNAL_MESSAGE)
             finally:
                 self._flight(-1)

@@ -9,7 +9,8 @@ import struct
 
 import numpy as np
 
-from mmrt.runtime.errors import invalid
+from mmrt.runtime.errors import invalid, shown
+from mmrt.runtime.limits import Limits
 
 # Triton datatype name -> numpy dtype, and the InferTensorContents field that carries it.
 DATATYPES = {
@@ -22,16 +23,19 @@ DATATYPES = {
     "BYTES": (np.dtype(object), "bytes_contents"),
 }
 MAX_ELEMENTS = 1 << 31  # a shape whose non-zero dims multiply past this is refused (before numpy sees it)
+MAX_RANK = 8  # numpy stops at 64 dimensions; no input of any model here has more than 5
 
 
 def _shape(name: str, dims) -> tuple[int, ...]:
+    if len(dims) > MAX_RANK:
+        raise invalid(f"input {shown(name)}: {len(dims)} dimensions, at most {MAX_RANK}")
     shape = tuple(int(d) for d in dims)
     if not shape:
-        raise invalid(f"input {name!r}: no shape given (expected a batch axis first)")
+        raise invalid(f"input {shown(name)}: no shape given (expected a batch axis first)")
     if any(d < 0 for d in shape):
-        raise invalid(f"input {name!r}: shape {list(shape)} has a negative dimension")
+        raise invalid(f"input {shown(name)}: shape {list(shape)} has a negative dimension")
     if math.prod(d for d in shape if d) > MAX_ELEMENTS:  # even with a zero dim numpy cannot shape it
-        raise invalid(f"input {name!r}: shape {list(shape)} is too large")
+        raise invalid(f"input {shown(name)}: shape {list(shape)} is too large")
     return shape
 
 
@@ -44,23 +48,24 @@ def decode_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
     items, offset = [], 0
     for i in range(count):
         if offset + 4 > len(raw):
-            raise invalid(f"input {name!r}: raw BYTES content ends before element {i} of {count}")
+            raise invalid(f"input {shown(name)}: raw BYTES content ends before element {i} of {count}")
         (size,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + size > len(raw):
-            raise invalid(f"input {name!r}: BYTES element {i} claims {size} bytes, only "
+            raise invalid(f"input {shown(name)}: BYTES element {i} claims {size} bytes, only "
                           f"{len(raw) - offset} remain")
         items.append(raw[offset:offset + size])
         offset += size
     if offset != len(raw):
-        raise invalid(f"input {name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
+        raise invalid(f"input {shown(name)}: {len(raw) - offset} bytes left after {count} BYTES elements")
     out = np.empty(count, dtype=object)
     out[:] = items
     return out
 
 
-def decode_inputs(request) -> dict[str, np.ndarray]:
-    """A ModelInferRequest's inputs as arrays by name, every size and type checked."""
+def decode_inputs(request, limits: Limits | None = None) -> dict[str, np.ndarray]:
+    """A ModelInferRequest's inputs as arrays by name, every size and type checked; with ``limits``,
+    a batch over the limit is refused before its bytes are decoded."""
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise invalid(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs "
@@ -69,29 +74,34 @@ def decode_inputs(request) -> dict[str, np.ndarray]:
     for i, tensor in enumerate(request.inputs):
         name = tensor.name
         if name in tensors:
-            raise invalid(f"input {name!r} is given twice")
+            raise invalid(f"input {shown(name)} is given twice")
         if tensor.datatype not in DATATYPES:
-            raise invalid(f"input {name!r}: unknown datatype {tensor.datatype!r} "
+            raise invalid(f"input {shown(name)}: unknown datatype {shown(tensor.datatype)} "
                           f"(expected one of {sorted(DATATYPES)})")
         dtype, field = DATATYPES[tensor.datatype]
         shape = _shape(name, tensor.shape)
+        if limits is not None:
+            limits.check_rows(name, shape[0])
         count = _count(shape)
+        if limits is not None and dtype.kind == "O" and count > limits.max_batch:  # strings, one per row
+            raise invalid(f"input {shown(name)}: {count} BYTES elements, at most {limits.max_batch} "
+                          f"(one per row)")
         if raw:
             if tensor.HasField("contents"):
-                raise invalid(f"input {name!r}: both contents and raw_input_contents are set")
+                raise invalid(f"input {shown(name)}: both contents and raw_input_contents are set")
             if dtype.kind == "O":
                 array = decode_bytes(name, raw[i], count)
             else:
                 if len(raw[i]) != count * dtype.itemsize:
-                    raise invalid(f"input {name!r}: {len(raw[i])} raw bytes, shape {list(shape)} of "
+                    raise invalid(f"input {shown(name)}: {len(raw[i])} raw bytes, shape {list(shape)} of "
                                   f"{tensor.datatype} needs {count * dtype.itemsize}")
                 array = np.frombuffer(raw[i], dtype=dtype.newbyteorder("<"))
         else:
             if field is None:
-                raise invalid(f"input {name!r}: {tensor.datatype} must be sent as raw_input_contents")
+                raise invalid(f"input {shown(name)}: {tensor.datatype} must be sent as raw_input_contents")
             values = getattr(tensor.contents, field)
             if len(values) != count:
-                raise invalid(f"input {name!r}: {len(values)} values in contents.{field}, shape "
+                raise invalid(f"input {shown(name)}: {len(values)} values in contents.{field}, shape "
                               f"{list(shape)} needs {count}")
             if dtype.kind == "O":
                 array = np.empty(count, dtype=object)
@@ -100,7 +110,8 @@ def decode_inputs(request) -> dict[str, np.ndarray]:
                 try:
                     array = np.asarray(values, dtype=dtype)
                 except OverflowError:
-                    raise invalid(f"input {name!r}: a value is out of range for {tensor.datatype}") from None
+                    raise invalid(f"input {shown(name)}: a value is out of range for "
+                                  f"{tensor.datatype}") from None
         tensors[name] = array.reshape(shape)
     return tensors
 

@@ -9,7 +9,7 @@ import pytest
 
 from mmrt.runtime.errors import InferError, Status
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
-from mmrt.runtime.sequences import SequenceStore
+from mmrt.runtime.sequences import SequenceLimits, SequenceStore
 from mmrt.runtime.tensors import decode_inputs
 
 
@@ -62,13 +62,14 @@ def test_raw_contents_must_match_the_inputs_one_to_one():
 
 
 def test_sequences_expire_when_idle_and_free_their_slot():
-    store = SequenceStore(max_sequences=1, idle_timeout_s=0.05)
-    store.check(1, start=True, batch=1)
-    store.update(1, start=True, end=False, batch=1, embeddings={"audio": np.ones((1, 4))})
+    store = SequenceStore(SequenceLimits(max_sequences=1, idle_timeout_s=0.05), row_bytes=16)
+    with store.turn(1, start=True, end=False, batch=1) as turn:
+        turn.apply({"audio": np.ones((1, 4))})
     with pytest.raises(InferError) as full:
-        store.check(2, start=True, batch=1)
+        store.turn(2, start=True, end=False, batch=1)
     assert full.value.status is Status.RESOURCE_EXHAUSTED
     time.sleep(0.1)
-    store.check(2, start=True, batch=1)  # sequence 1 timed out
+    with store.turn(2, start=True, end=False, batch=1) as turn:  # sequence 1 timed out
+        turn.apply({})
     with pytest.raises(InferError, match="unknown or expired"):
-        store.check(1, start=False, batch=1)
+        store.turn(1, start=False, end=False, batch=1)

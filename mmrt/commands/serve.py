@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-key", type=Path, help="PEM private key")
     p.add_argument("--token-file", type=Path,
                    help="file holding a bearer token clients must send ('authorization: Bearer ...')")
-    p.add_argument("--max-batch", type=int, default=32, help="rows per encoder batch (default 32)")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="rows per request, and per encoder batch across requests (default 32)")
     p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
                    help="how long a request may wait for an encoder batch to fill (default 0: batch "
                    "what is queued when the encoder frees up, adding no latency when idle)")
@@ -37,6 +38,19 @@ def add_parser(sub) -> None:
     p.add_argument("--max-sequences", type=int, default=1024, help="open streaming sequences (default 1024)")
     p.add_argument("--sequence-idle-s", type=float, default=60.0,
                    help="drop a sequence idle this long (default 60)")
+    p.add_argument("--max-sequence-mb", type=float, default=64.0,
+                   help="embeddings held by open sequences, all together (default 64)")
+    limits = p.add_argument_group("request limits", "checked before any work; a request past one is "
+                                  "refused with INVALID_ARGUMENT naming it (ModelConfig reports them)")
+    limits.add_argument("--max-audio-s", type=float, default=60.0,
+                        help="seconds of audio per row (default 60)")
+    limits.add_argument("--max-video-frames", type=int, default=1024, help="frames per row (default 1024)")
+    limits.add_argument("--max-video-side", type=int, default=4096,
+                        help="pixels on a frame's longer side (default 4096)")
+    limits.add_argument("--max-video-aspect", type=float, default=16.0,
+                        help="a frame's long side over its short side (default 16)")
+    limits.add_argument("--max-text-bytes", type=int, default=4096,
+                        help="UTF-8 bytes per text row, before tokenizing (default 4096)")
     p.add_argument("--max-message-mb", type=int, default=64, help="largest request or response (default 64)")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads per graph (default: all cores)")
@@ -48,15 +62,22 @@ def add_parser(sub) -> None:
 
 
 def _options(args: argparse.Namespace):
+    from mmrt.preprocess import SAMPLE_RATE
     from mmrt.runtime.batcher import BatchingOptions
+    from mmrt.runtime.limits import Limits
+    from mmrt.runtime.sequences import SequenceLimits
     from mmrt.runtime.server import ServerOptions
 
     bounds = (("--port", args.port, 0), ("--max-batch", args.max_batch, 1),
               ("--max-sequences", args.max_sequences, 1), ("--max-message-mb", args.max_message_mb, 1),
-              ("--workers", args.workers, 1), ("--threads", args.threads, 0))
+              ("--workers", args.workers, 1), ("--threads", args.threads, 0),
+              ("--max-sequence-mb", args.max_sequence_mb, 0),
+              ("--max-audio-s", args.max_audio_s, 1 / SAMPLE_RATE),
+              ("--max-video-frames", args.max_video_frames, 1), ("--max-video-side", args.max_video_side, 1),
+              ("--max-video-aspect", args.max_video_aspect, 1), ("--max-text-bytes", args.max_text_bytes, 1))
     for flag, value, low in bounds:
         if value < low:
-            raise UserError(f"{flag} {value}: expected {low} or more")
+            raise UserError(f"{flag} {value}: expected {low:g} or more")
     if args.max_queue_delay_ms < 0 or args.sequence_idle_s <= 0:
         raise UserError("--max-queue-delay-ms must be >= 0 and --sequence-idle-s > 0")
     token = None
@@ -80,8 +101,10 @@ def _options(args: argparse.Namespace):
         tls_cert=args.tls_cert, tls_key=args.tls_key, token=token, max_message_mb=args.max_message_mb,
         workers=args.workers, threads=args.threads,
         batching=BatchingOptions(not args.no_batching, args.max_batch, args.max_queue_delay_ms / 1000),
-        max_sequences=args.max_sequences, sequence_idle_s=args.sequence_idle_s, faults=faults,
-        delay_s=delay_s, monolithic=args.monolithic)
+        limits=Limits(args.max_batch, round(args.max_audio_s * SAMPLE_RATE), args.max_video_frames,
+                      args.max_video_side, args.max_video_aspect, args.max_text_bytes),
+        sequences=SequenceLimits(args.max_sequences, args.sequence_idle_s, args.max_sequence_mb),
+        faults=faults, delay_s=delay_s, monolithic=args.monolithic)
 
 
 def run(args: argparse.Namespace) -> int:

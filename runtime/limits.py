@@ -1,0 +1,61 @@
+"""What one request may ask of the server, checked before any work is done for it.
+
+Every bound is a flag of ``mmrt serve`` and is reported in ModelConfig's parameters, so a client
+can read them. The message size limit bounds the bytes of a request; these bound the work those
+bytes can cause (a 4 KB request must not pad a thousand rows to a full clip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mmrt.preprocess import SAMPLE_RATE
+from mmrt.runtime.errors import invalid, shown
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 32  # rows per request (ModelConfig's max_batch_size)
+    max_audio_samples: int = 60 * SAMPLE_RATE  # per row: a minute of PCM (the centre is kept)
+    max_video_frames: int = 1024  # per row (frames are sampled uniformly)
+    max_video_side: int = 4096  # height and width of a frame, in pixels
+    max_video_aspect: float = 16.0  # long side over short side
+    max_text_bytes: int = 4096  # per row, checked before tokenizing
+
+    def check_rows(self, name: str, rows: int) -> None:
+        if rows > self.max_batch:
+            raise invalid(f"input {shown(name)}: batch size {rows}, this server takes at most "
+                          f"{self.max_batch} rows per request (its --max-batch)")
+
+    def check(self, modality: str, name: str, x: np.ndarray) -> None:
+        """Refuse ``x`` (already shaped as the wire contract says) if one row would cost too much."""
+        self.check_rows(name, x.shape[0])
+        getattr(self, f"_check_{modality}")(name, x)
+
+    def _check_audio(self, name: str, x: np.ndarray) -> None:
+        if x.shape[1] > self.max_audio_samples:
+            raise invalid(f"input {name!r}: {x.shape[1]} samples per row, at most {self.max_audio_samples} "
+                          f"(--max-audio-s {self.max_audio_samples / SAMPLE_RATE:g} at {SAMPLE_RATE} Hz)")
+
+    def _check_video(self, name: str, x: np.ndarray) -> None:
+        _, t, h, w, _ = x.shape
+        if t > self.max_video_frames:
+            raise invalid(f"input {name!r}: {t} frames per row, at most {self.max_video_frames} "
+                          f"(--max-video-frames)")
+        if max(h, w) > self.max_video_side:
+            raise invalid(f"input {name!r}: frames of {h}x{w} pixels, at most {self.max_video_side} "
+                          f"on a side (--max-video-side)")
+        if max(h, w) / min(h, w) > self.max_video_aspect:
+            raise invalid(f"input {name!r}: frames of {h}x{w} pixels, an aspect ratio over "
+                          f"{self.max_video_aspect:g} (--max-video-aspect)")
+
+    def _check_text(self, name: str, x: np.ndarray) -> None:
+        for i, item in enumerate(x.reshape(-1)):
+            if len(item) > self.max_text_bytes:
+                raise invalid(f"input {name!r}: element {i} has {len(item)} bytes, at most "
+                              f"{self.max_text_bytes} (--max-text-bytes)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
