@@ -1,13 +1,19 @@
 """The gRPC server around the engine: KServe v2 service, health, reflection, optional TLS and
-bearer-token auth, a message size limit, Prometheus metrics, graceful drain. No torch."""
+bearer-token auth, admission control, keepalive, Prometheus metrics, graceful drain. No torch.
+
+gRPC runs on its own asyncio event loop in a background thread (grpc.aio): an open stream costs
+no thread while it waits, so idle streams cannot starve health checks or other calls; inference
+runs on worker threads (``runtime.servicer``). ``Server`` itself is used from ordinary threads.
+"""
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import ipaddress
 import logging
 import signal
 import threading
-from concurrent import futures
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mmrt.errors import UserError
+from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.gate import Gate
+from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.limits import Limits
 from mmrt.runtime.memory import limit_malloc_arenas
 from mmrt.runtime.metrics import Metrics
@@ -32,7 +41,6 @@ from mmrt.runtime.sessions import SessionOptions
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 
 @dataclass(frozen=True)
@@ -40,55 +48,36 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8001
     metrics_port: int | None = 8002  # None: no metrics endpoint
+    metrics_host: str = "127.0.0.1"  # metrics stay on loopback unless asked otherwise
     tls_cert: Path | None = None
     tls_key: Path | None = None
     token: str | None = None  # clients send "authorization: Bearer <token>"
     max_message_mb: int = 64
-    workers: int = 64  # gRPC handler threads (concurrent requests in flight)
+    admission: AdmissionOptions = AdmissionOptions()
+    keepalive_s: float = 60.0  # ping a connection idle this long; drop it if the ping goes unanswered
+    max_connection_idle_s: float = 300.0  # close a connection with no call for this long
+    max_connection_age_s: float = 0.0  # 0: connections may live forever
     threads: int = 0  # ONNX Runtime intra-op threads per session (0: all cores)
     batching: BatchingOptions = BatchingOptions()
     limits: Limits = Limits()  # what one request may ask, checked before any work
     sequences: SequenceLimits = SequenceLimits()
-    grace_s: float = 30.0  # how long a drain waits for in-flight requests
+    grace_s: float = 30.0  # how long a drain waits for admitted calls and open streams
+    drain_delay_s: float = 1.0  # lame duck: NOT_SERVING and new calls refused, before the wait
     faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
     delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
 
-
-class _Gate(grpc.ServerInterceptor):
-    """Token auth and drain: refuses before any handler runs (health checks pass the token check)."""
-
-    def __init__(self, token: str | None):
-        self.token = token.encode() if token else None
-        self.draining = False
-
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
-        if handler is None:
-            return None
-        if self.draining and not details.method.startswith(HEALTH_PREFIX):
-            return self._wrap(handler, grpc.StatusCode.UNAVAILABLE, "server is shutting down")
-        if self.token and not details.method.startswith(HEALTH_PREFIX):
-            sent = dict(details.invocation_metadata).get("authorization", "")
-            if not hmac.compare_digest(sent.encode(), b"Bearer " + self.token):
-                why = "missing bearer token" if not sent else "wrong bearer token"
-                return self._wrap(handler, grpc.StatusCode.UNAUTHENTICATED, why)
-        return handler
-
-    @staticmethod
-    def _wrap(handler, code: grpc.StatusCode, message: str):
-        """A handler of the same streaming kind as ``handler`` that aborts with ``code``."""
-        def abort(request_or_iterator, context):
-            context.abort(code, message)
-
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(abort)
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(abort)
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(abort)
-        return grpc.unary_unary_rpc_method_handler(
-            abort, request_deserializer=handler.request_deserializer)
+    def grpc_options(self) -> list[tuple[str, int]]:
+        limit, a = self.max_message_mb << 20, self.admission
+        ms = {"grpc.keepalive_time_ms": self.keepalive_s,
+              "grpc.max_connection_idle_ms": self.max_connection_idle_s,
+              "grpc.max_connection_age_ms": self.max_connection_age_s,
+              "grpc.max_connection_age_grace_ms": self.grace_s}
+        return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                ("grpc.keepalive_timeout_ms", 20_000), ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+                ("grpc.max_concurrent_streams", a.max_calls + a.max_streams + 16),  # per connection
+                *((k, int(v * 1000)) for k, v in ms.items() if v > 0)]
 
 
 class Server:
@@ -98,6 +87,7 @@ class Server:
         if (options.tls_cert is None) != (options.tls_key is None):
             raise UserError("--tls-cert and --tls-key go together")
         self.options = options
+        warn_if_exposed(options)
         limit_malloc_arenas()  # before any worker thread allocates
         self.metrics = Metrics()
         bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic)
@@ -107,26 +97,33 @@ class Server:
             self.engine = Engine(bundle, options.batching, options.limits, options.sequences,
                                  faults=options.faults, observe=self.metrics.observe_encoder,
                                  delay_s=options.delay_s)
-        self.servicer = InferenceServicer(self.engine, self.metrics)
-        self.gate = _Gate(options.token)
-        limit = options.max_message_mb << 20
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=options.workers),
-                                interceptors=[self.gate],
-                                options=[("grpc.max_receive_message_length", limit),
-                                         ("grpc.max_send_message_length", limit)])
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.grpc)
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
-        reflection.enable_server_reflection((SERVICE, reflection.SERVICE_NAME), self.grpc, pool=POOL)
-        address = f"{options.host}:{options.port}"
-        self.port = self._bind(address)
-        self.address = f"{options.host}:{self.port}"
+        self.model = KServeModel(self.engine, self.metrics)
+        self.servicer = InferenceServicer(self.model, options.admission)
+        self.gate = Gate(options.token)
         self.metrics_server, self.metrics_port = None, None
         self.stopped = threading.Event()
         self.stop_lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="mmrt-grpc", daemon=True)
+        self.thread.start()
+        try:
+            self.port = self._on_loop(self._build())
+        except BaseException:
+            self._close()
+            raise
+        self.address = f"{options.host}:{self.port}"
 
-    def _bind(self, address: str) -> int:
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def _build(self) -> int:
         o = self.options
+        self.grpc = grpc.aio.server(interceptors=[self.gate], options=o.grpc_options())
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.grpc)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection((SERVICE, reflection.SERVICE_NAME), self.grpc, pool=POOL)
+        address = f"{o.host}:{o.port}"
         try:
             if o.tls_cert:
                 creds = grpc.ssl_server_credentials([(o.tls_key.read_bytes(), o.tls_cert.read_bytes())])
@@ -139,50 +136,61 @@ class Server:
             raise UserError(f"cannot listen on {address} (in use, or not an address of this machine)")
         return port
 
-    def start(self) -> Server:
-        self.grpc.start()
+    async def _start(self) -> None:
+        await self.grpc.start()
         for name in ("", SERVICE):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self.options.metrics_port is not None:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def start(self) -> Server:
+        o = self.options
+        self._on_loop(self._start())
+        if o.metrics_port is not None:
             from prometheus_client import start_http_server
 
             try:
-                self.metrics_server, _ = start_http_server(self.options.metrics_port, self.options.host,
+                self.metrics_server, _ = start_http_server(o.metrics_port, o.metrics_host,
                                                            registry=self.metrics.registry)
             except OSError as e:
-                self.grpc.stop(0)
-                raise UserError(f"--metrics-port {self.options.metrics_port}: cannot listen "
-                                f"({e.strerror})") from None
+                self.stop(0)
+                raise UserError(f"--metrics-port {o.metrics_port}: cannot listen ({e.strerror})") from None
             self.metrics_port = self.metrics_server.server_port
         m = self.engine.manifest
+        metrics = f"http://{o.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "no port"
         log.info("serving %s (%s%s) on %s%s; metrics on %s", m.name, "+".join(m.modalities),
-                 ", monolithic baseline" if self.options.monolithic else "", self.address,
-                 " with TLS" if self.options.tls_cert else "",
-                 f"http://{self.options.host}:{self.metrics_port}/metrics"
-                 if self.options.metrics_port is not None else "no port")
+                 ", monolithic baseline" if o.monolithic else "", self.address,
+                 " with TLS" if o.tls_cert else "", metrics)
         return self
 
     def stop(self, grace_s: float | None = None) -> None:
-        """Drain: refuse new requests (UNAVAILABLE), finish those in flight, then stop. Idempotent
-        (a second SIGTERM, or a stop after a signal, waits for the first to finish)."""
+        """Drain and stop. Idempotent (a second SIGTERM, or a stop after a signal, waits for the first)."""
         with self.stop_lock:
             if self.stopped.is_set():
                 return
-            self._drain(grace_s)
+            grace = self.options.grace_s if grace_s is None else grace_s
+            self._on_loop(self._drain(grace, min(self.options.drain_delay_s, grace)))
+            self._close()
+            log.info("stopped")
 
-    def _drain(self, grace_s: float | None) -> None:
-        grace = self.options.grace_s if grace_s is None else grace_s
-        self.gate.draining = True  # from here new calls get UNAVAILABLE
-        self.servicer.ready = False
-        self.health.enter_graceful_shutdown()
-        if not self.servicer.wait_idle(grace):
-            log.warning("drain: requests still running after %.0f s; stopping anyway", grace)
-        self.grpc.stop(min(grace, 1.0)).wait()
+    async def _drain(self, grace_s: float, delay_s: float) -> None:
+        """Lame duck first (health NOT_SERVING, new calls UNAVAILABLE, no new sequences) while the
+        listener stays open, so clients and balancers move away; then admitted calls and open
+        streams get the rest of the grace; then gRPC stops."""
+        deadline = time.monotonic() + grace_s
+        self.gate.draining = self.model.draining = True
+        await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(delay_s)
+        if not await self.servicer.admission.wait_idle(deadline - time.monotonic()):
+            log.warning("drain: calls still open after %.0f s; stopping anyway", grace_s)
+        await self.grpc.stop(max(deadline - time.monotonic(), 0))
+
+    def _close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.servicer.close()
         self.engine.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         self.stopped.set()
-        log.info("stopped")
 
     def wait(self) -> None:
         self.stopped.wait()
@@ -196,3 +204,14 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, drain)
         self.wait()
+
+
+def warn_if_exposed(o: ServerOptions) -> None:
+    """A bind beyond loopback without TLS or a token lets anyone on the network in: say so."""
+    try:
+        loopback = o.host == "localhost" or ipaddress.ip_address(o.host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not (o.tls_cert or o.token):
+        log.warning("listening on %s without TLS or a token: anyone who can reach it can use the model "
+                    "(--tls-cert/--tls-key, --token-file)", o.host)

@@ -194,10 +194,12 @@ BAD = {
                   "not valid UTF-8"),
     "empty dims": (lambda a: [_raw_input("AUDIO", "FP32", [1, 0], np.zeros((1, 0), np.float32))], "is empty"),
     "no input": (lambda a: [], "no input"),
-    "batch past --max-batch": (lambda a: [_raw_input("AUDIO", "FP32", [33, 8], np.zeros((33, 8), np.float32))],
+    "batch past --max-batch": (lambda a: [_raw_input("AUDIO", "FP32", [33, 8],
+                                                     np.zeros((33, 8), np.float32))],
                                "batch size 33, this server takes at most 32 rows"),
     "a sliver of a frame": (lambda a: [_raw_input("VIDEO", "UINT8", [1, 1, 2, 64, 3],
-                                                  np.zeros((1, 1, 2, 64, 3), np.uint8))], "aspect ratio over 16"),
+                                                  np.zeros((1, 1, 2, 64, 3), np.uint8))],
+                            "aspect ratio over 16"),
     "a long text": (lambda a: triton_inputs({"TEXT": np.array([b"x" * 5000], dtype=object)}, ["TEXT"]),
                     "5000 bytes, at most 4096"),
 }
@@ -235,14 +237,16 @@ def test_a_failing_encoder_degrades_the_answer_instead_of_failing(tiny_bundle, e
         assert params["modalities_failed"].string_param == "audio"
         np.testing.assert_allclose(scores, engine.infer({"TEXT": arrays["TEXT"]}).scores, atol=1e-5)
         status, message = _status(client, triton_inputs(arrays, ["AUDIO"]))
-        assert status == "StatusCode.INTERNAL" and "every encoder the request needed failed (audio)" in message
+        assert status == "StatusCode.INTERNAL"
+        assert "every encoder the request needed failed (audio)" in message
         assert "injected fault" not in message  # the exception's text stays in the server's log
     finally:
         s.stop(0)
 
 
 def test_sequence_cap_answers_resource_exhausted_then_recovers(tiny_bundle, arrays):
-    s = Server(tiny_bundle, replace(OPTIONS, metrics_port=None, sequences=SequenceLimits(max_sequences=1))).start()
+    one = SequenceLimits(max_sequences=1)
+    s = Server(tiny_bundle, replace(OPTIONS, metrics_port=None, sequences=one)).start()
     try:
         client = tc.InferenceServerClient(s.address)
         infer(client, arrays, ["TEXT"], sequence_id=1, sequence_start=True)

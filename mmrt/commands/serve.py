@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import stat
 from pathlib import Path
 
 from mmrt.errors import UserError
 
+log = logging.getLogger(__name__)
+
 # Fault injection for tests and drills: encoders that always fail, and a delay for every encoder run.
 FAULTS_ENV, DELAY_ENV = "MMRT_INJECT_FAULTS", "MMRT_INJECT_DELAY_MS"
+
+# flag -> (type, default, lowest allowed, help): every bound the server takes, checked in one place.
+LIMIT_FLAGS = {
+    "--max-batch": (int, 32, 1, "rows per request, and per encoder batch across requests"),
+    "--max-audio-s": (float, 60.0, 0.001, "seconds of audio per row"),
+    "--max-video-frames": (int, 1024, 1, "frames per row"),
+    "--max-video-side": (int, 4096, 1, "pixels on a frame's longer side"),
+    "--max-video-aspect": (float, 16.0, 1, "a frame's long side over its short side"),
+    "--max-text-bytes": (int, 4096, 1, "UTF-8 bytes per text row, before tokenizing"),
+}
+CAPACITY_FLAGS = {
+    "--max-calls": (int, 64, 1, "ModelInfer calls at once; past it, RESOURCE_EXHAUSTED at once"),
+    "--max-streams": (int, 64, 1, "open ModelStreamInfer streams; past it, RESOURCE_EXHAUSTED"),
+    "--stream-idle-s": (float, 120.0, 0.001, "close a stream with no request for this long"),
+    "--max-sequences": (int, 1024, 1, "open streaming sequences"),
+    "--sequence-idle-s": (float, 60.0, 0.001, "drop a sequence idle this long"),
+    "--max-sequence-mb": (float, 64.0, 0, "embeddings held by open sequences, all together"),
+    "--max-message-mb": (int, 64, 1, "largest request or response"),
+    "--keepalive-s": (float, 60.0, 1, "ping a connection quiet this long; drop it if unanswered"),
+    "--max-connection-idle-s": (float, 300.0, 0, "close a connection with no call for this long (0: never)"),
+    "--max-connection-age-s": (float, 0.0, 0, "close connections this old, gracefully (0: never)"),
+    "--grace-s": (float, 30.0, 0, "on SIGTERM, how long admitted calls and open streams may finish"),
+    "--drain-delay-s": (float, 1.0, 0, "on SIGTERM, health says NOT_SERVING and new calls get "
+                        "UNAVAILABLE this long before the wait (lame duck)"),
+    "--threads": (int, 0, 0, "ONNX Runtime threads per graph (0: all cores)"),
+}
+
+
+def _add(group, flags: dict) -> None:
+    for flag, (kind, default, _, what) in flags.items():
+        group.add_argument(flag, type=kind, default=default, help=f"{what} (default {default:g})")
 
 
 def add_parser(sub) -> None:
@@ -25,69 +60,52 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001; 0 picks a free one)")
     p.add_argument("--metrics-port", type=int, default=8002,
                    help="Prometheus metrics over HTTP (default 8002; -1 for none)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the metrics bind to (default 127.0.0.1, whatever --host is)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key): serve TLS")
     p.add_argument("--tls-key", type=Path, help="PEM private key")
     p.add_argument("--token-file", type=Path,
                    help="file holding a bearer token clients must send ('authorization: Bearer ...')")
-    p.add_argument("--max-batch", type=int, default=32,
-                   help="rows per request, and per encoder batch across requests (default 32)")
     p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
                    help="how long a request may wait for an encoder batch to fill (default 0: batch "
                    "what is queued when the encoder frees up, adding no latency when idle)")
     p.add_argument("--no-batching", action="store_true", help="run each request's encoders on their own")
-    p.add_argument("--max-sequences", type=int, default=1024, help="open streaming sequences (default 1024)")
-    p.add_argument("--sequence-idle-s", type=float, default=60.0,
-                   help="drop a sequence idle this long (default 60)")
-    p.add_argument("--max-sequence-mb", type=float, default=64.0,
-                   help="embeddings held by open sequences, all together (default 64)")
-    limits = p.add_argument_group("request limits", "checked before any work; a request past one is "
-                                  "refused with INVALID_ARGUMENT naming it (ModelConfig reports them)")
-    limits.add_argument("--max-audio-s", type=float, default=60.0,
-                        help="seconds of audio per row (default 60)")
-    limits.add_argument("--max-video-frames", type=int, default=1024, help="frames per row (default 1024)")
-    limits.add_argument("--max-video-side", type=int, default=4096,
-                        help="pixels on a frame's longer side (default 4096)")
-    limits.add_argument("--max-video-aspect", type=float, default=16.0,
-                        help="a frame's long side over its short side (default 16)")
-    limits.add_argument("--max-text-bytes", type=int, default=4096,
-                        help="UTF-8 bytes per text row, before tokenizing (default 4096)")
-    p.add_argument("--max-message-mb", type=int, default=64, help="largest request or response (default 64)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="ONNX Runtime threads per graph (default: all cores)")
-    p.add_argument("--workers", type=int, default=64, help="requests handled at once (default 64)")
     p.add_argument("--monolithic", action="store_true",
                    help="serve the bundle's fused.onnx baseline instead (every encoder runs for every "
                    "request; export with --baseline): what 'mmrt bench --baseline' compares against")
+    _add(p.add_argument_group("request limits", "checked before any work; a request past one is refused "
+                              "with INVALID_ARGUMENT naming it (ModelConfig reports them)"), LIMIT_FLAGS)
+    _add(p.add_argument_group("capacity, connections and shutdown"), CAPACITY_FLAGS)
     p.set_defaults(run=run, prog=p.prog)
+
+
+def read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise UserError(f"--token-file {path}: cannot read it ({e.strerror})") from None
+    if not token:
+        raise UserError(f"--token-file {path}: empty (expected a token)")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("--token-file %s: other users may read it (mode %o); chmod 600 it", path, mode & 0o777)
+    return token
 
 
 def _options(args: argparse.Namespace):
     from mmrt.preprocess import SAMPLE_RATE
+    from mmrt.runtime.admission import AdmissionOptions
     from mmrt.runtime.batcher import BatchingOptions
     from mmrt.runtime.limits import Limits
     from mmrt.runtime.sequences import SequenceLimits
     from mmrt.runtime.server import ServerOptions
 
-    bounds = (("--port", args.port, 0), ("--max-batch", args.max_batch, 1),
-              ("--max-sequences", args.max_sequences, 1), ("--max-message-mb", args.max_message_mb, 1),
-              ("--workers", args.workers, 1), ("--threads", args.threads, 0),
-              ("--max-sequence-mb", args.max_sequence_mb, 0),
-              ("--max-audio-s", args.max_audio_s, 1 / SAMPLE_RATE),
-              ("--max-video-frames", args.max_video_frames, 1), ("--max-video-side", args.max_video_side, 1),
-              ("--max-video-aspect", args.max_video_aspect, 1), ("--max-text-bytes", args.max_text_bytes, 1))
-    for flag, value, low in bounds:
+    for flag, (_, _, low, _) in {**LIMIT_FLAGS, **CAPACITY_FLAGS, "--port": (int, 0, 0, "")}.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
         if value < low:
             raise UserError(f"{flag} {value}: expected {low:g} or more")
-    if args.max_queue_delay_ms < 0 or args.sequence_idle_s <= 0:
-        raise UserError("--max-queue-delay-ms must be >= 0 and --sequence-idle-s > 0")
-    token = None
-    if args.token_file is not None:
-        try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise UserError(f"--token-file {args.token_file}: cannot read it ({e.strerror})") from None
-        if not token:
-            raise UserError(f"--token-file {args.token_file}: empty (expected a token)")
+    if args.max_queue_delay_ms < 0:
+        raise UserError(f"--max-queue-delay-ms {args.max_queue_delay_ms}: expected 0 or more")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path is not None and not path.is_file():
             raise UserError(f"{flag} {path}: file not found")
@@ -96,15 +114,20 @@ def _options(args: argparse.Namespace):
         delay_s = float(os.environ.get(DELAY_ENV, "0")) / 1000
     except ValueError:
         raise UserError(f"{DELAY_ENV}={os.environ[DELAY_ENV]!r}: expected milliseconds") from None
+    a = args
     return ServerOptions(
-        host=args.host, port=args.port, metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, token=token, max_message_mb=args.max_message_mb,
-        workers=args.workers, threads=args.threads,
-        batching=BatchingOptions(not args.no_batching, args.max_batch, args.max_queue_delay_ms / 1000),
-        limits=Limits(args.max_batch, round(args.max_audio_s * SAMPLE_RATE), args.max_video_frames,
-                      args.max_video_side, args.max_video_aspect, args.max_text_bytes),
-        sequences=SequenceLimits(args.max_sequences, args.sequence_idle_s, args.max_sequence_mb),
-        faults=faults, delay_s=delay_s, monolithic=args.monolithic)
+        host=a.host, port=a.port, metrics_port=None if a.metrics_port < 0 else a.metrics_port,
+        metrics_host=a.metrics_host, tls_cert=a.tls_cert, tls_key=a.tls_key,
+        token=read_token(a.token_file) if a.token_file is not None else None, max_message_mb=a.max_message_mb,
+        admission=AdmissionOptions(a.max_calls, a.max_streams, a.stream_idle_s), keepalive_s=a.keepalive_s,
+        max_connection_idle_s=a.max_connection_idle_s, max_connection_age_s=a.max_connection_age_s,
+        threads=a.threads,
+        batching=BatchingOptions(not a.no_batching, a.max_batch, a.max_queue_delay_ms / 1000),
+        limits=Limits(a.max_batch, round(a.max_audio_s * SAMPLE_RATE), a.max_video_frames, a.max_video_side,
+                      a.max_video_aspect, a.max_text_bytes),
+        sequences=SequenceLimits(a.max_sequences, a.sequence_idle_s, a.max_sequence_mb),
+        grace_s=a.grace_s, drain_delay_s=a.drain_delay_s, faults=faults, delay_s=delay_s,
+        monolithic=a.monolithic)
 
 
 def run(args: argparse.Namespace) -> int:

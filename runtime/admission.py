@@ -1,0 +1,56 @@
+"""Admission control: how many inference calls and streams may be open at once. Past a cap a new
+one is refused at once (RESOURCE_EXHAUSTED) instead of queueing; health checks and metadata are
+never counted, so they answer whatever the load. A drain waits here for what was admitted.
+
+Everything runs on the server's event loop thread, so the counts need no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import grpc
+
+FLAGS = {"calls": "--max-calls", "streams": "--max-streams"}
+
+
+@dataclass(frozen=True)
+class AdmissionOptions:
+    max_calls: int = 64  # ModelInfer calls at once (each may hold a worker thread)
+    max_streams: int = 64  # open ModelStreamInfer streams (an idle one holds no thread)
+    stream_idle_s: float = 120.0  # a stream with no request for this long is closed
+
+
+class Admission:
+    def __init__(self, options: AdmissionOptions):
+        self.caps = {"calls": options.max_calls, "streams": options.max_streams}
+        self.open = {"calls": 0, "streams": 0}
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @asynccontextmanager
+    async def slot(self, kind: str, context):
+        """Hold one of ``kind``'s slots for the ``with`` block, or abort the call if none is free."""
+        if self.open[kind] >= self.caps[kind]:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self.open[kind]} {kind} are open, "
+                                f"the server's {FLAGS[kind]}; try again shortly")
+        self.open[kind] += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.open[kind] -= 1
+            if not any(self.open.values()):
+                self.idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing admitted is open (or ``timeout_s`` passes); True if idle."""
+        if self.idle.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.idle.wait(), max(timeout_s, 0))
+        except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+            return False
+        return True

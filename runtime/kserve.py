@@ -1,0 +1,191 @@
+"""The KServe v2 / Triton protocol's meaning, apart from any transport: protobuf messages in,
+protobuf messages out, refusals as ``InferError``. The gRPC servicer (``runtime.servicer``)
+runs these calls; a REST front end could too. No grpc, no torch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import mmrt
+from mmrt.bundle import EMBEDDING, SCORES, input_name
+from mmrt.runtime.batcher import always
+from mmrt.runtime.engine import WIRE, Engine, Result, SequenceFlags
+from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.metrics import Metrics
+from mmrt.runtime.protocol import grpc_service_pb2 as pb
+from mmrt.runtime.protocol import model_config_pb2 as mc
+from mmrt.runtime.tensors import decode_inputs, encode_output
+
+VERSION = "1"  # a bundle is one model version
+PLATFORM = "mmrt_multimodal"
+CONFIG_TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8, "BYTES": mc.TYPE_STRING}
+
+
+def _sequence(request) -> SequenceFlags | None:
+    """Triton's sequence parameters; None for a request outside any sequence (id absent or 0)."""
+    params = request.parameters
+    if "sequence_id" not in params:
+        return None
+    p = params["sequence_id"]
+    kind = p.WhichOneof("parameter_choice")
+    if kind not in ("int64_param", "uint64_param", "string_param"):
+        raise invalid("parameter 'sequence_id': expected an integer or a string")
+    sequence_id = getattr(p, kind)
+    if sequence_id in (0, ""):
+        return None
+    flags = {}
+    for key in ("sequence_start", "sequence_end"):
+        value = params.get(key)
+        if value is not None and value.WhichOneof("parameter_choice") != "bool_param":
+            raise invalid(f"parameter {key!r}: expected a boolean")
+        flags[key] = bool(value.bool_param) if value is not None else False
+    return SequenceFlags(sequence_id, flags["sequence_start"], flags["sequence_end"])
+
+
+class Stats:
+    """ModelStatistics counters (Triton's names), updated under a lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.success = [0, 0]  # count, ns
+        self.fail = [0, 0]
+        self.inferences = 0
+        self.last_ms = 0
+
+    def record(self, ok: bool, ns: int, rows: int = 0) -> None:
+        with self.lock:
+            bucket = self.success if ok else self.fail
+            bucket[0] += 1
+            bucket[1] += ns
+            self.inferences += rows if ok else 0
+            self.last_ms = int(time.time() * 1000)
+
+
+class KServeModel:
+    """One served model's protocol calls. ``draining``: not ready, and no new sequence starts."""
+
+    def __init__(self, engine: Engine, metrics: Metrics | None = None):
+        self.engine, self.manifest = engine, engine.manifest
+        self.metrics = metrics or Metrics()
+        self.stats = Stats()
+        self.draining = False
+
+    def _known(self, name: str, version: str) -> bool:
+        return name == self.manifest.name and version in ("", VERSION)
+
+    def _check_model(self, name: str, version: str) -> None:
+        if not self._known(name, version):
+            asked = f"model {shown(name)}" + (f" version {shown(version)}" if version else "")
+            raise InferError(Status.NOT_FOUND, f"{asked}: not served here (this server has "
+                             f"{self.manifest.name!r} version {VERSION})")
+
+    def server_live(self, request) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    def server_ready(self, request) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=not self.draining)
+
+    def model_ready(self, request) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=not self.draining and self._known(request.name, request.version))
+
+    def server_metadata(self, request) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name="mmrt", version=mmrt.__version__,
+                                         extensions=["model_configuration", "sequence", "statistics"])
+
+    def _tensors(self):
+        m = self.manifest
+        inputs = [(input_name(x), WIRE[x][1], [-1, -1] if x == "audio" else [-1, -1, -1, -1, 3]
+                   if x == "video" else [-1]) for x in m.modalities]
+        outputs = [(SCORES, "FP32", [-1, len(m.classes)]), (EMBEDDING, "FP32", [-1, m.embedding_dim])]
+        return inputs, outputs
+
+    def model_metadata(self, request) -> pb.ModelMetadataResponse:
+        self._check_model(request.name, request.version)
+        inputs, outputs = self._tensors()
+        meta = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=self.manifest.name, versions=[VERSION], platform=PLATFORM,
+            inputs=[meta(name=n, datatype=t, shape=s) for n, t, s in inputs],
+            outputs=[meta(name=n, datatype=t, shape=s) for n, t, s in outputs])
+
+    def model_config(self, request) -> pb.ModelConfigResponse:
+        self._check_model(request.name, request.version)
+        inputs, outputs = self._tensors()
+        batching, limits = self.engine.batching, self.engine.limits
+        config = mc.ModelConfig(
+            name=self.manifest.name, platform=PLATFORM, backend="mmrt", max_batch_size=limits.max_batch,
+            input=[mc.ModelInput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:] or [1], optional=True)
+                   for n, t, s in inputs],
+            output=[mc.ModelOutput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:]) for n, t, s in outputs])
+        if batching.enabled:
+            config.dynamic_batching.max_queue_delay_microseconds = int(batching.max_delay_s * 1e6)
+        m, seq = self.manifest, self.engine.sequences.limits
+        reported = {"modalities": "+".join(m.modalities), "classes": ",".join(m.classes), "task": m.task,
+                    **limits.to_dict(), "max_sequences": seq.max_sequences,
+                    "sequence_idle_s": seq.idle_timeout_s, "max_sequence_mb": seq.max_mb}
+        for key, value in reported.items():  # the limits as the server checks them, for clients to read
+            config.parameters[key].string_value = f"{value:g}" if isinstance(value, float) else str(value)
+        return pb.ModelConfigResponse(config=config)
+
+    def model_statistics(self, request) -> pb.ModelStatisticsResponse:
+        if request.name:
+            self._check_model(request.name, request.version)
+        s, runners = self.stats, self.engine.runners.values()
+        with s.lock:
+            success, fail, inferences, last = list(s.success), list(s.fail), s.inferences, s.last_ms
+        duration = pb.StatisticDuration
+        queue = duration(count=sum(r.stats.runs for r in runners), ns=sum(r.stats.queue_ns for r in runners))
+        compute = duration(count=queue.count, ns=sum(r.stats.compute_ns for r in runners))
+        stats = pb.ModelStatistics(
+            name=self.manifest.name, version=VERSION, last_inference=last, inference_count=inferences,
+            execution_count=success[0],
+            inference_stats=pb.InferStatistics(success=duration(count=success[0], ns=success[1]),
+                                               fail=duration(count=fail[0], ns=fail[1]), queue=queue,
+                                               compute_infer=compute))
+        return pb.ModelStatisticsResponse(model_stats=[stats])
+
+    def infer(self, request, alive: Callable[[], bool] = always) -> pb.ModelInferResponse:
+        """Answer one ModelInferRequest; ``alive()`` false (the client left) stops it early."""
+        started = time.perf_counter_ns()
+        label = "invalid"
+        try:
+            self._check_model(request.model_name, request.model_version)
+            tensors = decode_inputs(request, self.engine.limits)
+            label = "+".join(m for m in self.manifest.modalities if input_name(m) in tensors) or "none"
+            wanted = [o.name for o in request.outputs] or [SCORES]
+            for name in wanted:
+                if name not in (SCORES, EMBEDDING):
+                    raise invalid(f"unknown output {shown(name)} (this model gives {[SCORES, EMBEDDING]})")
+            sequence = _sequence(request)
+            if sequence is not None and sequence.start and self.draining:
+                raise InferError(Status.UNAVAILABLE, "the server is shutting down: start new sequences "
+                                 "on another server (open ones may finish here)")
+            result = self.engine.infer(tensors, sequence, alive)
+            if not alive():
+                raise InferError(Status.CANCELLED, "the client left before the answer was ready")
+        except InferError as e:
+            outcome = "cancelled" if e.status is Status.CANCELLED else "error"
+            self.stats.record(False, time.perf_counter_ns() - started)
+            self.metrics.requests.labels(outcome, label).inc()
+            raise
+        response = self._response(request, result, wanted)
+        self.stats.record(True, time.perf_counter_ns() - started, len(result.scores))
+        self.metrics.requests.labels("success", label).inc()
+        self.metrics.latency.labels(label).observe(result.server_ns / 1e9)
+        for m in result.failed:
+            self.metrics.degraded.labels(m).inc()
+        self.metrics.sequences.set(len(self.engine.sequences))
+        return response
+
+    def _response(self, request, result: Result, wanted: list[str]) -> pb.ModelInferResponse:
+        response = pb.ModelInferResponse(model_name=self.manifest.name, model_version=VERSION, id=request.id)
+        response.parameters["modalities_used"].string_param = "+".join(result.used)
+        response.parameters["server_time_ns"].int64_param = result.server_ns
+        if result.failed:
+            response.parameters["modalities_failed"].string_param = "+".join(
+                m for m in self.manifest.modalities if m in result.failed)
+        for name in wanted:
+            encode_output(response, name, result.scores if name == SCORES else result.embedding)
+        return response

@@ -1,0 +1,149 @@
+"""Admission control and the drain, on a real server: caps refuse at once instead of queueing,
+idle streams hold no thread (health and inference still answer past them), an idle stream is
+closed, and SIGTERM's lame-duck period refuses new work while open streams finish theirs."""
+
+import logging
+import queue
+import threading
+from dataclasses import replace
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mmrt.commands.serve import read_token
+from mmrt.runtime.admission import AdmissionOptions
+from mmrt.runtime.protocol import grpc_service_pb2 as pb
+from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
+from mmrt.runtime.server import Server, ServerOptions, warn_if_exposed
+
+pytestmark = pytest.mark.integration
+
+OPTIONS = ServerOptions(port=0, metrics_port=None, threads=1)
+
+
+def request(text: bytes = b"seven", sequence: int = 0, start: bool = False, end: bool = False):
+    r = pb.ModelInferRequest(model_name="mmrt")
+    r.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(text)
+    if sequence:
+        r.parameters["sequence_id"].int64_param = sequence
+        r.parameters["sequence_start"].bool_param = start
+        r.parameters["sequence_end"].bool_param = end
+    return r
+
+
+class Stream:
+    """A ModelStreamInfer call whose requests the test sends one at a time."""
+
+    def __init__(self, stub):
+        self.outbox = queue.Queue()
+        self.call = stub.ModelStreamInfer(iter(self.outbox.get, None))
+
+    def send(self, r):
+        self.outbox.put(r)
+        return next(self.call)
+
+    def close(self):
+        self.outbox.put(None)
+
+
+@pytest.fixture
+def serve(tiny_bundle):
+    servers = []
+
+    def start(**changes):
+        servers.append(Server(tiny_bundle, replace(OPTIONS, **changes)).start())
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop(0)
+
+
+def health(channel) -> int:
+    return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+
+def test_idle_streams_at_the_cap_leave_health_and_inference_answering(serve):
+    s = serve(admission=AdmissionOptions(max_calls=2, max_streams=4))
+    with grpc.insecure_channel(s.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        idle = [Stream(stub) for _ in range(4)]
+        assert idle[0].send(request()).error_message == ""  # they are open, then go quiet
+        for stream in idle[1:]:
+            stream.send(request())
+        with pytest.raises(grpc.RpcError) as info:
+            Stream(stub).send(request())
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-streams" in info.value.details()
+        assert health(channel) == health_pb2.HealthCheckResponse.SERVING
+        answer = stub.ModelInfer(request(), timeout=5)
+        assert answer.parameters["modalities_used"].string_param == "text"
+        for stream in idle:
+            stream.close()
+
+
+def test_calls_past_the_cap_are_refused_at_once(serve):
+    s = serve(admission=AdmissionOptions(max_calls=1), delay_s=1.0)
+    with grpc.insecure_channel(s.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        slow = stub.ModelInfer.future(request(), timeout=10)
+        while s.servicer.admission.open["calls"] == 0:
+            threading.Event().wait(0.01)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(request(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-calls" in info.value.details()
+        assert slow.result().parameters["modalities_used"].string_param == "text"
+
+
+def test_a_stream_idle_past_its_limit_is_closed(serve):
+    s = serve(admission=AdmissionOptions(stream_idle_s=0.3))
+    with grpc.insecure_channel(s.address) as channel:
+        stream = Stream(pb_grpc.GRPCInferenceServiceStub(channel))
+        stream.send(request())
+        with pytest.raises(grpc.RpcError) as info:
+            next(stream.call)  # sends nothing more
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "--stream-idle-s" in info.value.details()
+    assert s.servicer.admission.open["streams"] == 0
+
+
+def test_the_lame_duck_refuses_new_work_and_open_streams_finish(serve):
+    s = serve(drain_delay_s=1.0, grace_s=20)
+    with grpc.insecure_channel(s.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stream = Stream(stub)
+        assert stream.send(request(sequence=4, start=True)).error_message == ""
+        stopping = threading.Thread(target=s.stop)
+        stopping.start()
+        while not s.gate.draining:
+            threading.Event().wait(0.01)
+        assert health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(request(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in stream.send(request(sequence=5, start=True)).error_message
+        threading.Event().wait(1.5)  # past the lame duck: the open stream is still served
+        last = stream.send(request(b"eight", sequence=4, end=True))
+        assert last.error_message == "" and stopping.is_alive()  # the drain waits for the stream
+        stream.close()
+        stopping.join(10)
+        assert not stopping.is_alive()
+
+
+def test_risky_settings_are_warned_about(tmp_path, caplog):
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        assert read_token(token) == "s3cret"
+        warn_if_exposed(ServerOptions(host="0.0.0.0"))
+        token.chmod(0o600)
+        read_token(token)
+        warn_if_exposed(ServerOptions(host="127.0.0.1"))
+        warn_if_exposed(ServerOptions(host="0.0.0.0", token="t"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "other users may read it (mode 644)" in messages[0] and "without TLS or a token" in messages[1]
+    assert ServerOptions().metrics_host == "127.0.0.1"
