@@ -26,6 +26,7 @@ from mmrt.export.parity import FP16_TOLERANCE, FP32_TOLERANCE, check_parity, gra
 from mmrt.export.samples import parity_samples
 from mmrt.export.tensorrt import EngineOptions, build_engine, require_tensorrt
 from mmrt.runtime.sessions import OrtGraph, SessionOptions
+from mmrt.signing import sign_manifest
 from mmrt.training.checkpoint import load_model, tokenizer_path
 from mmrt.training.model import MultimodalModel
 
@@ -45,6 +46,7 @@ class ExportOptions:
     tolerance: float = FP32_TOLERANCE
     parity_batch: int = 8
     overwrite: bool = False
+    sign: object | None = None  # an Ed25519 private key (mmrt.signing.load_private_key): writes manifest.sig
 
 
 def _check(opts: ExportOptions) -> tuple[MultimodalModel, Path | None]:
@@ -134,6 +136,8 @@ def export_bundle(opts: ExportOptions) -> Manifest:
                     "data": samples["source"], "max_error": errors},
             model={"preset": config.preset, "arch": config.arch.to_dict(), "history": list(config.history)})
         manifest = write_manifest(stage, manifest)
+        if opts.sign is not None:
+            sign_manifest(stage, opts.sign)
     log.info("bundle %s: %s", opts.out, ", ".join(manifest.files))
     return manifest
 

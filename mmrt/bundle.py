@@ -137,29 +137,43 @@ def write_manifest(folder: Path, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def verify_bundle(folder: str | Path) -> Manifest:
+def verify_bundle(folder: str | Path, verify_key: Path | None = None) -> Manifest:
     """Read and check a bundle: format version, every listed file present with its checksum,
-    every referenced file listed. Refuses a tampered or incomplete bundle, naming the file."""
+    every referenced file listed, and with ``verify_key`` its signature. Refuses a tampered or
+    incomplete bundle, naming the file."""
+    return read_bundle(folder, verify_key)[0]
+
+
+def read_bundle(folder: str | Path, verify_key: Path | None = None) -> tuple[Manifest, dict[str, bytes]]:
+    """As ``verify_bundle``, also returning each listed file's bytes: the very bytes that were
+    hashed, so a file swapped on disk after the check is never the one loaded."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not folder.is_dir():
         raise UserError(f"{folder}: bundle folder not found")
     if not path.is_file():
         raise UserError(f"{path}: not found (is {folder} a bundle from 'mmrt export'?)")
+    raw = path.read_bytes()
+    if verify_key is not None:
+        from mmrt.signing import check_signature
+
+        check_signature(folder, raw, verify_key)
     try:
-        doc = json.loads(path.read_text("utf-8"))
+        doc = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict):
         raise UserError(f"{path}: expected a JSON object")
     manifest = Manifest.from_dict(doc, str(path))
+    blobs = {}
     for name, expected in manifest.files.items():
         if Path(name).name != name:
             raise UserError(f"{path}: file entry {name!r} is not a plain file name")
         file = folder / name
         if not file.is_file():
             raise UserError(f"{file}: missing from the bundle (listed in {MANIFEST})")
-        if sha256_file(file) != expected:
+        blobs[name] = file.read_bytes()
+        if hashlib.sha256(blobs[name]).hexdigest() != expected:
             raise UserError(f"{file}: checksum mismatch (the file was changed after export; "
                             f"re-export the bundle)")
     referenced = [g.file for g in manifest.graphs.values()]
@@ -172,4 +186,4 @@ def verify_bundle(folder: str | Path) -> Manifest:
     for m in (*manifest.modalities, HEAD):
         if m not in manifest.graphs:
             raise UserError(f"{path}: no graph for {m!r} (expected one per modality and a head)")
-    return manifest
+    return manifest, blobs

@@ -14,12 +14,16 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 class TextTokenizer:
     """Encodes strings to fixed-length id rows: [BOS] pieces... [EOS] then PAD (id 0)."""
 
-    def __init__(self, model_path: str | Path, max_tokens: int):
+    def __init__(self, model_path: str | Path, max_tokens: int, model: bytes | None = None):
+        """The sentencepiece model in ``model`` (its verified bytes) if given, else ``model_path``."""
         import sentencepiece as spm
 
-        if not Path(model_path).is_file():
+        if model is not None:
+            self.sp = spm.SentencePieceProcessor(model_proto=model)
+        elif not Path(model_path).is_file():
             raise UserError(f"{model_path}: sentencepiece model not found")
-        self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
+        else:
+            self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
         self.max_tokens = max_tokens
 
     @property

@@ -85,7 +85,7 @@ class Engine:
         self.limits = limits or Limits()
         row_bytes = 4 * self.manifest.embedding_dim * len(self.modalities)  # float32, every modality
         self.sequences = SequenceStore(sequences or SequenceLimits(), row_bytes)
-        self.preprocess = Preprocessor(bundle.folder, self.manifest)
+        self.preprocess = Preprocessor(bundle.folder, self.manifest, bundle.tokenizer)
         unknown = set(faults) - set(self.modalities)
         if unknown:
             raise ValueError(f"fault injection: unknown modality {sorted(unknown)[0]!r}")

@@ -19,10 +19,10 @@ from mmrt.text import TextTokenizer
 
 
 class Preprocessor:
-    def __init__(self, folder: Path, manifest: Manifest):
+    def __init__(self, folder: Path, manifest: Manifest, tokenizer: bytes | None = None):
         p = manifest.preprocessing
         self.clip_samples, self.frames, self.frame_size = p["clip_samples"], p["frames"], p["frame_size"]
-        self.tokenizer = (TextTokenizer(folder / p["tokenizer"], p["max_tokens"])
+        self.tokenizer = (TextTokenizer(folder / p["tokenizer"], p["max_tokens"], tokenizer)
                           if "text" in manifest.modalities else None)
 
     def audio(self, x: np.ndarray) -> np.ndarray:

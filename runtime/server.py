@@ -37,6 +37,7 @@ from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.sequences import SequenceLimits
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
+from mmrt.runtime.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ class ServerOptions:
     metrics_host: str = "127.0.0.1"  # metrics stay on loopback unless asked otherwise
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # require client certificates signed by this CA (mutual TLS)
     token: str | None = None  # clients send "authorization: Bearer <token>"
+    verify_key: Path | None = None  # Ed25519 public key: serve only a bundle it signed
     max_message_mb: int = 64
     admission: AdmissionOptions = AdmissionOptions()
     keepalive_s: float = 60.0  # ping a connection idle this long; drop it if the ping goes unanswered
@@ -86,11 +89,16 @@ class Server:
     def __init__(self, bundle_dir: str | Path, options: ServerOptions):
         if (options.tls_cert is None) != (options.tls_key is None):
             raise UserError("--tls-cert and --tls-key go together")
+        if options.tls_client_ca is not None and options.tls_cert is None:
+            raise UserError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+        o = options
+        self.tls = TlsFiles(o.tls_cert, o.tls_key, o.tls_client_ca) if o.tls_cert else None
         self.options = options
         warn_if_exposed(options)
         limit_malloc_arenas()  # before any worker thread allocates
         self.metrics = Metrics()
-        bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic)
+        bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic,
+                             verify_key=options.verify_key)
         if options.monolithic:
             self.engine: Engine = MonolithicEngine(bundle, options.limits)
         else:
@@ -125,9 +133,8 @@ class Server:
         reflection.enable_server_reflection((SERVICE, reflection.SERVICE_NAME), self.grpc, pool=POOL)
         address = f"{o.host}:{o.port}"
         try:
-            if o.tls_cert:
-                creds = grpc.ssl_server_credentials([(o.tls_key.read_bytes(), o.tls_cert.read_bytes())])
-                port = self.grpc.add_secure_port(address, creds)
+            if self.tls is not None:
+                port = self.grpc.add_secure_port(address, self.tls.credentials())
             else:
                 port = self.grpc.add_insecure_port(address)
         except (OSError, RuntimeError) as e:
@@ -158,7 +165,7 @@ class Server:
         metrics = f"http://{o.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "no port"
         log.info("serving %s (%s%s) on %s%s; metrics on %s", m.name, "+".join(m.modalities),
                  ", monolithic baseline" if o.monolithic else "", self.address,
-                 " with TLS" if o.tls_cert else "", metrics)
+                 " with mutual TLS" if o.tls_client_ca else " with TLS" if o.tls_cert else "", metrics)
         return self
 
     def stop(self, grace_s: float | None = None) -> None:
@@ -201,8 +208,14 @@ class Server:
             log.info("%s: draining in-flight requests", signal.Signals(signum).name)
             threading.Thread(target=self.stop, daemon=True).start()
 
+        def reload(signum, frame):
+            log.info("SIGHUP: TLS files are re-read at the next connection")
+            self.tls.reload()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, drain)
+        if self.tls is not None:
+            signal.signal(signal.SIGHUP, reload)
         self.wait()
 
 

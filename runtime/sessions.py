@@ -53,7 +53,8 @@ class OrtGraph:
 
     kind = "onnxruntime"
 
-    def __init__(self, path: Path, spec: GraphSpec, options: SessionOptions):
+    def __init__(self, path: Path, spec: GraphSpec, options: SessionOptions, model: bytes | None = None):
+        """The graph in ``model`` (its verified bytes) if given, else read from ``path``."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -65,7 +66,8 @@ class OrtGraph:
         self.spec = spec
         providers = choose_providers(options.providers)
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers)
+            source = str(path) if model is None else model
+            self.session = ort.InferenceSession(source, so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise UserError(f"{path}: ONNX Runtime cannot load the graph ({e})") from None
         self.providers = self.session.get_providers()
@@ -76,18 +78,20 @@ class OrtGraph:
         return dict(zip(self.output_names, outputs, strict=True))
 
 
-def open_graph(folder: Path, spec: GraphSpec, options: SessionOptions):
-    """The TensorRT engine where there is one and it loads here, else the ONNX graph."""
+def open_graph(folder: Path, spec: GraphSpec, options: SessionOptions, blobs: dict[str, bytes] | None = None):
+    """The TensorRT engine where there is one and it loads here, else the ONNX graph; from
+    ``blobs`` (file name -> verified bytes) where given."""
+    blobs = blobs or {}
     if spec.engine and options.use_engines:
         from mmrt.runtime.tensorrt_engine import TensorrtGraph, tensorrt_runtime_available
 
         reason = tensorrt_runtime_available()
         if reason is None:
             try:
-                return TensorrtGraph(folder / spec.engine, spec)
+                return TensorrtGraph(folder / spec.engine, spec, blobs.get(spec.engine))
             except Exception as e:  # an engine built for another GPU or TensorRT version
                 log.warning("%s: cannot run the TensorRT engine here (%s); using %s", spec.engine, e,
                             spec.file)
         else:
             log.info("%s: %s; using %s with ONNX Runtime", spec.engine, reason, spec.file)
-    return OrtGraph(folder / spec.file, spec, options)
+    return OrtGraph(folder / spec.file, spec, options, blobs.get(spec.file))

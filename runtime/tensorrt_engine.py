@@ -49,12 +49,13 @@ class TensorrtGraph:
 
     kind = "tensorrt"
 
-    def __init__(self, path: Path, spec: GraphSpec):
+    def __init__(self, path: Path, spec: GraphSpec, plan: bytes | None = None):
+        """The engine in ``plan`` (its verified bytes) if given, else read from ``path``."""
         import tensorrt as trt
 
         self.trt, self.cudart, self.spec = trt, _cudart(), spec
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
+        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes() if plan is None else plan)
         if self.engine is None:
             raise RuntimeError(f"{path.name}: TensorRT could not deserialise the engine (built for "
                                f"another GPU or TensorRT version?)")

@@ -348,43 +348,6 @@ def test_the_runtime_serves_with_torch_unimportable(tiny_bundle, tmp_path):
 
 
 
-def _self_signed(folder):
-    """A certificate for localhost and its key, as PEM files."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
-def test_tls_round_trip_and_plaintext_refused(tiny_bundle, arrays, tmp_path):
-    cert, key = _self_signed(tmp_path)
-    s = Server(tiny_bundle, replace(OPTIONS, host="localhost", metrics_port=None, tls_cert=cert,
-                                    tls_key=key)).start()
-    try:
-        secure = tc.InferenceServerClient(s.address, ssl=True, root_certificates=str(cert))
-        assert infer(secure, arrays, ["TEXT"])[0].shape == (2, 10)
-        with pytest.raises(InferenceServerException):
-            tc.InferenceServerClient(s.address).is_server_live()
-    finally:
-        s.stop(0)
-
-
 def test_reflection_lists_the_inference_service(server):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 

@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
                    help="max |ONNX - PyTorch| on embeddings and scores (default 1e-4)")
     p.add_argument("--parity-batch", type=int, default=8, help="the larger parity batch (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out bundle")
+    p.add_argument("--sign", type=Path, metavar="KEY", help="Ed25519 private key (PEM): sign the manifest "
+                   "(manifest.sig), for 'mmrt serve --verify-key'")
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from mmrt.export.exporter import ExportOptions, export_bundle
     from mmrt.export.parity import FP32_TOLERANCE
     from mmrt.export.tensorrt import EngineOptions
+    from mmrt.signing import load_private_key
 
     if args.fp16 and not args.tensorrt:
         raise UserError("--fp16: applies to TensorRT engines; add --tensorrt")
@@ -50,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance {args.tolerance}: expected a positive number")
     engine = EngineOptions(fp16=args.fp16, min_batch=args.min_batch, opt_batch=args.opt_batch,
                            max_batch=args.max_batch)
+    sign = None if args.sign is None else load_private_key(args.sign)  # a bad key fails before any work
     manifest = export_bundle(ExportOptions(
         model=args.model, out=args.out, opset=args.opset, baseline=args.baseline, tensorrt=args.tensorrt,
         engine=engine, data=args.data, name=args.name, tolerance=tolerance,
-        parity_batch=args.parity_batch, overwrite=args.overwrite))
+        parity_batch=args.parity_batch, overwrite=args.overwrite, sign=sign))
     worst = max(manifest.parity["max_error"].values())
     print(f"bundle {args.out}: {manifest.name} ({'+'.join(manifest.modalities)}, {len(manifest.classes)} "
-          f"classes, {manifest.metric}), graphs {', '.join(manifest.graphs)}; parity max error {worst:.2g}")
+          f"classes, {manifest.metric}), graphs {', '.join(manifest.graphs)}; parity max error {worst:.2g}"
+          + ("; signed" if sign is not None else ""))
     return 0

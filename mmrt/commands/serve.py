@@ -63,9 +63,13 @@ def add_parser(sub) -> None:
     p.add_argument("--metrics-host", default="127.0.0.1",
                    help="address the metrics bind to (default 127.0.0.1, whatever --host is)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key): serve TLS")
-    p.add_argument("--tls-key", type=Path, help="PEM private key")
+    p.add_argument("--tls-key", type=Path, help="PEM private key (SIGHUP re-reads both, and the CA)")
+    p.add_argument("--tls-client-ca", type=Path,
+                   help="PEM CA certificate: require client certificates it signed (mutual TLS)")
     p.add_argument("--token-file", type=Path,
                    help="file holding a bearer token clients must send ('authorization: Bearer ...')")
+    p.add_argument("--verify-key", type=Path, help="Ed25519 public key (PEM): refuse a bundle it did not "
+                   "sign ('mmrt export --sign')")
     p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
                    help="how long a request may wait for an encoder batch to fill (default 0: batch "
                    "what is queued when the encoder frees up, adding no latency when idle)")
@@ -106,7 +110,8 @@ def _options(args: argparse.Namespace):
             raise UserError(f"{flag} {value}: expected {low:g} or more")
     if args.max_queue_delay_ms < 0:
         raise UserError(f"--max-queue-delay-ms {args.max_queue_delay_ms}: expected 0 or more")
-    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                       ("--tls-client-ca", args.tls_client_ca), ("--verify-key", args.verify_key)):
         if path is not None and not path.is_file():
             raise UserError(f"{flag} {path}: file not found")
     faults = tuple(f for f in os.environ.get(FAULTS_ENV, "").split(",") if f)
@@ -117,7 +122,8 @@ def _options(args: argparse.Namespace):
     a = args
     return ServerOptions(
         host=a.host, port=a.port, metrics_port=None if a.metrics_port < 0 else a.metrics_port,
-        metrics_host=a.metrics_host, tls_cert=a.tls_cert, tls_key=a.tls_key,
+        metrics_host=a.metrics_host, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_client_ca=a.tls_client_ca,
+        verify_key=a.verify_key,
         token=read_token(a.token_file) if a.token_file is not None else None, max_message_mb=a.max_message_mb,
         admission=AdmissionOptions(a.max_calls, a.max_streams, a.stream_idle_s), keepalive_s=a.keepalive_s,
         max_connection_idle_s=a.max_connection_idle_s, max_connection_age_s=a.max_connection_age_s,
