@@ -27,33 +27,32 @@ def _serialization():
     return serialization
 
 
+def _load(flag: str, path: Path, load, kind, what: str):
+    try:
+        key = load(Path(path).read_bytes())
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot read it ({e.strerror})") from None
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{flag} {path}: not {what} ({e})") from None
+    if not isinstance(key, kind):
+        raise UserError(f"{flag} {path}: expected an Ed25519 key (openssl genpkey -algorithm ed25519)")
+    return key
+
+
 def load_private_key(path: Path):
     """The Ed25519 private key in PEM file ``path`` (checked before any long work uses it)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    try:
-        key = _serialization().load_pem_private_key(Path(path).read_bytes(), password=None)
-    except OSError as e:
-        raise UserError(f"--sign {path}: cannot read it ({e.strerror})") from None
-    except (ValueError, TypeError) as e:
-        raise UserError(f"--sign {path}: not an unencrypted PEM private key ({e})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UserError(f"--sign {path}: expected an Ed25519 key (openssl genpkey -algorithm ed25519)")
-    return key
+    load = _serialization().load_pem_private_key
+    return _load("--sign", path, lambda data: load(data, password=None), Ed25519PrivateKey,
+                 "an unencrypted PEM private key")
 
 
 def load_public_key(path: Path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    try:
-        key = _serialization().load_pem_public_key(Path(path).read_bytes())
-    except OSError as e:
-        raise UserError(f"--verify-key {path}: cannot read it ({e.strerror})") from None
-    except (ValueError, TypeError) as e:
-        raise UserError(f"--verify-key {path}: not a PEM public key ({e})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise UserError(f"--verify-key {path}: expected an Ed25519 public key")
-    return key
+    return _load("--verify-key", path, _serialization().load_pem_public_key, Ed25519PublicKey,
+                 "a PEM public key")
 
 
 def sign_manifest(folder: Path, key) -> None:
