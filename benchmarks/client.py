@@ -105,9 +105,10 @@ def run_concurrently(jobs: list, fn, concurrency: int, progress=None) -> list:
 class ServerProcess:
     """`mmrt serve BUNDLE` on a free loopback port, stopped (drained) on exit."""
 
-    def __init__(self, bundle: Path, threads: int, monolithic: bool = False, batching: bool = True):
+    def __init__(self, bundle: Path, threads: int, monolithic: bool = False, batching: bool = True,
+                 flags: tuple[str, ...] = ()):
         cmd = [sys.executable, "-m", "mmrt", "serve", str(bundle), "--port", "0", "--metrics-port", "-1",
-               "--threads", str(threads)]
+               "--threads", str(threads), *flags]
         cmd += ["--monolithic"] if monolithic else []
         cmd += [] if batching else ["--no-batching"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -2,12 +2,15 @@
 
     python -m mmrt.benchmarks.fuzz --bundle runs/quickstart/bundle [--requests 10000]
 
-Random input names, datatypes, ranks and dims (zero, negative, huge), raw_input_contents
-counts that do not match the inputs, payloads of the wrong length, random parameters, model
-names and versions, and stream requests with broken sequence flags. Pass: the server never
-crashes, every request gets a proper status (never UNKNOWN, never a dropped connection),
-health stays SERVING, and a valid request afterwards gets the right answer. The test suite
-runs the same strategies with fewer examples (tests/test_fuzz.py).
+Random input names, datatypes, ranks (up to 70) and dims (zero, negative, huge),
+raw_input_contents counts that do not match the inputs, payloads of the wrong length, random
+parameters, model names and versions, 100 KB strings in every field a message could echo, and
+stream requests with broken sequence flags; then well-formed requests built to cost the most
+(``fuzz_cost``) and stream and deadline abuse (``fuzz_streams``), all while idle and half-open
+streams hold the stream slots they can. Pass: the server never crashes, every request gets a
+proper status (never UNKNOWN, never a dropped connection) with a short message, health stays
+SERVING, and a valid request afterwards gets the right answer. The test suite runs the same
+strategies with fewer examples (tests/test_fuzz.py).
 """
 
 from __future__ import annotations
@@ -24,26 +27,31 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmrt.benchmarks.fuzz_cost import Costs, costly
+from mmrt.benchmarks.fuzz_streams import HeldStreams, shared_sequence, short_deadlines
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 
-NAMES = ["AUDIO", "VIDEO", "TEXT", "audio", "", "EMBEDDING", "X" * 300, "TEXT\x00"]
+LONG = "L" * 100_000  # echoed fields must come back cut short
+NAMES = ["AUDIO", "VIDEO", "TEXT", "audio", "", "EMBEDDING", "X" * 300, "TEXT\x00", LONG]
 DATATYPES = ["FP32", "UINT8", "BYTES", "INT64", "FP16", "FP64", "BOOL", "INT8", "", "fp32", "COMPLEX64"]
 DIMS = st.one_of(st.integers(0, 4), st.integers(-3, -1),
                  st.sampled_from([1 << 31, 1 << 40, 1 << 62, 17, 400]))
 # Statuses a hostile request may get; UNKNOWN (an unhandled exception) or a broken connection fail.
 EXPECTED = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNAUTHENTICATED"}
+MAX_DETAIL = 1_000  # characters: no message may be longer, whatever the request echoed
 
 
 @st.composite
 def parameters(draw, target) -> None:
     for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from(["sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
-                                    "binary_data_output", draw(st.text(max_size=8))]))
+                                    "binary_data_output", draw(st.text(max_size=8)), LONG]))
         kind = draw(st.sampled_from(["bool_param", "int64_param", "string_param", "double_param",
                                      "uint64_param"]))
         value = {"bool_param": st.booleans(), "int64_param": st.integers(-(1 << 63), (1 << 63) - 1),
-                 "string_param": st.text(max_size=12), "double_param": st.floats(allow_nan=True),
+                 "string_param": st.one_of(st.text(max_size=12), st.just(LONG)),
+                 "double_param": st.floats(allow_nan=True),
                  "uint64_param": st.integers(0, (1 << 64) - 1)}[kind]
         setattr(target[key], kind, draw(value))
 
@@ -51,15 +59,15 @@ def parameters(draw, target) -> None:
 @st.composite
 def infer_requests(draw) -> pb.ModelInferRequest:
     # mostly the right model, so that most requests reach the tensor checks behind it
-    r = pb.ModelInferRequest(model_name=draw(st.sampled_from(["mmrt"] * 8 + ["", "other"])),
-                             model_version=draw(st.sampled_from([""] * 6 + ["1"] * 3 + ["2"])),
-                             id=draw(st.text(max_size=8)))
+    r = pb.ModelInferRequest(model_name=draw(st.sampled_from(["mmrt"] * 8 + ["", "other", LONG])),
+                             model_version=draw(st.sampled_from([""] * 6 + ["1"] * 3 + ["2", LONG])),
+                             id=draw(st.one_of(st.text(max_size=8), st.just(LONG))))
     draw(parameters(r.parameters))
     n = draw(st.integers(0, 4))
     raw_mode = draw(st.sampled_from(["raw", "contents", "mixed"]))
     for _ in range(n):
         t = r.inputs.add(name=draw(st.sampled_from(NAMES)), datatype=draw(st.sampled_from(DATATYPES)),
-                         shape=draw(st.lists(DIMS, max_size=6)))
+                         shape=draw(st.lists(DIMS, max_size=draw(st.sampled_from([6] * 9 + [70])))))
         draw(parameters(t.parameters))
         if raw_mode == "contents" or (raw_mode == "mixed" and draw(st.booleans())):
             t.contents.fp32_contents.extend(draw(st.lists(st.floats(width=32), max_size=64)))
@@ -70,7 +78,7 @@ def infer_requests(draw) -> pb.ModelInferRequest:
         for _ in range(count):
             r.raw_input_contents.append(draw(st.binary(max_size=2048)))
     for _ in range(draw(st.integers(0, 2))):
-        r.outputs.add(name=draw(st.sampled_from(["SCORES", "EMBEDDING", "PROBS", ""])))
+        r.outputs.add(name=draw(st.sampled_from(["SCORES", "EMBEDDING", "PROBS", "", LONG])))
     return r
 
 
@@ -108,14 +116,16 @@ class Fuzzer:
     def stream(self, requests: list[pb.ModelInferRequest]) -> None:
         try:
             for response in self.stub.ModelStreamInfer(iter(requests), timeout=60):
-                self._tally("STREAM_ERROR" if response.error_message else "STREAM_OK", "")
+                self._tally("STREAM_ERROR" if response.error_message else "STREAM_OK", response.error_message)
         except grpc.RpcError as e:  # the stream itself must not break
             self._tally(f"STREAM_{e.code().name}", e.details() or "")
 
-    def _tally(self, code: str, detail: str) -> None:
+    def _tally(self, code: str, detail: str, expected: set[str] = EXPECTED) -> None:
         self.codes[code] += 1
-        if code.removeprefix("STREAM_") not in EXPECTED | {"ERROR"}:
-            self.unexpected.append(f"{code}: {detail}")
+        if code.removeprefix("STREAM_") not in expected | {"ERROR"}:
+            self.unexpected.append(f"{code}: {detail[:200]}")
+        elif len(detail) > MAX_DETAIL:
+            self.unexpected.append(f"{code} with a {len(detail)}-character message: {detail[:200]}")
 
     def healthy(self) -> bool:
         return self.stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live and \
@@ -126,11 +136,16 @@ class Fuzzer:
         return np.frombuffer(response.raw_output_contents[0], dtype="<f4")
 
 
-def fuzz(address: str, count: int, stream_share: float = 0.1) -> dict:
-    """Send at least ``count`` hostile requests, about ``stream_share`` of them inside streams of
-    1-6 requests; the status tallies and the checks after."""
+def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float = 0.1, held: int = 8,
+         pid: int | None = None, max_bytes: int = 4 << 20) -> dict:
+    """Send at least ``count`` hostile requests: about ``stream_share`` inside streams of 1-6
+    requests and ``cost_share`` built to cost the most (under ``max_bytes``), then shared-sequence
+    and short-deadline abuse, all while ``held`` idle and ``held`` half-open streams hang on.
+    The status tallies, the costs against normal requests (memory too, given the server's
+    ``pid``) and the checks after."""
     fuzzer = Fuzzer(address)
     before = fuzzer.answer()
+    hanging = HeldStreams(address, idle=held, half_open=held)
     quiet = dict(database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
     @settings(max_examples=max(int(count * stream_share / 3.5), 1), **quiet)
@@ -141,17 +156,36 @@ def fuzz(address: str, count: int, stream_share: float = 0.1) -> dict:
     start = time.perf_counter()
     stream()
     in_streams = sum(fuzzer.codes.values())
+    costs = Costs(fuzzer.stub, pid)
 
-    @settings(max_examples=max(count - in_streams, 1), **quiet)
+    @settings(max_examples=max(int(count * cost_share), 1), **quiet)
+    @given(costly(max_bytes))
+    def expensive(case):
+        fuzzer._tally(costs.record(*case), "")
+
+    expensive()
+
+    @settings(max_examples=max(count - sum(fuzzer.codes.values()), 1), **quiet)
     @given(infer_requests())
     def unary(request):
         fuzzer.unary(request)
 
     unary()
+    for code, n in shared_sequence(address, rounds=100).items():
+        fuzzer.codes[f"SHARED_{code}"] += n
+        if code not in EXPECTED:
+            fuzzer.unexpected.append(f"shared sequence: {n} x {code}")
+    for code, n in short_deadlines(address, count=50).items():
+        fuzzer.codes[f"DEADLINE_{code}"] += n
+        if code not in EXPECTED | {"DEADLINE_EXCEEDED"}:
+            fuzzer.unexpected.append(f"short deadline: {n} x {code}")
+    healthy_while_held = fuzzer.healthy()
+    held_codes = hanging.close()
     seconds = time.perf_counter() - start
     result = {"requests": sum(fuzzer.codes.values()), "in_streams": in_streams, "seconds": seconds,
               "codes": dict(fuzzer.codes), "unexpected": fuzzer.unexpected[:20],
-              "healthy_after": fuzzer.healthy(),
+              "held_streams": held_codes, "healthy_with_streams_held": healthy_while_held,
+              "costs": costs.report(), "healthy_after": fuzzer.healthy(),
               "same_answer_after": bool(np.allclose(fuzzer.answer(), before, atol=1e-6))}
     fuzzer.close()
     return result
@@ -165,13 +199,14 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     args = p.parse_args()
-    with ServerProcess(args.bundle, threads=1) as server:
-        result = fuzz(server.url, args.requests)
+    with ServerProcess(args.bundle, threads=1) as server:  # default limits: 64 MB messages, 64 streams
+        result = fuzz(server.url, args.requests, held=31, pid=server.proc.pid, max_bytes=60 << 20)
     result["server_exit_code"] = server.proc.returncode  # 0: it drained and stopped cleanly
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    ok = not result["unexpected"] and result["healthy_after"] and result["same_answer_after"]
+    ok = not result["unexpected"] and result["healthy_after"] and result["same_answer_after"] \
+        and result["healthy_with_streams_held"]
     sys.exit(0 if ok else 1)
 
 

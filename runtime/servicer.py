@@ -39,6 +39,15 @@ def watch(context) -> Callable[[], bool]:
     return lambda: not ended.is_set() and (deadline is None or time.monotonic() < deadline)
 
 
+def grpc_code(e: InferError, context) -> grpc.StatusCode:
+    """The gRPC code of a refusal; a request dropped because its deadline passed says so."""
+    if e.status is Status.CANCELLED:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+    return GRPC_CODES[e.status]
+
+
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, model: KServeModel, admission: AdmissionOptions | None = None):
         self.model = model
@@ -89,7 +98,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 return await self._infer(request, alive)
             except InferError as e:
-                await context.abort(GRPC_CODES[e.status], e.message)
+                await context.abort(grpc_code(e, context), e.message)
             except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
                 warn.exception("ModelInfer", "request %s failed", shown(request.id))
                 await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

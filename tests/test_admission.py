@@ -11,9 +11,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mmrt.benchmarks.fuzz_streams import text_request
 from mmrt.commands.serve import read_token
 from mmrt.runtime.admission import AdmissionOptions
-from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.server import Server, ServerOptions, warn_if_exposed
 
@@ -22,14 +22,8 @@ pytestmark = pytest.mark.integration
 OPTIONS = ServerOptions(port=0, metrics_port=None, threads=1)
 
 
-def request(text: bytes = b"seven", sequence: int = 0, start: bool = False, end: bool = False):
-    r = pb.ModelInferRequest(model_name="mmrt")
-    r.inputs.add(name="TEXT", datatype="BYTES", shape=[1]).contents.bytes_contents.append(text)
-    if sequence:
-        r.parameters["sequence_id"].int64_param = sequence
-        r.parameters["sequence_start"].bool_param = start
-        r.parameters["sequence_end"].bool_param = end
-    return r
+def request(text: bytes = b"seven", sequence: int | None = None, start: bool = False, end: bool = False):
+    return text_request(sequence, start, end, text=text)
 
 
 class Stream:

@@ -22,3 +22,6 @@ def test_the_server_answers_hostile_requests_with_proper_statuses(tiny_bundle):
     codes = result["codes"]
     assert codes.get("INVALID_ARGUMENT", 0) > 100 and codes.get("NOT_FOUND", 0) > 0
     assert codes.get("STREAM_ERROR", 0) > 0
+    assert result["healthy_with_streams_held"]  # 8 idle and 8 half-open streams hang on meanwhile
+    assert codes.get("SHARED_OK", 0) > 0 and codes.get("DEADLINE_DEADLINE_EXCEEDED", 0) > 0
+    assert result["costs"]["worst_time"]  # the costly requests ran and were timed
