@@ -193,6 +193,8 @@ class Server:
     def _close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.loop.is_running():
+            self.loop.close()
         self.servicer.close()
         self.engine.close()
         if self.metrics_server is not None:
@@ -208,14 +210,16 @@ class Server:
             log.info("%s: draining in-flight requests", signal.Signals(signum).name)
             threading.Thread(target=self.stop, daemon=True).start()
 
-        def reload(signum, frame):
+        def reload(signum, frame):  # systemctl reload: never fatal, whatever there is to reload
+            if self.tls is None:
+                log.info("SIGHUP: no TLS files to re-read")
+                return
             log.info("SIGHUP: TLS files are re-read at the next connection")
             self.tls.reload()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, drain)
-        if self.tls is not None:
-            signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGHUP, reload)
         self.wait()
 
 

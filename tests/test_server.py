@@ -309,7 +309,7 @@ def test_payload_over_the_message_limit_is_refused(tiny_bundle):
         s.stop(0)
 
 
-def test_mmrt_serve_drains_on_sigterm_and_exits_zero(tiny_bundle, arrays):
+def test_mmrt_serve_survives_sighup_drains_on_sigterm_and_exits_zero(tiny_bundle, arrays):
     mmrt = os.path.join(os.path.dirname(sys.executable), "mmrt")
     proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--metrics-port", "-1",
                              "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -318,9 +318,12 @@ def test_mmrt_serve_drains_on_sigterm_and_exits_zero(tiny_bundle, arrays):
         assert "listening on 127.0.0.1:" in line, proc.stderr.read()
         client = tc.InferenceServerClient(line.split()[-1])
         assert infer(client, arrays, ["AUDIO", "VIDEO"])[0].shape == (2, 10)
+        proc.send_signal(signal.SIGHUP)  # systemctl reload: nothing to re-read without TLS, and not fatal
+        assert infer(client, arrays, ["TEXT"])[0].shape == (2, 10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-        assert "draining" in proc.stderr.read()
+        err = proc.stderr.read()
+        assert "SIGHUP: no TLS files to re-read" in err and "draining" in err
     finally:
         proc.kill()
 
