@@ -28,7 +28,7 @@ import numpy as np
 from mmrt.benchmarks.client import ServerProcess
 from mmrt.benchmarks.fuzz_streams import in_sequence
 
-RETRY = {"methodConfig": [{"name": [{"service": "inference.GRPCInferenceService"}],
+RETRY = {"methodConfig": [{"name": [{"service": "inference.GRPCInferenceService", "method": "ModelInfer"}],
                            "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",
                                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
 CHANNEL_OPTIONS = [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(RETRY))]
