@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from mmrt.preprocess import resize_center_crop
+from mmrt.preprocess import prepare_video, resize_center_crop
 from mmrt.runtime.errors import InferError, Status, shown
 from mmrt.runtime.limits import Limits
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
@@ -87,3 +87,16 @@ def test_repeated_warnings_are_rate_limited_with_a_count(caplog):
     with caplog.at_level(logging.WARNING, logger="mmrt.test"):
         log.warning("k", "bad thing again")
     assert "99 more like it" in caplog.records[-1].getMessage()
+
+
+def test_a_frame_sampled_many_times_is_resized_once_and_large_squares_are_thinned_first(monkeypatch):
+    import cv2
+
+    calls = []
+    resize = cv2.resize
+    monkeypatch.setattr(cv2, "resize", lambda x, *a, **k: calls.append(x.shape) or resize(x, *a, **k))
+    blocks = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(blocks, 64, axis=0), 64, axis=1)[None]  # a 1024x1024 frame of 64x64 blocks
+    out = prepare_video(big, 8, 16)  # one frame, eight samples of it
+    assert len(calls) == 1 and calls[0][0] <= 4 * 2 * 16  # resized once, from a thinned square
+    np.testing.assert_array_equal(out, np.broadcast_to(blocks, (8, 16, 16, 3)))  # each block, exactly

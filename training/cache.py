@@ -18,7 +18,7 @@ import numpy as np
 
 from mmrt import atomic
 
-CACHE_FORMAT = 2  # bump when decoding changes in a way the parameters do not capture
+CACHE_FORMAT = 3  # bump when decoding changes in a way the parameters do not capture
 
 
 def cache_root() -> Path:
