@@ -137,7 +137,7 @@ class Fuzzer:
 
 
 def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float = 0.1, held: int = 8,
-         pid: int | None = None, max_bytes: int = 4 << 20) -> dict:
+         pid: int | None = None, max_bytes: int = (4 << 20) - (64 << 10)) -> dict:
     """Send at least ``count`` hostile requests: about ``stream_share`` inside streams of 1-6
     requests and ``cost_share`` built to cost the most (under ``max_bytes``), then shared-sequence
     and short-deadline abuse, all while ``held`` idle and ``held`` half-open streams hang on.
@@ -193,14 +193,18 @@ def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float 
 
 def main() -> None:
     from mmrt.benchmarks.client import ServerProcess
+    from mmrt.runtime.server import ServerOptions
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, default=Path("runs/quickstart/bundle"))
     p.add_argument("--requests", type=int, default=10_000)
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     args = p.parse_args()
-    with ServerProcess(args.bundle, threads=1) as server:  # default limits: 64 MB messages, 64 streams
-        result = fuzz(server.url, args.requests, held=31, pid=server.proc.pid, max_bytes=60 << 20)
+    defaults = ServerOptions()  # the server runs with its default limits
+    held = defaults.admission.max_streams // 2 - 1  # idle and as many half-open: all but 2 slots
+    max_bytes = (defaults.max_message_mb << 20) - (64 << 10)  # room for the message's framing
+    with ServerProcess(args.bundle, threads=1) as server:
+        result = fuzz(server.url, args.requests, held=held, pid=server.proc.pid, max_bytes=max_bytes)
     result["server_exit_code"] = server.proc.returncode  # 0: it drained and stopped cleanly
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(result, indent=2) + "\n")

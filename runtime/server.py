@@ -55,7 +55,7 @@ class ServerOptions:
     tls_client_ca: Path | None = None  # require client certificates signed by this CA (mutual TLS)
     token: str | None = None  # clients send "authorization: Bearer <token>"
     verify_key: Path | None = None  # Ed25519 public key: serve only a bundle it signed
-    max_message_mb: int = 64
+    max_message_mb: int = 4  # gRPC's own default; receiving costs ~4x a message's size in transient memory
     admission: AdmissionOptions = AdmissionOptions()
     keepalive_s: float = 60.0  # ping a connection idle this long; drop it if the ping goes unanswered
     max_connection_idle_s: float = 300.0  # close a connection with no call for this long

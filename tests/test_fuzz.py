@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_server_answers_hostile_requests_with_proper_statuses(tiny_bundle):
-    options = ServerOptions(port=0, metrics_port=None, threads=1, max_message_mb=4)
+    options = ServerOptions(port=0, metrics_port=None, threads=1)
     server = Server(tiny_bundle, options).start()
     try:
         result = fuzz(server.address, count=300)

@@ -31,7 +31,8 @@ CAPACITY_FLAGS = {
     "--max-sequences": (int, 1024, 1, "open streaming sequences"),
     "--sequence-idle-s": (float, 60.0, 0.001, "drop a sequence idle this long"),
     "--max-sequence-mb": (float, 64.0, 0, "embeddings held by open sequences, all together"),
-    "--max-message-mb": (int, 64, 1, "largest request or response"),
+    "--max-message-mb": (int, 4, 1, "largest request or response (receiving one costs about 4x its "
+                         "size in memory for a moment)"),
     "--keepalive-s": (float, 60.0, 1, "ping a connection quiet this long; drop it if unanswered"),
     "--max-connection-idle-s": (float, 300.0, 0, "close a connection with no call for this long (0: never)"),
     "--max-connection-age-s": (float, 0.0, 0, "close connections this old, gracefully (0: never)"),
