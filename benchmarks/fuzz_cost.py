@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 from hypothesis import strategies as st
 
+from mmrt.benchmarks.soak import rss_kib
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 
 AUDIO_ROWS = [1, 100, 16_000, 32_000, 960_000, 960_001, 4_000_000]
@@ -112,21 +113,15 @@ class Costs:
         self.worst_memory = max(self.worst_memory, (added_mb - self.normal_mb[modality], f"{what}: {code}"))
         return code
 
-    def _status(self, field: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1])
-        raise RuntimeError(f"no {field} for pid {self.pid}")
-
     def _reset_peak(self) -> int | None:
         """Reset the server's peak resident memory (Linux: clear_refs 5); its resident KiB now."""
         if self.pid is None:
             return None
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        return self._status("VmRSS:")
+        return rss_kib(self.pid)
 
     def _peak(self) -> int:
-        return self._status("VmHWM:")
+        return rss_kib(self.pid, "VmHWM")
 
     def report(self) -> dict:
         out = {"normal_ms": {m: round(s * 1e3, 2) for m, s in self.normal.items()},

@@ -27,12 +27,12 @@ from mmrt.bundle import verify_bundle
 from mmrt.modalities import all_subsets
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size of a process (or its peak, ``VmHWM``), in KiB, from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def memory_windows(curve: list[tuple[float, int]], warmup_s: float) -> tuple[float | None, float | None]:
