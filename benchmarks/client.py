@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -38,8 +39,10 @@ def batch_of_one(modality: str, value) -> np.ndarray:
     return np.asarray(value)[None]
 
 
-def triton_inputs(example_inputs: dict, carried) -> list:
-    import tritonclient.grpc as tc
+def triton_inputs(example_inputs: dict, carried, tc=None) -> list:
+    """tritonclient inputs of batch 1 (``tc``: tritonclient.grpc by default, or tritonclient.http)."""
+    if tc is None:
+        import tritonclient.grpc as tc
 
     out = []
     for m in carried:
@@ -106,18 +109,31 @@ class ServerProcess:
     """`mmrt serve BUNDLE` on a free loopback port, stopped (drained) on exit."""
 
     def __init__(self, bundle: Path, threads: int, monolithic: bool = False, batching: bool = True,
-                 flags: tuple[str, ...] = ()):
-        cmd = [sys.executable, "-m", "mmrt", "serve", str(bundle), "--port", "0", "--metrics-port", "-1",
-               "--threads", str(threads), *flags]
+                 flags: tuple[str, ...] = (), http: bool = False, pythonpath: str | None = None):
+        """``http``: REST too (``http_url``); ``pythonpath``: run another build of mmrt (for example
+        an older one installed with ``pip install --target``) to compare builds."""
+        cmd = [sys.executable, "-m", "mmrt", "serve", str(Path(bundle).resolve()), "--port", "0",
+               "--metrics-port", "-1", "--threads", str(threads), *flags]
         cmd += ["--monolithic"] if monolithic else []
         cmd += [] if batching else ["--no-batching"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.proc.kill()
-            err = self.proc.stderr.read().strip().splitlines()
-            raise UserError(f"mmrt serve {bundle} did not start: {err[-1] if err else 'no output'}")
-        self.url = line.split()[-1]
+        env, cwd = None, None
+        if pythonpath is None:
+            cmd += ["--http-port", "0" if http else "-1"]
+        else:  # run from elsewhere, so that this checkout's editable install stays out of the way
+            env, cwd = {**os.environ, "PYTHONPATH": pythonpath}, "/"
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env, cwd=cwd)
+        self.url = self.http_url = None
+        while self.url is None or (http and self.http_url is None):
+            line = self.proc.stdout.readline()
+            if line.startswith("mmrt serve: listening on"):
+                self.url = line.split()[-1]
+            elif line.startswith("mmrt serve: REST listening on"):
+                self.http_url = line.split()[-1]
+            elif not line:
+                self.proc.kill()
+                err = self.proc.stderr.read().strip().splitlines()
+                raise UserError(f"mmrt serve {bundle} did not start: {err[-1] if err else 'no output'}")
 
     def __enter__(self) -> ServerProcess:
         return self

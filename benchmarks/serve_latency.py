@@ -1,13 +1,17 @@
-"""`mmrt serve` against in-process ONNX Runtime, and dynamic batching on against off (serving targets).
+"""Where a served request's time goes, and how close the server comes to the compute bound.
 
-    python -m mmrt.benchmarks.serve_latency [--bundle runs/quickstart/bundle] [--threads 2]
+    python -m mmrt.benchmarks.serve_latency [--bundle runs/quickstart/bundle] [--threads 2] [--http]
 
-1. Latency at batch 1, all modalities: the p50 of tritonclient -> `mmrt serve` (a subprocess on
-   loopback) against the same encoder and head graphs run in this process with ONNX Runtime on
-   the same (already model-sized) inputs, timed in alternating blocks.
-2. Throughput: 16 concurrent tritonclient clients, each sending a random non-empty modality set,
-   against the server with per-encoder batching on and off (alternating rounds, median).
-Writes ``report.md`` and ``report.json`` under --out.
+Per workload (all modalities, video dropped, text only), one `mmrt serve` subprocess on loopback:
+1. Latency at batch 1, timed in alternating blocks against the same request answered in this
+   process by the same engine (preprocessing and graphs, no protocol): the *added time* is the
+   served p50 minus the in-process p50. Beside it, an empty call (ModelMetadata) through the same
+   client, and the engine time the server reports (``server_time_ns``): what is transport, what is
+   the engine, what is the rest (hand-offs, decoding, encoding).
+2. Throughput of 16 tritonclient clients against the *compute bound*: the requests per second the
+   same graphs reach in this process at their best batch size (1-32 rows), all cores.
+3. Mixed modality sets from 16 clients with per-encoder batching on and off.
+``--http`` times the same requests through tritonclient.http too. Writes report.md / report.json.
 """
 
 from __future__ import annotations
@@ -23,111 +27,166 @@ from pathlib import Path
 import numpy as np
 
 from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
-from mmrt.benchmarks.timing import machine, paired_ms
+from mmrt.benchmarks.timing import machine, paired_ms, timed
 from mmrt.bundle import input_name
 from mmrt.modalities import all_subsets
+from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
-from mmrt.runtime.preprocess import Preprocessor
+from mmrt.runtime.engine import Engine
 from mmrt.runtime.sessions import SessionOptions
+
+WORKLOADS = {"all": None, "video dropped": ("audio", "text"), "text only": ("text",)}
+BATCHES = (1, 2, 4, 8, 16, 32)
 
 
 def inputs_for(manifest, rng) -> dict:
-    """One example already at the model's sizes (so the server's preprocessing is trivial)."""
+    """One example already at the model's sizes (so the server's preprocessing is light)."""
     p = manifest.preprocessing
     return {"audio": (rng.standard_normal(p["clip_samples"]) * 0.1).astype(np.float32),
             "video": rng.integers(0, 256, (p["frames"], p["frame_size"], p["frame_size"], 3), dtype=np.uint8),
             "text": b"my son counting to seven in the garden"}
 
 
-def latency(bundle: Path, threads: int, repeats: int, rounds: int = 5) -> dict:
+def tensors_for(arrays: dict, carried, rows: int = 1) -> dict:
+    return {input_name(m): np.repeat(batch_of_one(m, arrays[m]), rows, axis=0) for m in carried}
+
+
+def compute_bound(engine: Engine, arrays: dict, carried, repeats: int = 20) -> tuple[float, int]:
+    """Requests per second of the engine in this process at its best batch size, and that size."""
+    best = (0.0, 1)
+    for rows in BATCHES:
+        tensors = tensors_for(arrays, carried, rows)
+        engine.infer(tensors)
+        seconds = statistics.median(timed(lambda t=tensors: engine.infer(t)) for _ in range(repeats))
+        best = max(best, (rows / seconds, rows))
+    return best
+
+
+def clients_rps(url: str, model: str, requests: list, clients: int, seconds: float) -> float:
+    """Answers per second from ``clients`` tritonclient.grpc clients, each cycling through ``requests``."""
     import tritonclient.grpc as tc
 
-    loaded = open_bundle(bundle, SessionOptions(threads=threads))
-    m = loaded.manifest
-    arrays = inputs_for(m, np.random.default_rng(0))
-    ready = {x: Preprocessor(bundle, m)(x, batch_of_one(x, arrays[x])) for x in m.modalities}
-
-    def in_process():
-        z = [loaded.encoders[x].run({input_name(x): ready[x]})["EMBEDDING"] for x in m.modalities]
-        loaded.head.run({"EMBEDDING": np.mean(z, axis=0).astype(np.float32)})
-
-    with ServerProcess(bundle, threads) as server:
-        client = tc.InferenceServerClient(server.url)
-        request = triton_inputs(arrays, m.modalities)
-
-        def served():
-            client.infer(m.name, request)
-
-        in_process_ms, served_ms = paired_ms(in_process, served, repeats, rounds)
-    p50 = {"in_process": in_process_ms, "served": served_ms}
-    return {"p50_ms": p50, "ratio": p50["served"] / p50["in_process"], "modalities": list(m.modalities)}
-
-
-def throughput(bundle: Path, threads: int, clients: int, seconds: float, batching: bool) -> float:
-    import tritonclient.grpc as tc
-
-    manifest = open_bundle(bundle, SessionOptions(threads=1)).manifest
-    arrays = inputs_for(manifest, np.random.default_rng(1))
-    subsets = [[m for m in manifest.modalities if m in s] for s in all_subsets(manifest.modalities)]
     done = [0] * clients
-    with ServerProcess(bundle, threads, batching=batching) as server:
-        stop_at = time.perf_counter() + seconds + 1.0
+    stop_at = time.perf_counter() + seconds + 1.0
 
-        def client_loop(i: int) -> None:
-            client = tc.InferenceServerClient(server.url)
-            rng = np.random.default_rng(i)
-            requests = [triton_inputs(arrays, s) for s in subsets]
-            warm_until = time.perf_counter() + 1.0
-            while time.perf_counter() < stop_at:
-                client.infer(manifest.name, requests[rng.integers(len(requests))])
-                if time.perf_counter() > warm_until:
-                    done[i] += 1
+    def client_loop(i: int) -> None:
+        client, rng = tc.InferenceServerClient(url), np.random.default_rng(i)
+        warm_until = time.perf_counter() + 1.0
+        while time.perf_counter() < stop_at:
+            client.infer(model, requests[rng.integers(len(requests))])
+            done[i] += time.perf_counter() > warm_until
 
-        workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+    workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     return sum(done) / seconds
+
+
+def server_ms(result) -> float:
+    return result.get_response().parameters["server_time_ns"].int64_param / 1e6
+
+
+def workload(server: ServerProcess, engine: Engine, arrays: dict, carried, args) -> dict:
+    import tritonclient.grpc as tc
+
+    name = engine.manifest.name
+    client = tc.InferenceServerClient(server.url)
+    request, tensors = triton_inputs(arrays, carried), tensors_for(arrays, carried)
+    reported: list[float] = []
+    in_process, served = paired_ms(lambda: engine.infer(tensors),
+                                   lambda: reported.append(server_ms(client.infer(name, request))),
+                                   args.repeats)
+    empty = statistics.median(timed(lambda: client.get_model_metadata(name)) for _ in range(args.repeats))
+    out = {"in_process_ms": in_process, "served_ms": served, "added_ms": served - in_process,
+           "empty_call_ms": 1000 * empty, "server_reported_ms": statistics.median(reported)}
+    if args.http:
+        import tritonclient.http as th
+
+        http = th.InferenceServerClient(server.http_url)
+        http_request = triton_inputs(arrays, carried, th)
+        _, out["http_ms"] = paired_ms(lambda: client.infer(name, request),
+                                      lambda: http.infer(name, http_request), args.repeats)
+    rps = clients_rps(server.url, name, [request], args.clients, args.seconds)
+    bound, rows = compute_bound(engine, arrays, carried)
+    return {**out, "rps": rps, "compute_bound_rps": bound, "best_batch": rows, "share_of_bound": rps / bound}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, default=Path("runs/quickstart/bundle"))
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads, in and out of the server")
-    p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--rounds", type=int, default=2, help="throughput rounds per setting (alternating)")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--rounds", type=int, default=2, help="mixed-set rounds per setting (alternating)")
+    p.add_argument("--http", action="store_true", help="also time tritonclient.http against gRPC")
+    p.add_argument("--server-path", help="PYTHONPATH of another mmrt build to serve with (compare builds)")
     p.add_argument("--out", type=Path, default=Path("runs/serve-latency"))
     args = p.parse_args()
     if not (args.bundle / "manifest.json").is_file():
         sys.exit(f"{args.bundle}: no bundle (run 'make quickstart' or 'mmrt export' first)")
-    lat = latency(args.bundle, args.threads, args.repeats)
-    rps: dict = {"on": [], "off": []}
+    bundle = open_bundle(args.bundle, SessionOptions(threads=args.threads))
+    m = bundle.manifest
+    arrays = inputs_for(m, np.random.default_rng(0))
+    engine = Engine(bundle, BatchingOptions())
+    results = {}
+    try:
+        with ServerProcess(args.bundle, args.threads, http=args.http, pythonpath=args.server_path) as server:
+            for label, carried in WORKLOADS.items():
+                carried = [x for x in m.modalities if carried is None or x in carried]
+                if carried:
+                    print(f"{label}: {'+'.join(carried)}", file=sys.stderr)
+                    measured = workload(server, engine, arrays, carried, args)
+                    results[label] = {"modalities": carried, **measured}
+    finally:
+        engine.close()
+    median = statistics.median
+    subsets = [[x for x in m.modalities if x in s] for s in all_subsets(m.modalities)]
+    mixed: dict = {"on": [], "off": []}
     for _ in range(args.rounds):
         for setting in ("on", "off"):
-            rps[setting].append(throughput(args.bundle, args.threads, args.clients, args.seconds,
-                                           batching=setting == "on"))
-    on, off = statistics.median(rps["on"]), statistics.median(rps["off"])
+            with ServerProcess(args.bundle, args.threads, batching=setting == "on",
+                               pythonpath=args.server_path) as server:
+                requests = [triton_inputs(arrays, s) for s in subsets]
+                mixed[setting].append(clients_rps(server.url, m.name, requests, args.clients, args.seconds))
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "bundle": str(args.bundle),
-              "threads": args.threads, "latency": lat,
-              "throughput_rps": {"batching_on": rps["on"], "batching_off": rps["off"], "ratio": on / off},
-              "clients": args.clients}
+              "threads": args.threads, "clients": args.clients, "workloads": results,
+              "mixed_rps": {**mixed, "ratio": median(mixed["on"]) / median(mixed["off"])}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = (f"# mmrt serve: latency and batching ({report['date']}, {report['machine']}, "
-            f"{args.threads} ORT threads)\n\n"
-            f"| measure | value |\n|---|---|\n"
-            f"| p50 batch 1, {'+'.join(lat['modalities'])}, in-process ONNX Runtime | "
-            f"{lat['p50_ms']['in_process']:.2f} ms |\n"
-            f"| p50 batch 1, tritonclient -> mmrt serve | {lat['p50_ms']['served']:.2f} ms |\n"
-            f"| ratio (target <= 1.15) | {lat['ratio']:.2f}x |\n"
-            f"| throughput, {args.clients} clients, mixed modality sets, batching on | {on:.1f} req/s |\n"
-            f"| same, batching off | {off:.1f} req/s |\n"
-            f"| ratio (target >= 2) | {on / off:.2f}x |\n")
+    text = render(report)
     (args.out / "report.md").write_text(text)
     print(text)
+
+
+def render(r: dict) -> str:
+    rows = [("in-process p50 (engine: preprocessing + graphs)", "in_process_ms", "{:.2f} ms"),
+            ("served p50 (tritonclient.grpc -> mmrt serve)", "served_ms", "{:.2f} ms"),
+            ("**added time** (served - in-process; target <= 0.5 ms)", "added_ms", "**{:.2f} ms**"),
+            ("of which an empty call (ModelMetadata, same client)", "empty_call_ms", "{:.2f} ms"),
+            ("engine time the server reports", "server_reported_ms", "{:.2f} ms"),
+            ("served p50 through tritonclient.http", "http_ms", "{:.2f} ms"),
+            (f"throughput, {r['clients']} clients", "rps", "{:.0f} req/s"),
+            ("compute bound (in-process, best batch, all cores)", "compute_bound_rps", "{:.0f} req/s"),
+            ("best batch in-process", "best_batch", "{}"),
+            ("throughput / compute bound (target >= 0.7)", "share_of_bound", "{:.2f}")]
+    w = r["workloads"]
+    lines = [f"# mmrt serve: where the time goes ({r['date']}, {r['machine']}, {r['threads']} ORT threads)",
+             "",
+             f"Bundle `{r['bundle']}`; `python -m mmrt.benchmarks.serve_latency`.", "",
+             "| measure | " + " | ".join(f"{k} ({'+'.join(v['modalities'])})" for k, v in w.items()) + " |",
+             "|---|" + "---|" * len(w)]
+    for label, key, fmt in rows:
+        if any(key in v for v in w.values()):
+            cells = (fmt.format(v[key]) if key in v else "" for v in w.values())
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    x = r["mixed_rps"]
+    lines += ["", f"Mixed modality sets, {r['clients']} clients: per-encoder batching on "
+              f"{statistics.median(x['on']):.0f} req/s, off {statistics.median(x['off']):.0f} req/s "
+              f"({x['ratio']:.2f}x).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

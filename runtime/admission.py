@@ -11,14 +11,14 @@ import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import grpc
+from mmrt.runtime.errors import InferError, Status
 
 FLAGS = {"calls": "--max-calls", "streams": "--max-streams"}
 
 
 @dataclass(frozen=True)
 class AdmissionOptions:
-    max_calls: int = 64  # ModelInfer calls at once (each may hold a worker thread)
+    max_calls: int = 64  # inference calls at once, gRPC and REST together (each may hold a worker thread)
     max_streams: int = 64  # open ModelStreamInfer streams (an idle one holds no thread)
     stream_idle_s: float = 120.0  # a stream with no request for this long is closed
 
@@ -31,11 +31,11 @@ class Admission:
         self.idle.set()
 
     @asynccontextmanager
-    async def slot(self, kind: str, context):
-        """Hold one of ``kind``'s slots for the ``with`` block, or abort the call if none is free."""
+    async def slot(self, kind: str):
+        """Hold one of ``kind``'s slots for the ``with`` block; none free: RESOURCE_EXHAUSTED."""
         if self.open[kind] >= self.caps[kind]:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self.open[kind]} {kind} are open, "
-                                f"the server's {FLAGS[kind]}; try again shortly")
+            raise InferError(Status.RESOURCE_EXHAUSTED, f"{self.open[kind]} {kind} are open, the server's "
+                             f"{FLAGS[kind]}; try again shortly")
         self.open[kind] += 1
         self.idle.clear()
         try:

@@ -15,6 +15,8 @@ class Status(Enum):
     RESOURCE_EXHAUSTED = "resource exhausted"
     UNAVAILABLE = "unavailable"
     CANCELLED = "cancelled"  # the client cancelled, or its deadline passed: nobody reads the answer
+    DEADLINE_EXCEEDED = "deadline exceeded"  # the server's own time limit (an idle stream, a slow upload)
+    UNAUTHENTICATED = "unauthenticated"
     INTERNAL = "internal"
 
 

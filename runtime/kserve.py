@@ -20,6 +20,9 @@ from mmrt.runtime.tensors import decode_inputs, encode_output
 
 VERSION = "1"  # a bundle is one model version
 PLATFORM = "mmrt_multimodal"
+# Every input's shape with its batch axis, as ModelMetadata reports it; ModelConfig's dims are the
+# same without the batch axis (Triton's rule with max_batch_size > 0). TEXT [B] is accepted too.
+TENSOR_SHAPES = {"audio": [-1, -1], "video": [-1, -1, -1, -1, 3], "text": [-1, 1]}
 CONFIG_TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8, "BYTES": mc.TYPE_STRING}
 
 
@@ -96,8 +99,7 @@ class KServeModel:
 
     def _tensors(self):
         m = self.manifest
-        inputs = [(input_name(x), WIRE[x][1], [-1, -1] if x == "audio" else [-1, -1, -1, -1, 3]
-                   if x == "video" else [-1]) for x in m.modalities]
+        inputs = [(input_name(x), WIRE[x][1], TENSOR_SHAPES[x]) for x in m.modalities]
         outputs = [(SCORES, "FP32", [-1, len(m.classes)]), (EMBEDDING, "FP32", [-1, m.embedding_dim])]
         return inputs, outputs
 
@@ -116,7 +118,7 @@ class KServeModel:
         batching, limits = self.engine.batching, self.engine.limits
         config = mc.ModelConfig(
             name=self.manifest.name, platform=PLATFORM, backend="mmrt", max_batch_size=limits.max_batch,
-            input=[mc.ModelInput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:] or [1], optional=True)
+            input=[mc.ModelInput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:], optional=True)
                    for n, t, s in inputs],
             output=[mc.ModelOutput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:]) for n, t, s in outputs])
         if batching.enabled:

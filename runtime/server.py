@@ -1,9 +1,11 @@
-"""The gRPC server around the engine: KServe v2 service, health, reflection, optional TLS and
-bearer-token auth, admission control, keepalive, Prometheus metrics, graceful drain. No torch.
+"""The server around the engine: the KServe v2 protocol over gRPC (with health and reflection)
+and over REST, optional TLS and bearer-token auth, admission control, keepalive, Prometheus
+metrics, graceful drain. No torch.
 
-gRPC runs on its own asyncio event loop in a background thread (grpc.aio): an open stream costs
-no thread while it waits, so idle streams cannot starve health checks or other calls; inference
-runs on worker threads (``runtime.servicer``). ``Server`` itself is used from ordinary threads.
+gRPC (grpc.aio) and REST (aiohttp) run on one asyncio event loop in a background thread: an open
+stream or connection costs no thread while it waits, so idle ones cannot starve health checks or
+other calls; inference runs on worker threads (``runtime.servicer``). ``Server`` itself is used
+from ordinary threads.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
+from mmrt.runtime.rest import RestFrontEnd, RestOptions
 from mmrt.runtime.sequences import SequenceLimits
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
@@ -48,6 +51,7 @@ SERVICE = "inference.GRPCInferenceService"
 class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8001
+    http_port: int | None = None  # KServe v2 REST (the CLI's default is 8000, as Triton's); None: none
     metrics_port: int | None = 8002  # None: no metrics endpoint
     metrics_host: str = "127.0.0.1"  # metrics stay on loopback unless asked otherwise
     tls_cert: Path | None = None
@@ -108,6 +112,9 @@ class Server:
         self.model = KServeModel(self.engine, self.metrics)
         self.servicer = InferenceServicer(self.model, options.admission)
         self.gate = Gate(options.token)
+        rest = RestOptions(max_body_mb=options.max_message_mb, keepalive_s=options.keepalive_s)
+        self.rest = RestFrontEnd(self.model, self.servicer.admission, self.servicer.pool, options.token, rest)
+        self.rest_runner, self.http_address = None, None
         self.metrics_server, self.metrics_port = None, None
         self.stopped = threading.Event()
         self.stop_lock = threading.Lock()
@@ -143,14 +150,36 @@ class Server:
             raise UserError(f"cannot listen on {address} (in use, or not an address of this machine)")
         return port
 
+    async def _start_rest(self) -> None:
+        from aiohttp import web
+
+        o = self.options
+        self.rest_runner = web.AppRunner(self.rest.app, access_log=None, handler_cancellation=True,
+                                         keepalive_timeout=o.keepalive_s, shutdown_timeout=o.grace_s)
+        await self.rest_runner.setup()
+        site = web.TCPSite(self.rest_runner, o.host, o.http_port,
+                           ssl_context=self.tls.ssl_context() if self.tls is not None else None)
+        try:
+            await site.start()
+        except OSError as e:
+            raise UserError(f"--http-port {o.http_port}: cannot listen on {o.host} ({e.strerror})") from None
+        host, port = self.rest_runner.addresses[0][:2]
+        self.http_address = f"{o.host}:{port}"
+
     async def _start(self) -> None:
+        if self.options.http_port is not None:
+            await self._start_rest()
         await self.grpc.start()
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     def start(self) -> Server:
         o = self.options
-        self._on_loop(self._start())
+        try:
+            self._on_loop(self._start())
+        except BaseException:
+            self.stop(0)
+            raise
         if o.metrics_port is not None:
             from prometheus_client import start_http_server
 
@@ -163,8 +192,9 @@ class Server:
             self.metrics_port = self.metrics_server.server_port
         m = self.engine.manifest
         metrics = f"http://{o.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "no port"
-        log.info("serving %s (%s%s) on %s%s; metrics on %s", m.name, "+".join(m.modalities),
-                 ", monolithic baseline" if o.monolithic else "", self.address,
+        rest = f"REST on {self.http_address}" if self.http_address else "no REST"
+        log.info("serving %s (%s%s) on %s (gRPC), %s%s; metrics on %s", m.name, "+".join(m.modalities),
+                 ", monolithic baseline" if o.monolithic else "", self.address, rest,
                  " with mutual TLS" if o.tls_client_ca else " with TLS" if o.tls_cert else "", metrics)
         return self
 
@@ -183,12 +213,14 @@ class Server:
         listener stays open, so clients and balancers move away; then admitted calls and open
         streams get the rest of the grace; then gRPC stops."""
         deadline = time.monotonic() + grace_s
-        self.gate.draining = self.model.draining = True
+        self.gate.draining = self.model.draining = self.rest.draining = True
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(delay_s)
         if not await self.servicer.admission.wait_idle(deadline - time.monotonic()):
             log.warning("drain: calls still open after %.0f s; stopping anyway", grace_s)
         await self.grpc.stop(max(deadline - time.monotonic(), 0))
+        if self.rest_runner is not None:
+            await self.rest_runner.cleanup()
 
     def _close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -26,6 +26,8 @@ GRPC_CODES = {Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
               Status.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
               Status.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
               Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, Status.CANCELLED: grpc.StatusCode.CANCELLED,
+              Status.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+              Status.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
               Status.INTERNAL: grpc.StatusCode.INTERNAL}
 
 
@@ -93,36 +95,43 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.model.infer, request, alive)
 
     async def ModelInfer(self, request, context):
-        async with self.admission.slot("calls", context):
-            alive = watch(context)
-            try:
-                return await self._infer(request, alive)
-            except InferError as e:
-                await context.abort(grpc_code(e, context), e.message)
-            except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
-                warn.exception("ModelInfer", "request %s failed", shown(request.id))
-                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        try:
+            async with self.admission.slot("calls"):
+                return await self._infer(request, watch(context))
+        except InferError as e:
+            await context.abort(grpc_code(e, context), e.message)
+        except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
+            warn.exception("ModelInfer", "request %s failed", shown(request.id))
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
     async def ModelStreamInfer(self, request_iterator, context):
-        async with self.admission.slot("streams", context):
-            alive, requests = watch(context), request_iterator.__aiter__()
-            while True:
-                try:
-                    request = await asyncio.wait_for(requests.__anext__(), self.options.stream_idle_s)
-                except StopAsyncIteration:
-                    return
-                except asyncio.TimeoutError:
-                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"stream idle for "
-                                        f"{self.options.stream_idle_s:g} s (the server's --stream-idle-s)")
-                try:
-                    yield pb.ModelStreamInferResponse(infer_response=await self._infer(request, alive))
-                except InferError as e:  # the stream stays open; the error rides in the response
-                    response = pb.ModelStreamInferResponse(error_message=e.message)
-                    response.infer_response.id = request.id
+        try:
+            async with self.admission.slot("streams"):
+                async for response in self._stream(request_iterator, context):
                     yield response
-                except Exception:  # noqa: BLE001 - one bad request must not end the stream
-                    warn.exception("stream", "stream request %s failed", shown(request.id))
-                    yield pb.ModelStreamInferResponse(error_message=INTERNAL_MESSAGE)
+        except InferError as e:
+            await context.abort(grpc_code(e, context), e.message)
+
+    async def _stream(self, request_iterator, context):
+        alive, requests = watch(context), request_iterator.__aiter__()
+        while True:
+            try:
+                request = await asyncio.wait_for(requests.__anext__(), self.options.stream_idle_s)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                idle = self.options.stream_idle_s
+                raise InferError(Status.DEADLINE_EXCEEDED, f"stream idle for {idle:g} s (the server's "
+                                 f"--stream-idle-s)") from None
+            try:
+                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request, alive))
+            except InferError as e:  # the stream stays open; the error rides in the response
+                response = pb.ModelStreamInferResponse(error_message=e.message)
+                response.infer_response.id = request.id
+                yield response
+            except Exception:  # noqa: BLE001 - one bad request must not end the stream
+                warn.exception("stream", "stream request %s failed", shown(request.id))
+                yield pb.ModelStreamInferResponse(error_message=INTERNAL_MESSAGE)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

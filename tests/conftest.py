@@ -79,6 +79,18 @@ def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_engine(tiny_bundle):
+    """The tiny bundle's engine in this process, unbatched: what a server's answers must equal."""
+    from mmrt.runtime.batcher import BatchingOptions
+    from mmrt.runtime.bundle import open_bundle
+    from mmrt.runtime.engine import Engine
+
+    engine = Engine(open_bundle(tiny_bundle), BatchingOptions(enabled=False))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
 def tiny_named_titles(tmp_path_factory) -> Path:
     """Text only, every title naming its label."""
     cfg = replace(TINY, modalities=("text",), text=TextKnobs(named=1.0, cue=0.0, foreign=0.0))

@@ -77,9 +77,9 @@ def test_a_passed_deadline_is_deadline_exceeded_and_harmless(server):
 def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(tiny_bundle):
     mmrt = os.path.join(os.path.dirname(sys.executable), "mmrt")
     env = {**os.environ, "MMRT_INJECT_DELAY_MS": "1500"}  # every encoder run takes 1.5 s longer
-    proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--metrics-port", "-1",
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--http-port", "0",
+                             "--metrics-port", "-1", "--threads", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
     address = proc.stdout.readline().split()[-1]
     outcomes: queue.Queue = queue.Queue()
 

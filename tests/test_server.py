@@ -20,8 +20,6 @@ from tritonclient.utils import InferenceServerException
 
 from mmrt.modalities import all_subsets, subset_key
 from mmrt.runtime.batcher import BatchingOptions
-from mmrt.runtime.bundle import open_bundle
-from mmrt.runtime.engine import Engine
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.sequences import SequenceLimits
@@ -43,13 +41,6 @@ def server(tiny_bundle):
 @pytest.fixture(scope="module")
 def client(server):
     return tc.InferenceServerClient(server.address)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_bundle):
-    e = Engine(open_bundle(tiny_bundle), BatchingOptions(enabled=False))
-    yield e
-    e.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +87,10 @@ def test_health_metadata_and_config_answer_like_triton(client):
 
 
 @pytest.mark.parametrize("subset", all_subsets(MODALITIES), ids=lambda s: subset_key(s, MODALITIES))
-def test_every_modality_subset_matches_the_engine_in_process(client, engine, arrays, subset):
+def test_every_modality_subset_matches_the_engine_in_process(client, tiny_engine, arrays, subset):
     names = [m.upper() for m in MODALITIES if m in subset]
     scores, embedding, params = infer(client, arrays, names)
-    want = engine.infer({n: arrays[n] for n in names})
+    want = tiny_engine.infer({n: arrays[n] for n in names})
     assert params["modalities_used"].string_param == subset_key(subset, MODALITIES)
     assert "modalities_failed" not in params and params["server_time_ns"].int64_param > 0
     np.testing.assert_allclose(scores, want.scores, atol=1e-5)
@@ -228,14 +219,14 @@ def test_metrics_count_requests_by_modality_set(server, client, arrays):
     assert int(stats["inference_stats"]["success"]["count"]) > 0
 
 
-def test_a_failing_encoder_degrades_the_answer_instead_of_failing(tiny_bundle, engine, arrays):
+def test_a_failing_encoder_degrades_the_answer_instead_of_failing(tiny_bundle, tiny_engine, arrays):
     s = Server(tiny_bundle, replace(OPTIONS, metrics_port=None, faults=("audio",))).start()
     try:
         client = tc.InferenceServerClient(s.address)
         scores, _, params = infer(client, arrays, ["AUDIO", "TEXT"])
         assert params["modalities_used"].string_param == "text"
         assert params["modalities_failed"].string_param == "audio"
-        np.testing.assert_allclose(scores, engine.infer({"TEXT": arrays["TEXT"]}).scores, atol=1e-5)
+        np.testing.assert_allclose(scores, tiny_engine.infer({"TEXT": arrays["TEXT"]}).scores, atol=1e-5)
         status, message = _status(client, triton_inputs(arrays, ["AUDIO"]))
         assert status == "StatusCode.INTERNAL"
         assert "every encoder the request needed failed (audio)" in message
@@ -258,7 +249,7 @@ def test_sequence_cap_answers_resource_exhausted_then_recovers(tiny_bundle, arra
         s.stop(0)
 
 
-def test_requests_with_different_modality_sets_share_encoder_batches(tiny_bundle, engine, arrays):
+def test_requests_with_different_modality_sets_share_encoder_batches(tiny_bundle, tiny_engine, arrays):
     batching = BatchingOptions(enabled=True, max_batch=32, max_delay_s=0.25)
     s = Server(tiny_bundle, replace(OPTIONS, metrics_port=None, batching=batching)).start()
     try:
@@ -278,7 +269,7 @@ def test_requests_with_different_modality_sets_share_encoder_batches(tiny_bundle
         audio = s.engine.runners["audio"].stats
         assert max(audio.batch_sizes) > 2, audio.batch_sizes  # rows of several requests in one run
         for i, names in enumerate(sets):
-            want = engine.infer({n: arrays[n] for n in names}).scores
+            want = tiny_engine.infer({n: arrays[n] for n in names}).scores
             np.testing.assert_allclose(results[i], want, atol=1e-5)
     finally:
         s.stop(0)
@@ -311,11 +302,14 @@ def test_payload_over_the_message_limit_is_refused(tiny_bundle):
 
 def test_mmrt_serve_survives_sighup_drains_on_sigterm_and_exits_zero(tiny_bundle, arrays):
     mmrt = os.path.join(os.path.dirname(sys.executable), "mmrt")
-    proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--metrics-port", "-1",
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--http-port", "0",
+                             "--metrics-port", "-1", "--threads", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()
-        assert "listening on 127.0.0.1:" in line, proc.stderr.read()
+        line, rest = proc.stdout.readline(), proc.stdout.readline()
+        assert "listening on 127.0.0.1:" in line and "REST listening on" in rest, proc.stderr.read()
+        with urllib.request.urlopen(f"http://{rest.split()[-1]}/v2/health/ready", timeout=10) as r:
+            assert r.status == 200
         client = tc.InferenceServerClient(line.split()[-1])
         assert infer(client, arrays, ["AUDIO", "VIDEO"])[0].shape == (2, 10)
         proc.send_signal(signal.SIGHUP)  # systemctl reload: nothing to re-read without TLS, and not fatal

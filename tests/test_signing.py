@@ -91,7 +91,7 @@ def test_graphs_are_loaded_from_the_bytes_that_were_verified(tiny_bundle, tmp_pa
 
 
 def test_mmrt_serve_refuses_an_unsigned_bundle_in_one_line(tiny_bundle, signed, capsys):
-    code = main(["serve", str(tiny_bundle), "--port", "0", "--metrics-port", "-1",
+    code = main(["serve", str(tiny_bundle), "--port", "0", "--http-port", "-1", "--metrics-port", "-1",
                  "--verify-key", str(signed[1])])
     err = capsys.readouterr().err
     assert code != 0 and "unsigned bundle" in err and "Traceback" not in err

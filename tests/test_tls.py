@@ -2,6 +2,8 @@
 a renewed certificate taken up on reload (SIGHUP) without a restart. The test makes its own CA."""
 
 import datetime
+import ssl
+import urllib.request
 
 import pytest
 import tritonclient.grpc as tc
@@ -64,9 +66,25 @@ def answers(address, ca, cert=None, key=None) -> bool:
         return False
 
 
+def rest_answers(address, ca, cert=None, key=None) -> bool:
+    """The same over REST (Python's ssl, not gRPC's): the server's health through HTTPS."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    try:
+        with urllib.request.urlopen(f"https://{address}/v2/health/ready", context=context, timeout=10) as r:
+            return r.status == 200
+    except OSError:  # ssl.SSLError and URLError are OSErrors
+        return False
+
+
+def both_answer(s, ca, cert=None, key=None) -> tuple[bool, bool]:
+    return answers(s.address, ca, cert, key), rest_answers(s.http_address, ca, cert, key)
+
+
 def start(tiny_bundle, **tls):
-    return Server(tiny_bundle, ServerOptions(host="localhost", port=0, metrics_port=None, threads=1,
-                                             **tls)).start()
+    return Server(tiny_bundle, ServerOptions(host="localhost", port=0, http_port=0, metrics_port=None,
+                                             threads=1, **tls)).start()
 
 
 def test_tls_round_trip_and_plaintext_refused(tiny_bundle, tmp_path):
@@ -74,9 +92,11 @@ def test_tls_round_trip_and_plaintext_refused(tiny_bundle, tmp_path):
     cert, key = ca.issue("server", dns="localhost")
     s = start(tiny_bundle, tls_cert=cert, tls_key=key)
     try:
-        assert answers(s.address, ca.pem)
+        assert both_answer(s, ca.pem) == (True, True)
         with pytest.raises(InferenceServerException):
             tc.InferenceServerClient(s.address).is_server_live()
+        with pytest.raises(OSError):  # plain HTTP to the TLS port
+            urllib.request.urlopen(f"http://{s.http_address}/v2/health/ready", timeout=10)
     finally:
         s.stop(0)
 
@@ -86,9 +106,9 @@ def test_mutual_tls_answers_only_clients_with_a_certificate_from_its_ca(tiny_bun
     cert, key = ca.issue("server", dns="localhost")
     s = start(tiny_bundle, tls_cert=cert, tls_key=key, tls_client_ca=ca.pem)
     try:
-        assert answers(s.address, ca.pem, *ca.issue("rig-7"))
-        assert not answers(s.address, ca.pem)  # no client certificate
-        assert not answers(s.address, ca.pem, *stranger.issue("intruder"))
+        assert both_answer(s, ca.pem, *ca.issue("rig-7")) == (True, True)
+        assert both_answer(s, ca.pem) == (False, False)  # no client certificate
+        assert both_answer(s, ca.pem, *stranger.issue("intruder")) == (False, False)
     finally:
         s.stop(0)
 
@@ -98,14 +118,14 @@ def test_a_renewed_certificate_is_taken_up_on_reload(tiny_bundle, tmp_path):
     cert, key = old.issue("server", dns="localhost")
     s = start(tiny_bundle, tls_cert=cert, tls_key=key)
     try:
-        assert answers(s.address, old.pem) and not answers(s.address, new.pem)
+        assert both_answer(s, old.pem) == (True, True) and both_answer(s, new.pem) == (False, False)
         renewed_cert, renewed_key = new.issue("server-renewed", dns="localhost")
         cert.write_bytes(renewed_cert.read_bytes())  # renewed in place, as certbot or a rig agent does
         key.write_bytes(renewed_key.read_bytes())
         s.tls.reload()  # what SIGHUP does
-        assert answers(s.address, new.pem) and not answers(s.address, old.pem)
+        assert both_answer(s, new.pem) == (True, True) and both_answer(s, old.pem) == (False, False)
         key.write_text("half-written")  # a broken renewal keeps the certificate that works
         s.tls.reload()
-        assert answers(s.address, new.pem)
+        assert both_answer(s, new.pem) == (True, True)
     finally:
         s.stop(0)

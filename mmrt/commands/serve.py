@@ -1,4 +1,4 @@
-"""`mmrt serve BUNDLE`: the KServe v2 / Triton gRPC server (torch-free; the `serve` extra)."""
+"""`mmrt serve BUNDLE`: the KServe v2 / Triton server, gRPC and REST (torch-free; the `serve` extra)."""
 
 from __future__ import annotations
 
@@ -49,16 +49,19 @@ def _add(group, flags: dict) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve a bundle over gRPC (KServe v2 / Triton protocol)",
-                       description="Serve BUNDLE over the KServe v2 / Triton gRPC protocol: each request "
-                       "runs only the encoders of the modalities it carries (AUDIO, VIDEO, TEXT), "
-                       "fuses their embeddings and answers SCORES (and EMBEDDING on request). "
+    p = sub.add_parser("serve", help="serve a bundle over gRPC and REST (KServe v2 / Triton protocol)",
+                       description="Serve BUNDLE over the KServe v2 / Triton protocol, gRPC and REST: "
+                       "each request runs only the encoders of the modalities it carries (AUDIO, VIDEO, "
+                       "TEXT), fuses their embeddings and answers SCORES (and EMBEDDING on request). "
                        "Streams accumulate modalities per sequence_id. SIGTERM or SIGINT drains "
                        "in-flight requests and exits 0.")
     p.add_argument("bundle", type=Path, help="bundle folder from 'mmrt export'")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback "
                    "only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001; 0 picks a free one)")
+    p.add_argument("--http-port", type=int, default=8000,
+                   help="KServe v2 REST port, Triton's HTTP API (default 8000; 0 picks a free "
+                   "one; -1 for none)")
     p.add_argument("--metrics-port", type=int, default=8002,
                    help="Prometheus metrics over HTTP (default 8002; -1 for none)")
     p.add_argument("--metrics-host", default="127.0.0.1",
@@ -105,7 +108,8 @@ def _options(args: argparse.Namespace):
     from mmrt.runtime.sequences import SequenceLimits
     from mmrt.runtime.server import ServerOptions
 
-    for flag, (_, _, low, _) in {**LIMIT_FLAGS, **CAPACITY_FLAGS, "--port": (int, 0, 0, "")}.items():
+    for flag, (_, _, low, _) in {**LIMIT_FLAGS, **CAPACITY_FLAGS, "--port": (int, 0, 0, ""),
+                                 "--http-port": (int, -1, -1, "")}.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value < low:
             raise UserError(f"{flag} {value}: expected {low:g} or more")
@@ -122,7 +126,8 @@ def _options(args: argparse.Namespace):
         raise UserError(f"{DELAY_ENV}={os.environ[DELAY_ENV]!r}: expected milliseconds") from None
     a = args
     return ServerOptions(
-        host=a.host, port=a.port, metrics_port=None if a.metrics_port < 0 else a.metrics_port,
+        host=a.host, port=a.port, http_port=None if a.http_port < 0 else a.http_port,
+        metrics_port=None if a.metrics_port < 0 else a.metrics_port,
         metrics_host=a.metrics_host, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_client_ca=a.tls_client_ca,
         verify_key=a.verify_key,
         token=read_token(a.token_file) if a.token_file is not None else None, max_message_mb=a.max_message_mb,
@@ -141,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from mmrt.runtime.server import Server
 
     server = Server(args.bundle, _options(args)).start()
-    print(f"mmrt serve: listening on {server.address}", flush=True)
+    print(f"mmrt serve: listening on {server.address}", flush=True)  # the gRPC address, first
+    if server.http_address:
+        print(f"mmrt serve: REST listening on {server.http_address}", flush=True)
     server.serve_until_signal()
     return 0
