@@ -17,6 +17,7 @@ class Status(Enum):
     CANCELLED = "cancelled"  # the client cancelled, or its deadline passed: nobody reads the answer
     DEADLINE_EXCEEDED = "deadline exceeded"  # the server's own time limit (an idle stream, a slow upload)
     UNAUTHENTICATED = "unauthenticated"
+    ALREADY_EXISTS = "already exists"
     INTERNAL = "internal"
 
 

@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 import mmrt
 from mmrt.bundle import EMBEDDING, SCORES, input_name
 from mmrt.runtime.batcher import always
@@ -16,13 +18,15 @@ from mmrt.runtime.errors import InferError, Status, invalid, shown
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import model_config_pb2 as mc
-from mmrt.runtime.tensors import decode_inputs, encode_output
+from mmrt.runtime.shm import SharedMemoryRegions
+from mmrt.runtime.tensors import decode_inputs, encode_output, shared_memory
 
 VERSION = "1"  # a bundle is one model version
 PLATFORM = "mmrt_multimodal"
 # Every input's shape with its batch axis, as ModelMetadata reports it; ModelConfig's dims are the
 # same without the batch axis (Triton's rule with max_batch_size > 0). TEXT [B] is accepted too.
 TENSOR_SHAPES = {"audio": [-1, -1], "video": [-1, -1, -1, -1, 3], "text": [-1, 1]}
+EXTENSIONS = ["model_configuration", "sequence", "statistics", "system_shared_memory", "binary_tensor_data"]
 CONFIG_TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8, "BYTES": mc.TYPE_STRING}
 
 
@@ -69,9 +73,11 @@ class Stats:
 class KServeModel:
     """One served model's protocol calls. ``draining``: not ready, and no new sequence starts."""
 
-    def __init__(self, engine: Engine, metrics: Metrics | None = None):
+    def __init__(self, engine: Engine, metrics: Metrics | None = None,
+                 regions: SharedMemoryRegions | None = None):
         self.engine, self.manifest = engine, engine.manifest
         self.metrics = metrics or Metrics()
+        self.regions = regions if regions is not None else SharedMemoryRegions()
         self.stats = Stats()
         self.draining = False
 
@@ -95,7 +101,7 @@ class KServeModel:
 
     def server_metadata(self, request) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="mmrt", version=mmrt.__version__,
-                                         extensions=["model_configuration", "sequence", "statistics"])
+                                         extensions=EXTENSIONS)
 
     def _tensors(self):
         m = self.manifest
@@ -154,12 +160,14 @@ class KServeModel:
         label = "invalid"
         try:
             self._check_model(request.model_name, request.model_version)
-            tensors = decode_inputs(request, self.engine.limits)
+            tensors = decode_inputs(request, self.engine.limits, self.regions)
             label = "+".join(m for m in self.manifest.modalities if input_name(m) in tensors) or "none"
-            wanted = [o.name for o in request.outputs] or [SCORES]
+            wanted = {o.name: shared_memory(o.parameters, f"output {shown(o.name)}") for o in request.outputs}
+            wanted = wanted or {SCORES: None}
             for name in wanted:
                 if name not in (SCORES, EMBEDDING):
                     raise invalid(f"unknown output {shown(name)} (this model gives {[SCORES, EMBEDDING]})")
+            self._check_output_regions(wanted, max((len(x) for x in tensors.values()), default=0))
             sequence = _sequence(request)
             if sequence is not None and sequence.start and self.draining:
                 raise InferError(Status.UNAVAILABLE, "the server is shutting down: start new sequences "
@@ -167,12 +175,12 @@ class KServeModel:
             result = self.engine.infer(tensors, sequence, alive)
             if not alive():
                 raise InferError(Status.CANCELLED, "the client left before the answer was ready")
+            response = self._response(request, result, wanted)
         except InferError as e:
             outcome = "cancelled" if e.status is Status.CANCELLED else "error"
             self.stats.record(False, time.perf_counter_ns() - started)
             self.metrics.requests.labels(outcome, label).inc()
             raise
-        response = self._response(request, result, wanted)
         self.stats.record(True, time.perf_counter_ns() - started, len(result.scores))
         self.metrics.requests.labels("success", label).inc()
         self.metrics.latency.labels(label).observe(result.server_ns / 1e9)
@@ -181,13 +189,50 @@ class KServeModel:
         self.metrics.sequences.set(len(self.engine.sequences))
         return response
 
-    def _response(self, request, result: Result, wanted: list[str]) -> pb.ModelInferResponse:
+    def _response(self, request, result: Result, wanted: dict) -> pb.ModelInferResponse:
         response = pb.ModelInferResponse(model_name=self.manifest.name, model_version=VERSION, id=request.id)
         response.parameters["modalities_used"].string_param = "+".join(result.used)
         response.parameters["server_time_ns"].int64_param = result.server_ns
         if result.failed:
             response.parameters["modalities_failed"].string_param = "+".join(
                 m for m in self.manifest.modalities if m in result.failed)
-        for name in wanted:
-            encode_output(response, name, result.scores if name == SCORES else result.embedding)
+        for name, where in wanted.items():
+            array = result.scores if name == SCORES else result.embedding
+            if where is None:
+                encode_output(response, name, array)
+                continue
+            region, offset, _ = where  # written into the client's region, not into the message
+            data = np.ascontiguousarray(array, dtype="<f4")
+            self.regions.write(region, offset, data, f"output {name!r}")
+            tensor = response.outputs.add(name=name, datatype="FP32", shape=list(array.shape))
+            tensor.parameters["shared_memory_region"].string_param = region
+            tensor.parameters["shared_memory_byte_size"].int64_param = data.nbytes
+            if offset:
+                tensor.parameters["shared_memory_offset"].int64_param = offset
         return response
+
+    def _check_output_regions(self, wanted: dict, batch: int) -> None:
+        """Outputs asked into shared memory must fit their windows: checked before any work."""
+        width = {SCORES: len(self.manifest.classes), EMBEDDING: self.manifest.embedding_dim}
+        for name, where in wanted.items():
+            if where is not None:
+                need = 4 * batch * width[name]
+                if where[2] < need:
+                    raise invalid(f"output {name!r}: shared_memory_byte_size {where[2]}, the answer "
+                                  f"needs {need}")
+                self.regions.check(where[0], where[1], need, f"output {name!r}")
+
+    def shm_status(self, request) -> pb.SystemSharedMemoryStatusResponse:
+        response = pb.SystemSharedMemoryStatusResponse()
+        for r in self.regions.status(request.name):
+            response.regions[r.name].CopyFrom(response.RegionStatus(name=r.name, key=r.key, offset=r.offset,
+                                                                    byte_size=r.byte_size))
+        return response
+
+    def shm_register(self, request) -> pb.SystemSharedMemoryRegisterResponse:
+        self.regions.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    def shm_unregister(self, request) -> pb.SystemSharedMemoryUnregisterResponse:
+        self.regions.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()

@@ -23,6 +23,7 @@ class Limits:
     max_video_side: int = 4096  # height and width of a frame, in pixels
     max_video_aspect: float = 16.0  # long side over short side
     max_text_bytes: int = 4096  # per row, checked before tokenizing
+    max_shm_mb: float = 64.0  # bytes one request's inputs may copy out of shared memory, together
 
     def check_rows(self, name: str, rows: int) -> None:
         if rows > self.max_batch:

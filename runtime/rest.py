@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from mmrt.runtime.admission import Admission
-from mmrt.runtime.errors import InferError, Status, shown
+from mmrt.runtime.errors import InferError, Status, invalid, shown
 from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.ratelimit import RateLimitedLog
 from mmrt.runtime.rest_codec import HEADER_LENGTH, message_json, parse_infer, render_infer
+from mmrt.runtime.workers import on_worker
 
 warn = RateLimitedLog(logging.getLogger(__name__))
 HTTP_CODES = {Status.INVALID_ARGUMENT: 400, Status.NOT_FOUND: 404, Status.RESOURCE_EXHAUSTED: 429,
               Status.UNAVAILABLE: 503, Status.CANCELLED: 499, Status.DEADLINE_EXCEEDED: 408,
-              Status.UNAUTHENTICATED: 401, Status.INTERNAL: 500}
+              Status.UNAUTHENTICATED: 401, Status.ALREADY_EXISTS: 409, Status.INTERNAL: 500}
 INTERNAL_MESSAGE = "internal error (the server's log has the details)"
 MODEL = "/v2/models/{name}"
 VERSIONED = "/v2/models/{name}/versions/{version}"
@@ -58,8 +59,13 @@ class RestFrontEnd:
         for base in (MODEL, VERSIONED):
             get += [(base, self.model_metadata), (base + "/ready", self.model_ready),
                     (base + "/config", self.model_config), (base + "/stats", self.statistics)]
+        shm, region = "/v2/systemsharedmemory", "/v2/systemsharedmemory/region/{region}"
+        get += [(shm + "/status", self.shm_status), (region + "/status", self.shm_status)]
+        post = [(base + "/infer", self.infer) for base in (MODEL, VERSIONED)]
+        post += [(region + "/register", self.shm_register), (shm + "/unregister", self.shm_unregister),
+                 (region + "/unregister", self.shm_unregister)]
         self.app.add_routes([web.get(path, handler) for path, handler in get]
-                            + [web.post(base + "/infer", self.infer) for base in (MODEL, VERSIONED)])
+                            + [web.post(path, handler) for path, handler in post])
 
     @web.middleware
     async def _gate(self, request: web.Request, handler):
@@ -113,6 +119,32 @@ class RestFrontEnd:
     async def statistics(self, request: web.Request) -> web.Response:
         return self._call(request, self.model.model_statistics, pb.ModelStatisticsRequest)
 
+    async def shm_status(self, request: web.Request) -> web.Response:
+        name = request.match_info.get("region", "")
+        status = self.model.shm_status(pb.SystemSharedMemoryStatusRequest(name=name))
+        return web.json_response([message_json(r) for r in status.regions.values()])
+
+    async def shm_register(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if len(body) > 4096:
+            raise invalid("a region's registration is a small JSON object")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise invalid("the registration is not JSON") from None
+        doc = doc if isinstance(doc, dict) else {}
+        key, offset, size = (doc.get(k) for k in ("key", "offset", "byte_size"))
+        if not isinstance(key, str) or type(size) is not int or type(offset or 0) is not int:
+            raise invalid("a registration: expected {'key': string, 'offset': integer, 'byte_size': integer}")
+        self.model.shm_register(pb.SystemSharedMemoryRegisterRequest(
+            name=request.match_info["region"], key=key, offset=offset or 0, byte_size=size))
+        return web.Response(status=200)
+
+    async def shm_unregister(self, request: web.Request) -> web.Response:
+        name = request.match_info.get("region", "")
+        self.model.shm_unregister(pb.SystemSharedMemoryUnregisterRequest(name=name))
+        return web.Response(status=200)
+
     async def infer(self, request: web.Request) -> web.Response:
         async with self.admission.slot("calls"):
             try:
@@ -123,8 +155,7 @@ class RestFrontEnd:
             name, version = request.match_info["name"], request.match_info.get("version", "")
             header_length = request.headers.get(HEADER_LENGTH)
             alive = connected(request)
-            out, length = await asyncio.get_running_loop().run_in_executor(
-                self.pool, self._infer, body, header_length, name, version, alive)
+            out, length = await on_worker(self.pool, self._infer, body, header_length, name, version, alive)
         headers = {} if length is None else {HEADER_LENGTH: str(length)}
         return web.Response(body=out, headers=headers,
                             content_type="application/json" if length is None else "application/octet-stream")

@@ -125,10 +125,12 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         if datatype not in DATATYPES:
             raise invalid(f"input {shown(name)}: unknown datatype {shown(datatype)} "
                           f"(expected one of {sorted(DATATYPES)})")
-        request.inputs.add(name=name, datatype=datatype, shape=shape)
+        added = request.inputs.add(name=name, datatype=datatype, shape=shape)
         params = _object(t.get("parameters", {}), f"input {shown(name)}: 'parameters'")
         size = params.get("binary_data_size")
-        if size is not None:
+        if "shared_memory_region" in params:  # the bytes are in the region, not in the body
+            set_parameters(added.parameters, params, f"input {shown(name)}: parameter")
+        elif size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise invalid(f"input {shown(name)}: binary_data_size {shown(str(size))}, but "
                               f"{len(binary) - offset} bytes of binary data remain")
@@ -148,7 +150,9 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
             raise invalid("an output: expected a 'name' string")
         wanted = _object(t.get("parameters", {}), f"output {shown(t['name'])}: 'parameters'")
         binary_outputs[t["name"]] = wanted.get("binary_data", default) is True
-        request.outputs.add(name=t["name"])
+        added = request.outputs.add(name=t["name"])
+        if "shared_memory_region" in wanted:
+            set_parameters(added.parameters, wanted, f"output {shown(t['name'])}: parameter")
     return RestRequest(request, binary_outputs, default)
 
 
@@ -159,8 +163,14 @@ def render_infer(response: pb.ModelInferResponse, wanted: RestRequest) -> tuple[
         doc["id"] = response.id
     doc["parameters"] = parameters_json(response.parameters)
     doc["outputs"], binary = [], []
-    for tensor, raw in zip(response.outputs, response.raw_output_contents, strict=True):
+    raw_contents = iter(response.raw_output_contents)
+    for tensor in response.outputs:
         entry: dict = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+        if "shared_memory_region" in tensor.parameters:  # written into the client's region
+            entry["parameters"] = parameters_json(tensor.parameters)
+            doc["outputs"].append(entry)
+            continue
+        raw = next(raw_contents)
         if wanted.binary.get(tensor.name, wanted.binary_default):
             entry["parameters"] = {"binary_data_size": len(raw)}
             binary.append(raw)

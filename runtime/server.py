@@ -229,6 +229,7 @@ class Server:
             self.loop.close()
         self.servicer.close()
         self.engine.close()
+        self.model.regions.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         self.stopped.set()

@@ -19,6 +19,7 @@ from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.ratelimit import RateLimitedLog
+from mmrt.runtime.workers import on_worker
 
 warn = RateLimitedLog(logging.getLogger(__name__))
 INTERNAL_MESSAGE = "internal error (the server's log has the details)"  # never a Python exception's text
@@ -28,6 +29,7 @@ GRPC_CODES = {Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
               Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, Status.CANCELLED: grpc.StatusCode.CANCELLED,
               Status.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
               Status.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+              Status.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
               Status.INTERNAL: grpc.StatusCode.INTERNAL}
 
 
@@ -90,9 +92,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(self, request, context):
         return await self._answer(context, self.model.model_statistics, request)
 
+    async def SystemSharedMemoryStatus(self, request, context):
+        return await self._answer(context, self.model.shm_status, request)
+
+    async def SystemSharedMemoryRegister(self, request, context):
+        return await self._answer(context, self.model.shm_register, request)
+
+    async def SystemSharedMemoryUnregister(self, request, context):
+        return await self._answer(context, self.model.shm_unregister, request)
+
     async def _infer(self, request, alive) -> pb.ModelInferResponse:
         """One inference on a worker thread (InferError and bugs raise through)."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self.model.infer, request, alive)
+        return await on_worker(self.pool, self.model.infer, request, alive)
 
     async def ModelInfer(self, request, context):
         try:

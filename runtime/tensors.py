@@ -11,6 +11,7 @@ import numpy as np
 
 from mmrt.runtime.errors import invalid, shown
 from mmrt.runtime.limits import Limits
+from mmrt.runtime.shm import SharedMemoryRegions
 
 # Triton datatype name -> numpy dtype, and the InferTensorContents field that carries it.
 DATATYPES = {
@@ -63,15 +64,38 @@ def decode_bytes(name: str, raw: bytes, count: int) -> np.ndarray:
     return out
 
 
-def decode_inputs(request, limits: Limits | None = None) -> dict[str, np.ndarray]:
+def shared_memory(params, what: str) -> tuple[str, int, int] | None:
+    """A tensor's system shared-memory parameters (region, offset, byte size), or None."""
+    if "shared_memory_region" not in params:
+        return None
+    region = params["shared_memory_region"]
+    if region.WhichOneof("parameter_choice") != "string_param":
+        raise invalid(f"{what}: parameter 'shared_memory_region' must be a string")
+    numbers = []
+    for key, default in (("shared_memory_offset", 0), ("shared_memory_byte_size", None)):
+        p = params.get(key)
+        kind = p.WhichOneof("parameter_choice") if p is not None else None
+        if kind not in ("int64_param", "uint64_param") and not (p is None and default is not None):
+            raise invalid(f"{what}: parameter {key!r} must be an integer")
+        numbers.append(default if p is None else getattr(p, kind))
+    return region.string_param, numbers[0], numbers[1]
+
+
+def decode_inputs(request, limits: Limits | None = None, regions: SharedMemoryRegions | None = None
+                  ) -> dict[str, np.ndarray]:
     """A ModelInferRequest's inputs as arrays by name, every size and type checked; with ``limits``,
-    a batch over the limit is refused before its bytes are decoded."""
-    raw = list(request.raw_input_contents)
-    if raw and len(raw) != len(request.inputs):
-        raise invalid(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs "
-                      f"(expected one per input, in order)")
+    a batch over the limit is refused before its bytes are decoded. An input may come from a
+    shared-memory region (``regions``) instead of the message."""
+    limits = limits or Limits()
+    located = [shared_memory(t.parameters, f"input {shown(t.name)}") for t in request.inputs]
+    raw = iter(request.raw_input_contents)
+    carried = sum(where is None for where in located)
+    if request.raw_input_contents and len(request.raw_input_contents) != carried:
+        raise invalid(f"raw_input_contents has {len(request.raw_input_contents)} entries for {carried} "
+                      f"inputs not in shared memory (expected one per input, in order)")
     tensors: dict[str, np.ndarray] = {}
-    for i, tensor in enumerate(request.inputs):
+    from_shm = 0
+    for tensor, where in zip(request.inputs, located, strict=True):
         name = tensor.name
         if name in tensors:
             raise invalid(f"input {shown(name)} is given twice")
@@ -80,40 +104,57 @@ def decode_inputs(request, limits: Limits | None = None) -> dict[str, np.ndarray
                           f"(expected one of {sorted(DATATYPES)})")
         dtype, field = DATATYPES[tensor.datatype]
         shape = _shape(name, tensor.shape)
-        if limits is not None:
-            limits.check_rows(name, shape[0])
+        limits.check_rows(name, shape[0])
         count = _count(shape)
-        if limits is not None and dtype.kind == "O" and count > limits.max_batch:  # strings, one per row
+        if dtype.kind == "O" and count > limits.max_batch:  # strings, one per row
             raise invalid(f"input {shown(name)}: {count} BYTES elements, at most {limits.max_batch} "
                           f"(one per row)")
-        if raw:
+        if where is not None:
+            if regions is None:
+                raise invalid(f"input {shown(name)}: this server takes no shared-memory inputs")
+            if tensor.HasField("contents"):
+                raise invalid(f"input {shown(name)}: both contents and a shared-memory region are set")
+            from_shm += where[2]
+            if from_shm > limits.max_shm_mb * (1 << 20):
+                raise invalid(f"input {shown(name)}: the request's shared-memory inputs pass "
+                              f"{limits.max_shm_mb:g} MB (the server's --max-shm-mb)")
+            array = _from_bytes(name, tensor.datatype, shape, count,
+                                regions.read(where[0], where[1], where[2], f"input {shown(name)}"))
+        elif request.raw_input_contents:
             if tensor.HasField("contents"):
                 raise invalid(f"input {shown(name)}: both contents and raw_input_contents are set")
-            if dtype.kind == "O":
-                array = decode_bytes(name, raw[i], count)
-            else:
-                if len(raw[i]) != count * dtype.itemsize:
-                    raise invalid(f"input {shown(name)}: {len(raw[i])} raw bytes, shape {list(shape)} of "
-                                  f"{tensor.datatype} needs {count * dtype.itemsize}")
-                array = np.frombuffer(raw[i], dtype=dtype.newbyteorder("<"))
+            array = _from_bytes(name, tensor.datatype, shape, count, next(raw))
         else:
-            if field is None:
-                raise invalid(f"input {shown(name)}: {tensor.datatype} must be sent as raw_input_contents")
-            values = getattr(tensor.contents, field)
-            if len(values) != count:
-                raise invalid(f"input {shown(name)}: {len(values)} values in contents.{field}, shape "
-                              f"{list(shape)} needs {count}")
-            if dtype.kind == "O":
-                array = np.empty(count, dtype=object)
-                array[:] = list(values)
-            else:
-                try:
-                    array = np.asarray(values, dtype=dtype)
-                except OverflowError:
-                    raise invalid(f"input {shown(name)}: a value is out of range for "
-                                  f"{tensor.datatype}") from None
+            array = _from_contents(name, tensor, field, dtype, shape, count)
         tensors[name] = array.reshape(shape)
     return tensors
+
+
+def _from_bytes(name: str, datatype: str, shape, count: int, data) -> np.ndarray:
+    dtype = DATATYPES[datatype][0]
+    if dtype.kind == "O":
+        return decode_bytes(name, bytes(data), count)
+    if len(data) != count * dtype.itemsize:
+        raise invalid(f"input {shown(name)}: {len(data)} raw bytes, shape {list(shape)} of "
+                      f"{datatype} needs {count * dtype.itemsize}")
+    return np.frombuffer(data, dtype=dtype.newbyteorder("<"))
+
+
+def _from_contents(name: str, tensor, field: str | None, dtype, shape, count: int) -> np.ndarray:
+    if field is None:
+        raise invalid(f"input {shown(name)}: {tensor.datatype} must be sent as raw_input_contents")
+    values = getattr(tensor.contents, field)
+    if len(values) != count:
+        raise invalid(f"input {shown(name)}: {len(values)} values in contents.{field}, shape "
+                      f"{list(shape)} needs {count}")
+    if dtype.kind == "O":
+        array = np.empty(count, dtype=object)
+        array[:] = list(values)
+        return array
+    try:
+        return np.asarray(values, dtype=dtype)
+    except OverflowError:
+        raise invalid(f"input {shown(name)}: a value is out of range for {tensor.datatype}") from None
 
 
 def encode_output(response, name: str, array: np.ndarray) -> None:

@@ -73,3 +73,21 @@ def test_sequences_expire_when_idle_and_free_their_slot():
         turn.apply({})
     with pytest.raises(InferError, match="unknown or expired"):
         store.turn(1, start=False, end=False, batch=1)
+
+
+def test_a_stopiteration_on_a_worker_becomes_an_error_not_a_hung_call():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmrt.runtime.workers import on_worker
+
+    def first_of(items):
+        return next(iter(items))  # an empty request once did this: the call never answered
+
+    async def call():
+        with ThreadPoolExecutor(1) as pool:
+            assert await on_worker(pool, first_of, [7]) == 7
+            return await asyncio.wait_for(on_worker(pool, first_of, []), 10)
+
+    with pytest.raises(RuntimeError, match="first_of raised StopIteration"):
+        asyncio.run(call())

@@ -23,6 +23,7 @@ LIMIT_FLAGS = {
     "--max-video-side": (int, 4096, 1, "pixels on a frame's longer side"),
     "--max-video-aspect": (float, 16.0, 1, "a frame's long side over its short side"),
     "--max-text-bytes": (int, 4096, 1, "UTF-8 bytes per text row, before tokenizing"),
+    "--max-shm-mb": (float, 64.0, 0, "bytes one request's inputs may copy out of shared memory"),
 }
 CAPACITY_FLAGS = {
     "--max-calls": (int, 64, 1, "ModelInfer calls at once; past it, RESOURCE_EXHAUSTED at once"),
@@ -136,7 +137,7 @@ def _options(args: argparse.Namespace):
         threads=a.threads,
         batching=BatchingOptions(not a.no_batching, a.max_batch, a.max_queue_delay_ms / 1000),
         limits=Limits(a.max_batch, round(a.max_audio_s * SAMPLE_RATE), a.max_video_frames, a.max_video_side,
-                      a.max_video_aspect, a.max_text_bytes),
+                      a.max_video_aspect, a.max_text_bytes, a.max_shm_mb),
         sequences=SequenceLimits(a.max_sequences, a.sequence_idle_s, a.max_sequence_mb),
         grace_s=a.grace_s, drain_delay_s=a.drain_delay_s, faults=faults, delay_s=delay_s,
         monolithic=a.monolithic)
