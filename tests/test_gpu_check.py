@@ -1,0 +1,35 @@
+"""The GPU check script, run as far as a CPU can run it: every step on the CPU with --allow-cpu,
+and a clear stop at the first step without it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def gpu_check(*args):
+    return subprocess.run([sys.executable, "-m", "mmrt.benchmarks.gpu_check", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_every_step_runs_on_the_cpu_and_reports(tiny_data, tmp_path):
+    r = gpu_check("--out", str(tmp_path), "--preset", "tiny", "--data", str(tiny_data), "--allow-cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps = json.loads((tmp_path / "report.json").read_text())["steps"]
+    assert {k: v["status"] for k, v in steps.items()} == {
+        "environment": "ok", "train": "ok", "export": "ok", "batch 1 against batch 32": "ok", "serve": "ok"}
+    assert steps["serve"]["result"]["subsets"] == 7
+    assert float(steps["serve"]["result"]["max_abs_difference_vs_cpu"]) < 1e-5
+    assert any("rows/s at batch 1" in v for v in steps["batch 1 against batch 32"]["result"].values())
+    assert "## serve: ok" in (tmp_path / "report.md").read_text()
+
+
+def test_without_a_gpu_it_stops_at_the_environment_and_says_why(tmp_path):
+    r = gpu_check("--out", str(tmp_path))
+    assert r.returncode == 1
+    steps = json.loads((tmp_path / "report.json").read_text())["steps"]
+    assert list(steps) == ["environment"] and steps["environment"]["status"] == "failed"
+    assert "--allow-cpu" in steps["environment"]["error"]
