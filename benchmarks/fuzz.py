@@ -1,4 +1,4 @@
-"""Hostile input for `mmrt serve`: hypothesis-generated malformed KServe v2 requests over gRPC.
+"""Hostile input for `mmrt serve`: hypothesis-generated malformed KServe v2 requests, gRPC and REST.
 
     python -m mmrt.benchmarks.fuzz --bundle runs/quickstart/bundle [--requests 10000]
 
@@ -7,7 +7,8 @@ raw_input_contents counts that do not match the inputs, payloads of the wrong le
 parameters, model names and versions, 100 KB strings in every field a message could echo, and
 stream requests with broken sequence flags; then well-formed requests built to cost the most
 (``fuzz_cost``) and stream and deadline abuse (``fuzz_streams``), all while idle and half-open
-streams hold the stream slots they can. Pass: the server never crashes, every request gets a
+streams hold the stream slots they can, and hostile REST bodies (``fuzz_rest``).
+Pass: the server never crashes, every request gets a
 proper status (never UNKNOWN, never a dropped connection) with a short message, health stays
 SERVING, and a valid request afterwards gets the right answer. The test suite runs the same
 strategies with fewer examples (tests/test_fuzz.py).
@@ -46,7 +47,8 @@ MAX_DETAIL = 1_000  # characters: no message may be longer, whatever the request
 def parameters(draw, target) -> None:
     for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from(["sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
-                                    "binary_data_output", draw(st.text(max_size=8)), LONG]))
+                                    "binary_data_output", "shared_memory_region", "shared_memory_byte_size",
+                                    "shared_memory_offset", draw(st.text(max_size=8)), LONG]))
         kind = draw(st.sampled_from(["bool_param", "int64_param", "string_param", "double_param",
                                      "uint64_param"]))
         value = {"bool_param": st.booleans(), "int64_param": st.integers(-(1 << 63), (1 << 63) - 1),
@@ -137,12 +139,13 @@ class Fuzzer:
 
 
 def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float = 0.1, held: int = 8,
-         pid: int | None = None, max_bytes: int = (4 << 20) - (64 << 10)) -> dict:
+         pid: int | None = None, max_bytes: int = (4 << 20) - (64 << 10), rest: str | None = None,
+         rest_share: float = 0.2) -> dict:
     """Send at least ``count`` hostile requests: about ``stream_share`` inside streams of 1-6
     requests and ``cost_share`` built to cost the most (under ``max_bytes``), then shared-sequence
-    and short-deadline abuse, all while ``held`` idle and ``held`` half-open streams hang on.
-    The status tallies, the costs against normal requests (memory too, given the server's
-    ``pid``) and the checks after."""
+    and short-deadline abuse, all while ``held`` idle and ``held`` half-open streams hang on;
+    with the server's ``rest`` address, ``rest_share`` more as REST bodies. The status tallies,
+    the costs against normal requests (memory too, given the server's ``pid``) and the checks after."""
     fuzzer = Fuzzer(address)
     before = fuzzer.answer()
     hanging = HeldStreams(address, idle=held, half_open=held)
@@ -179,6 +182,12 @@ def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float 
         fuzzer.codes[f"DEADLINE_{code}"] += n
         if code not in EXPECTED | {"DEADLINE_EXCEEDED"}:
             fuzzer.unexpected.append(f"short deadline: {n} x {code}")
+    if rest is not None:
+        from mmrt.benchmarks.fuzz_rest import fuzz_rest
+
+        rest_codes, rest_unexpected = fuzz_rest(rest, max(int(count * rest_share), 1))
+        fuzzer.codes.update({f"REST_{code}": n for code, n in rest_codes.items()})
+        fuzzer.unexpected += [f"REST {u}" for u in rest_unexpected]
     healthy_while_held = fuzzer.healthy()
     held_codes = hanging.close()
     seconds = time.perf_counter() - start
@@ -203,8 +212,9 @@ def main() -> None:
     defaults = ServerOptions()  # the server runs with its default limits
     held = defaults.admission.max_streams // 2 - 1  # idle and as many half-open: all but 2 slots
     max_bytes = (defaults.max_message_mb << 20) - (64 << 10)  # room for the message's framing
-    with ServerProcess(args.bundle, threads=1) as server:
-        result = fuzz(server.url, args.requests, held=held, pid=server.proc.pid, max_bytes=max_bytes)
+    with ServerProcess(args.bundle, threads=1, http=True) as server:
+        result = fuzz(server.url, args.requests, held=held, pid=server.proc.pid, max_bytes=max_bytes,
+                      rest=server.http_url)
     result["server_exit_code"] = server.proc.returncode  # 0: it drained and stopped cleanly
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -11,10 +11,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_server_answers_hostile_requests_with_proper_statuses(tiny_bundle):
-    options = ServerOptions(port=0, metrics_port=None, threads=1)
+    options = ServerOptions(port=0, http_port=0, metrics_port=None, threads=1)
     server = Server(tiny_bundle, options).start()
     try:
-        result = fuzz(server.address, count=300)
+        result = fuzz(server.address, count=300, rest=server.http_address)
     finally:
         server.stop(0)
     assert result["unexpected"] == []
@@ -25,3 +25,4 @@ def test_the_server_answers_hostile_requests_with_proper_statuses(tiny_bundle):
     assert result["healthy_with_streams_held"]  # 8 idle and 8 half-open streams hang on meanwhile
     assert codes.get("SHARED_OK", 0) > 0 and codes.get("DEADLINE_DEADLINE_EXCEEDED", 0) > 0
     assert result["costs"]["worst_time"]  # the costly requests ran and were timed
+    assert codes.get("REST_400", 0) > 20 and codes.get("REST_404", 0) > 0
