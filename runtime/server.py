@@ -31,7 +31,7 @@ from mmrt.runtime.engine import Engine
 from mmrt.runtime.gate import Gate
 from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.limits import Limits
-from mmrt.runtime.memory import limit_malloc_arenas
+from mmrt.runtime.memory import tune_malloc
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.protocol import POOL
@@ -99,7 +99,7 @@ class Server:
         self.tls = TlsFiles(o.tls_cert, o.tls_key, o.tls_client_ca) if o.tls_cert else None
         self.options = options
         warn_if_exposed(options)
-        limit_malloc_arenas()  # before any worker thread allocates
+        tune_malloc()  # before any worker thread allocates
         self.metrics = Metrics()
         bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic,
                              verify_key=options.verify_key)

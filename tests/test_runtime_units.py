@@ -91,3 +91,18 @@ def test_a_stopiteration_on_a_worker_becomes_an_error_not_a_hung_call():
 
     with pytest.raises(RuntimeError, match="first_of raised StopIteration"):
         asyncio.run(call())
+
+
+def test_malloc_is_tuned_unless_the_environment_says_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    def took(env):
+        code = "from mmrt.runtime.memory import tune_malloc; print(','.join(tune_malloc()))"
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        return run.stdout.split()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    assert took(env) == ["MALLOC_ARENA_MAX,MALLOC_MMAP_THRESHOLD_,MALLOC_TRIM_THRESHOLD_"]  # glibc here
+    assert took({**env, "MALLOC_ARENA_MAX": "4"}) == ["MALLOC_MMAP_THRESHOLD_,MALLOC_TRIM_THRESHOLD_"]

@@ -82,7 +82,7 @@ def test_health_metadata_and_config_answer_like_triton(client):
     limits = {k: v["string_value"] for k, v in config["parameters"].items() if k.startswith("max_")}
     assert limits == {"max_batch": "32", "max_audio_samples": "960000", "max_video_frames": "1024",
                       "max_video_side": "4096", "max_video_aspect": "16", "max_text_bytes": "4096",
-                      "max_sequences": "1024", "max_sequence_mb": "64"}
+                      "max_shm_mb": "64", "max_sequences": "1024", "max_sequence_mb": "64"}
     assert client.get_server_metadata(as_json=True)["name"] == "mmrt"
 
 
