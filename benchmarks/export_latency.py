@@ -25,6 +25,7 @@ from mmrt.benchmarks.timing import machine, paired_ms, timed
 from mmrt.bundle import GraphSpec
 from mmrt.export.graphs import EncoderGraph
 from mmrt.export.onnx_graph import export_graph
+from mmrt.runtime.memory import tune_malloc
 from mmrt.runtime.sessions import OrtGraph, SessionOptions
 from mmrt.training.config import ModelConfig, load_preset
 from mmrt.training.model import MultimodalModel
@@ -103,6 +104,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=50, help="timed runs at batch 1 (batch 32: 1/8 of it)")
     p.add_argument("--out", type=Path, default=Path("runs/export-latency"))
     args = p.parse_args()
+    tune_malloc()  # the server's process settings, under which its sessions run
     torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
     torch.manual_seed(0)

@@ -33,6 +33,7 @@ from mmrt.modalities import all_subsets
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.memory import tune_malloc
 from mmrt.runtime.sessions import SessionOptions
 
 WORKLOADS = {"all": None, "video dropped": ("audio", "text"), "text only": ("text",)}
@@ -127,6 +128,7 @@ def main() -> None:
     args = p.parse_args()
     if not (args.bundle / "manifest.json").is_file():
         sys.exit(f"{args.bundle}: no bundle (run 'make quickstart' or 'mmrt export' first)")
+    tune_malloc()  # the server's process settings, for the in-process engine too
     bundle = open_bundle(args.bundle, SessionOptions(threads=args.threads))
     m = bundle.manifest
     arrays = inputs_for(m, np.random.default_rng(0))
