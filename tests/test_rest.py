@@ -2,6 +2,7 @@
 binary tensors) and plain HTTP requests, answered like gRPC and like the engine in-process, with
 the same errors, token, admission and drain."""
 
+import gzip
 import json
 import struct
 import threading
@@ -187,6 +188,8 @@ def test_unknown_model_path_and_oversize_bodies_are_refused(server):
     assert error_of(get(server, "/v2/repository/nothing"))[0] == 404
     status, message = error_of(post(server, "/v2/models/mmrt/infer", b" " * (5 << 20)))  # past 4 MB
     assert status == 413
+    bomb = gzip.compress(b"\0" * (64 << 20))  # 64 KB that inflate to 64 MB: the limit is on the inflated size
+    assert error_of(post(server, "/v2/models/mmrt/infer", bomb, {"Content-Encoding": "gzip"}))[0] == 413
     big_json = json.dumps({"inputs": [{"name": "AUDIO", "shape": [1, 300_000], "datatype": "FP32",
                                        "data": [0.25] * 300_000}]}).encode()  # 1.8 MB of JSON
     status, message = error_of(post(server, "/v2/models/mmrt/infer", big_json))
