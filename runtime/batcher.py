@@ -75,6 +75,7 @@ class EncoderRunner:
         self.observe = observe  # callback(modality, rows, compute_s, queue_s) for the metrics
         self.lock = threading.Lock()  # guards the stats
         self.running = threading.Lock()  # held while the graph runs (batching on: one run at a time)
+        self.waiting = 0  # jobs queued or held by the batching thread, not yet running (under ``lock``)
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.worker = None
         if options.enabled:
@@ -88,13 +89,15 @@ class EncoderRunner:
         the caller can run another encoder meanwhile)."""
         if self.worker is None:
             return self._now(x, alive)
-        if (here and self.options.max_delay_s <= 0 and self.jobs.empty()
+        if (here and self.options.max_delay_s <= 0 and self.waiting == 0
                 and self.running.acquire(blocking=False)):
-            try:  # idle, nobody to batch with: run here
+            try:  # idle, nobody waiting to batch with: run here
                 return self._now(x, alive)
             finally:
                 self.running.release()
         future: Future = Future()
+        with self.lock:  # counted before it is queued: no caller may run ahead of it from now on
+            self.waiting += 1
         self.jobs.put(_Job(x, future, time.perf_counter_ns(), alive))
         return future
 
@@ -163,6 +166,8 @@ class EncoderRunner:
                 return
             with self.running:
                 jobs, carry = self._collect(first)
+                with self.lock:
+                    self.waiting -= len(jobs)
                 live = [j for j in jobs if self._still_wanted(j)]
                 if not live:
                     continue
