@@ -11,6 +11,7 @@ caller has left (``alive()`` false: cancelled, or past its deadline) stops befor
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ warn = RateLimitedLog(log)
 WIRE = {"audio": (np.dtype(np.float32), "FP32", (2,), "[B, samples] PCM at 16 kHz"),
         "video": (np.dtype(np.uint8), "UINT8", (5,), "[B, T, H, W, 3] RGB frames"),
         "text": (np.dtype(object), "BYTES", (1, 2), "[B] or [B, 1] UTF-8 strings")}
+
+
+# The smallest valid input of each modality: warm-up and the watchdog's check.
+PROBES = {"audio": np.zeros((1, 1600), np.float32), "video": np.zeros((1, 1, 32, 32, 3), np.uint8),
+          "text": np.array([b"ok"], dtype=object)}
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,32 @@ class Engine:
     def close(self) -> None:
         for runner in self.runners.values():
             runner.close()
+
+    def warm(self) -> None:
+        """Run every graph once (first runs allocate and tune), outside the statistics."""
+        for m in self.modalities:
+            self.bundle.encoders[m].run({input_name(m): self.preprocess(m, PROBES[m])})
+        self.bundle.head.run({EMBEDDING: np.zeros((1, self.manifest.embedding_dim), np.float32)})
+
+    def answers(self, timeout_s: float) -> bool:
+        """Whether a probe request through the whole engine (batchers included) is answered within
+        ``timeout_s``; a probe still running from before counts as no."""
+        probe = getattr(self, "_probe", None)
+        if probe is not None and probe.is_alive():
+            return False
+        done = threading.Event()
+        m = min(self.modalities, key=("text", "audio", "video").index)
+
+        def run() -> None:
+            try:
+                self.infer({input_name(m): PROBES[m]})
+                done.set()
+            except Exception as e:  # noqa: BLE001 - a failing engine is a no
+                log.warning("watchdog probe failed: %s", e)
+
+        self._probe = threading.Thread(target=run, name="mmrt-watchdog-probe", daemon=True)
+        self._probe.start()
+        return done.wait(timeout_s)
 
     def parse(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Client tensors by input name -> modality -> array, checked against the wire contract."""

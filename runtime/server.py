@@ -40,6 +40,7 @@ from mmrt.runtime.rest import RestFrontEnd, RestOptions
 from mmrt.runtime.sequences import SequenceLimits
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
+from mmrt.runtime.systemd import Systemd
 from mmrt.runtime.tls import TlsFiles
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Server:
             self.engine = Engine(bundle, options.batching, options.limits, options.sequences,
                                  faults=options.faults, observe=self.metrics.observe_encoder,
                                  delay_s=options.delay_s)
+        self.engine.warm()  # before anyone is told the server is ready
+        self.systemd = Systemd()
         self.model = KServeModel(self.engine, self.metrics)
         self.servicer = InferenceServicer(self.model, options.admission)
         self.gate = Gate(options.token)
@@ -193,6 +196,9 @@ class Server:
         m = self.engine.manifest
         metrics = f"http://{o.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "no port"
         rest = f"REST on {self.http_address}" if self.http_address else "no REST"
+        self.systemd.notify("READY=1", f"STATUS=serving {m.name} ({'+'.join(m.modalities)}) on {self.address}"
+                            + (f" and {self.http_address}" if self.http_address else ""))
+        self.systemd.start_watchdog(self.engine.answers)
         log.info("serving %s (%s%s) on %s (gRPC), %s%s; metrics on %s", m.name, "+".join(m.modalities),
                  ", monolithic baseline" if o.monolithic else "", self.address, rest,
                  " with mutual TLS" if o.tls_client_ca else " with TLS" if o.tls_cert else "", metrics)
@@ -213,6 +219,8 @@ class Server:
         listener stays open, so clients and balancers move away; then admitted calls and open
         streams get the rest of the grace; then gRPC stops."""
         deadline = time.monotonic() + grace_s
+        self.systemd.stop()
+        self.systemd.notify("STOPPING=1", "STATUS=draining")
         self.gate.draining = self.model.draining = self.rest.draining = True
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(delay_s)
