@@ -1,0 +1,35 @@
+"""The deployment recipes, checked by what can check them here: systemd-analyze for the unit,
+the repository for the container recipe (no container runtime runs on these machines)."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_systemd_unit_verifies(tmp_path):
+    unit = (ROOT / "deploy" / "mmrt.service").read_text()
+    assert re.search(r"^Type=notify$", unit, re.M) and re.search(r"^WatchdogSec=\d+$", unit, re.M)
+    for key in ("User=mmrt", "NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure"):
+        assert f"\n{key}\n" in unit, key
+    mmrt = Path(sys.executable).parent / "mmrt"  # verify wants ExecStart's program to exist
+    local = tmp_path / "mmrt.service"
+    local.write_text(unit.replace("/opt/mmrt/venv/bin/mmrt", str(mmrt)))
+    r = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+def test_the_container_recipe_installs_the_torch_free_runtime_as_a_non_root_user():
+    recipe = (ROOT / "deploy" / "Containerfile").read_text()
+    for line in re.findall(r"^COPY (.+)$", recipe, re.M):
+        for source in line.split()[:-1]:
+            assert (ROOT / source).exists(), source
+    assert re.findall(r"pip install .*", recipe) == ['pip install --no-cache-dir ".[serve]" && rm -rf /src']
+    assert re.search(r"^USER mmrt$", recipe, re.M)
+    assert '"mmrt", "serve"' in recipe and "HEALTHCHECK" in recipe
