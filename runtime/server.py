@@ -11,12 +11,10 @@ from ordinary threads.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -24,20 +22,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mmrt.errors import UserError
-from mmrt.runtime.admission import AdmissionOptions
-from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
 from mmrt.runtime.gate import Gate
 from mmrt.runtime.kserve import KServeModel
-from mmrt.runtime.limits import Limits
 from mmrt.runtime.memory import tune_malloc
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
+from mmrt.runtime.options import ServerOptions, warn_if_exposed
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.rest import RestFrontEnd, RestOptions
-from mmrt.runtime.sequences import SequenceLimits
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
 from mmrt.runtime.systemd import Systemd
@@ -46,46 +41,7 @@ from mmrt.runtime.tls import TlsFiles
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 8001
-    http_port: int | None = None  # KServe v2 REST (the CLI's default is 8000, as Triton's); None: none
-    metrics_port: int | None = 8002  # None: no metrics endpoint
-    metrics_host: str = "127.0.0.1"  # metrics stay on loopback unless asked otherwise
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None  # require client certificates signed by this CA (mutual TLS)
-    token: str | None = None  # clients send "authorization: Bearer <token>"
-    verify_key: Path | None = None  # Ed25519 public key: serve only a bundle it signed
-    max_message_mb: int = 4  # gRPC's own default; receiving costs ~4x a message's size in transient memory
-    admission: AdmissionOptions = AdmissionOptions()
-    keepalive_s: float = 60.0  # ping a connection idle this long; drop it if the ping goes unanswered
-    max_connection_idle_s: float = 300.0  # close a connection with no call for this long
-    max_connection_age_s: float = 0.0  # 0: connections may live forever
-    threads: int = 0  # ONNX Runtime intra-op threads per session (0: all cores)
-    batching: BatchingOptions = BatchingOptions()
-    limits: Limits = Limits()  # what one request may ask, checked before any work
-    sequences: SequenceLimits = SequenceLimits()
-    grace_s: float = 30.0  # how long a drain waits for admitted calls and open streams
-    drain_delay_s: float = 1.0  # lame duck: NOT_SERVING and new calls refused, before the wait
-    faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
-    delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
-    monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
-
-    def grpc_options(self) -> list[tuple[str, int]]:
-        limit, a = self.max_message_mb << 20, self.admission
-        ms = {"grpc.keepalive_time_ms": self.keepalive_s,
-              "grpc.max_connection_idle_ms": self.max_connection_idle_s,
-              "grpc.max_connection_age_ms": self.max_connection_age_s,
-              "grpc.max_connection_age_grace_ms": self.grace_s}
-        return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                ("grpc.keepalive_timeout_ms", 20_000), ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-                ("grpc.max_concurrent_streams", a.max_calls + a.max_streams + 16),  # per connection
-                *((k, int(v * 1000)) for k, v in ms.items() if v > 0)]
+__all__ = ["Server", "ServerOptions", "new_event_loop", "warn_if_exposed"]  # options live in runtime.options
 
 
 class Server:
@@ -272,14 +228,3 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-def warn_if_exposed(o: ServerOptions) -> None:
-    """A bind beyond loopback without TLS or a token lets anyone on the network in: say so."""
-    try:
-        loopback = o.host == "localhost" or ipaddress.ip_address(o.host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not (o.tls_cert or o.token):
-        log.warning("listening on %s without TLS or a token: anyone who can reach it can use the model "
-                    "(--tls-cert/--tls-key, --token-file)", o.host)

@@ -106,8 +106,8 @@ def _options(args: argparse.Namespace):
     from mmrt.runtime.admission import AdmissionOptions
     from mmrt.runtime.batcher import BatchingOptions
     from mmrt.runtime.limits import Limits
+    from mmrt.runtime.options import ServerOptions
     from mmrt.runtime.sequences import SequenceLimits
-    from mmrt.runtime.server import ServerOptions
 
     for flag, (_, _, low, _) in {**LIMIT_FLAGS, **CAPACITY_FLAGS, "--port": (int, 0, 0, ""),
                                  "--http-port": (int, -1, -1, "")}.items():
