@@ -101,6 +101,7 @@ class Engine:
         self.runners = {m: EncoderRunner(m, graphs[m], input_name(m), self.batching, observe)
                         for m in self.modalities}
         self.inputs = {input_name(m): m for m in self.modalities}
+        self._probe: threading.Thread | None = None  # the watchdog's probe request, while one runs
 
     def close(self) -> None:
         for runner in self.runners.values():
@@ -115,8 +116,7 @@ class Engine:
     def answers(self, timeout_s: float) -> bool:
         """Whether a probe request through the whole engine (batchers included) is answered within
         ``timeout_s``; a probe still running from before counts as no."""
-        probe = getattr(self, "_probe", None)
-        if probe is not None and probe.is_alive():
+        if self._probe is not None and self._probe.is_alive():
             return False
         done = threading.Event()
         m = min(self.modalities, key=("text", "audio", "video").index)
