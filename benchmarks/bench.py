@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmrt.benchmarks.client import Client, Record, ServerProcess, run_concurrently
-from mmrt.benchmarks.model_info import ModelInfo, from_bundle, from_server
+from mmrt.benchmarks.model_info import ModelInfo, from_bundle, from_server, served_precision
 from mmrt.benchmarks.workload import DropPlan, Example, key, load_examples, plan
 from mmrt.bundle import verify_bundle
 from mmrt.errors import UserError
@@ -47,6 +47,7 @@ class BenchOptions:
     streaming: bool = False
     baseline: bool = False
     threads: int = 0
+    precision: str = "auto"  # with --bundle: the server's --precision
     split: str = "eval"
     progress: bool = True
 
@@ -171,9 +172,12 @@ def run_bench(opts: BenchOptions) -> dict:
     report: dict = {"metric": manifest.metric, "modalities": list(manifest.modalities),
                     "drop": sorted(opts.drop.drop), "drop_rate": dict(opts.drop.rates),
                     "examples": len(examples)}
-    with (ServerProcess(opts.bundle, opts.threads) if opts.bundle else _Remote(opts.url)) as server:
+    flags = ("--precision", opts.precision)
+    with (ServerProcess(opts.bundle, opts.threads, flags=flags) if opts.bundle
+          else _Remote(opts.url)) as server:
         client = Client(server.url, manifest.name)
         client.check()
+        report["precision"] = served_precision(server.url, manifest.name)
         report["subsets"], ran = bench.robustness(client, "mmrt")
         phases += ran
         report["overall"], ran = bench.overall(client, "mmrt", opts.concurrency)
@@ -187,11 +191,12 @@ def run_bench(opts: BenchOptions) -> dict:
               else _Remote(opts.baseline_url)) as server:
             client = Client(server.url, manifest.name)
             client.check()
+            precision = served_precision(server.url, manifest.name)
             subsets, ran = bench.robustness(client, "monolithic")
             phases += [Phase(f"baseline {p.name}", p.records, p.seconds) for p in ran]
             overall, ran = bench.overall(client, "monolithic", opts.concurrency[:1])
             phases += [Phase(f"baseline {p.name}", p.records, p.seconds) for p in ran]
-        report["baseline"] = {"subsets": subsets, "overall": overall}
+        report["baseline"] = {"subsets": subsets, "overall": overall, "precision": precision}
         report["vs_baseline"] = comparison(report, subsets, overall)
     write_report(opts.out, report, phases, opts)
     return report

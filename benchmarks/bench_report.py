@@ -27,7 +27,8 @@ def headline(report: dict) -> str:
     left = "+".join(m for m in report["modalities"] if m not in report["drop"])
     line = (f"{dropped} dropped: {metric} {_fmt(report['overall']['score'])} on what is left "
             f"({left}; full set {_fmt(rob['full'])}); P {_fmt(rob['P'])}, R {_fmt(rob['R'])}; "
-            f"p50 {report['overall']['latency_ms']['p50']:.1f} ms")
+            f"p50 {report['overall']['latency_ms']['p50']:.1f} ms "
+            f"({report.get('precision', 'unknown').upper()})")
     vs = report.get("vs_baseline", {}).get("overall")
     if vs:
         line += (f" vs {report['baseline']['overall']['latency_ms']['p50']:.1f} ms monolithic "
@@ -40,7 +41,10 @@ def markdown(report: dict, opts) -> str:
     lines = [f"# mmrt bench ({time.strftime('%Y-%m-%d')}, {machine()})", "", headline(report), "",
              f"{report['examples']} {opts.split} examples from {opts.data}; dropped: "
              f"{', '.join(report['drop']) or 'none'}; failing at random: "
-             f"{', '.join(f'{k} {v:g}' for k, v in report['drop_rate'].items()) or 'none'}.", "",
+             f"{', '.join(f'{k} {v:g}' for k, v in report['drop_rate'].items()) or 'none'}; encoders in "
+             f"{report.get('precision', 'unknown').upper()}"
+             + (f" (monolithic baseline in {report['baseline']['precision'].upper()})" if "baseline" in report
+                else "") + ".", "",
              "## Robustness and latency by modality subset", "",
              f"| subset | {m} | drop vs full | p50 ms | p90 | p95 | p99 | server p50 ms | req/s | requests |",
              "|---" * 10 + "|"]

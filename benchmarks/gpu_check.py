@@ -9,10 +9,12 @@ Steps, each recorded in DIR/report.md and DIR/report.json as ok, skipped (with w
    ``--install`` first pip-installs the ``gpu`` extra (onnxruntime-gpu, tensorrt) where pip can;
 2. data (``mmrt data make --size tiny`` unless ``--data``), a pretraining epoch and a fine-tuning
    epoch of ``--preset`` on CUDA;
-3. export, with FP16 TensorRT engines where TensorRT is importable (export checks every graph's
-   parity against PyTorch and fails past its tolerance);
+3. export, with INT8 copies of the encoders and FP16 (and INT8) TensorRT engines where TensorRT
+   is importable (export checks every graph's parity against PyTorch and fails past its
+   tolerance; the INT8 score changes are recorded, not enforced, on the tiny data);
 4. per encoder, rows per second at batch 1 and batch 32 under every execution path present:
-   ONNX Runtime CPU, ONNX Runtime CUDA, the TensorRT engine, and torch eager on CUDA;
+   ONNX Runtime CPU, ONNX Runtime CUDA, the TensorRT engines (FP16 and INT8), and torch eager on
+   CUDA;
 5. `mmrt serve` on the GPU providers answering every modality subset through tritonclient, each
    answer against the bundle run in-process on the CPU.
 Without a GPU it stops at step 1 unless ``--allow-cpu`` (the same steps on the CPU: how the
@@ -114,11 +116,14 @@ def train(out: Path, data: Path | None, preset: str, device: str) -> dict:
 
 def export(out: Path, tensorrt: bool) -> dict:
     flags = ("--tensorrt", "--fp16") if tensorrt else ()
-    mmrt("export", str(out / "model"), "--out", str(out / "bundle"), "--overwrite", *flags)
+    mmrt("export", str(out / "model"), "--out", str(out / "bundle"), "--overwrite", "--int8",
+         "--max-score-drop", "1", *flags)
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
-    engines = sorted(g["engine"] for g in manifest["graphs"].values() if g.get("engine"))
+    engines = sorted(f for g in manifest["graphs"].values()
+                     for f in (g.get("engine"), g.get("int8_engine")) if f)
     return {"tensorrt_engines": engines or "none", "tensorrt": manifest.get("tensorrt"),
-            "parity_max_error": manifest["parity"]["max_error"]}
+            "parity_max_error": manifest["parity"]["max_error"],
+            "int8_score_change": {k: v["change"] for k, v in manifest["int8"]["score"].items()}}
 
 
 def rows_per_second(run, x: np.ndarray, repeats: int = 20) -> float:
@@ -131,15 +136,17 @@ def batching(out: Path, env: dict) -> dict:
     from mmrt.runtime.bundle import open_bundle
     from mmrt.runtime.sessions import SessionOptions
 
-    paths = {"ort-cpu": SessionOptions(providers=("CPUExecutionProvider",), use_engines=False)}
+    cpu = SessionOptions(providers=("CPUExecutionProvider",), use_engines=False)
+    paths = {"ort-cpu": (cpu, "fp32"), "ort-cpu-int8": (cpu, "int8")}
     if "CUDAExecutionProvider" in env["providers"]:
-        paths["ort-cuda"] = SessionOptions(providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-                                           use_engines=False)
+        paths["ort-cuda"] = (SessionOptions(providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+                                            use_engines=False), "fp32")
     if env["tensorrt"]:
-        paths["tensorrt-engine"] = SessionOptions(use_engines=True)
+        paths["tensorrt-engine"] = (SessionOptions(use_engines=True), "fp32")
+        paths["tensorrt-int8-engine"] = (SessionOptions(use_engines=True), "int8")
     results = {}
-    for label, options in paths.items():
-        bundle = open_bundle(out / "bundle", options)
+    for label, (options, precision) in paths.items():
+        bundle = open_bundle(out / "bundle", options, precision=precision)
         for m, graph in bundle.encoders.items():
             name = input_name(m)
 

@@ -1,8 +1,10 @@
 """``mmrt export``: a model directory -> a verified, versioned bundle (DESIGN.md section 5).
 
 Every graph is exported, checked for TensorRT-compatible operators, and compared with
-the PyTorch model on real examples before the bundle appears; it is built in a staging
-folder and renamed at the end, so a failed export leaves nothing behind.
+the PyTorch model on real examples before the bundle appears; with ``int8``, each encoder also
+gets a QDQ copy calibrated on training examples and checked by the score it keeps on the eval
+split (``export.score_check``). The bundle is built in a staging folder and renamed at the end,
+so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,10 +22,19 @@ from mmrt import atomic
 from mmrt.bundle import TOKENIZER, GraphSpec, Manifest, write_manifest
 from mmrt.errors import UserError
 from mmrt.export.graphs import bundle_graphs
+from mmrt.export.int8 import quantize_graph
 from mmrt.export.onnx_graph import check_opset, export_graph
 from mmrt.export.operators import tensorrt_problems
-from mmrt.export.parity import FP16_TOLERANCE, FP32_TOLERANCE, check_parity, graph_inputs
-from mmrt.export.samples import parity_samples
+from mmrt.export.parity import (
+    FP16_TOLERANCE,
+    FP32_TOLERANCE,
+    INT8_TOLERANCE,
+    check_parity,
+    embedding_agreement,
+    graph_inputs,
+)
+from mmrt.export.samples import calibration_batches, data_root, parity_samples
+from mmrt.export.score_check import check_drop, eval_split, score_change
 from mmrt.export.tensorrt import EngineOptions, build_engine, require_tensorrt
 from mmrt.runtime.sessions import OrtGraph, SessionOptions
 from mmrt.signing import sign_manifest
@@ -47,6 +58,9 @@ class ExportOptions:
     parity_batch: int = 8
     overwrite: bool = False
     sign: object | None = None  # an Ed25519 private key (mmrt.signing.load_private_key): writes manifest.sig
+    int8: bool = False  # also an INT8 (QDQ) copy of each encoder, checked by its score
+    calibration_examples: int = 256  # training examples per modality for INT8 calibration
+    max_score_drop: float = 0.01  # the most an INT8 subset score may fall below FP32's (absolute)
 
 
 def _check(opts: ExportOptions) -> tuple[MultimodalModel, Path | None]:
@@ -56,6 +70,10 @@ def _check(opts: ExportOptions) -> tuple[MultimodalModel, Path | None]:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name):
         raise UserError(f"--name {opts.name!r}: expected letters, digits, '.', '_' or '-' (clients put it "
                         f"in request paths)")
+    if opts.calibration_examples < 1:
+        raise UserError(f"--calibration-examples {opts.calibration_examples}: expected 1 or more")
+    if not opts.max_score_drop >= 0:
+        raise UserError(f"--max-score-drop {opts.max_score_drop}: expected 0 or more")
     if opts.tensorrt:
         require_tensorrt()
         opts.engine.check()
@@ -105,6 +123,7 @@ def export_bundle(opts: ExportOptions) -> Manifest:
     specs: dict[str, GraphSpec] = {}
     errors: dict[str, float] = {}
     engines: dict | None = None
+    int8: dict = {}
     with atomic.staged_dir(opts.out, overwrite=opts.overwrite) as stage:
         for step, (name, module) in enumerate(graphs.items(), start=1):
             inputs, outputs = module.specs
@@ -120,18 +139,27 @@ def export_bundle(opts: ExportOptions) -> Manifest:
             log.info("[%d/%d] %s: parity max error %.2g at batch 1 and %d (tolerance %.0g)", step,
                      len(graphs), path.name, errors[name], opts.parity_batch, opts.tolerance)
             if opts.tensorrt:
-                spec = GraphSpec(spec.file, spec.inputs, spec.outputs, engine=f"{name}.plan")
-                built = _engine(stage, module, spec, in_names, batches, opts)
+                spec = replace(spec, engine=f"{name}.plan")
+                built = _engine(stage, module, spec, spec.engine, in_names, batches, opts, opts.engine)
                 engines = {**built, "max_error": {**(engines or {}).get("max_error", {}),
                                                   name: built["max_error"]}}
+            if opts.int8 and name in model.modalities:
+                spec = replace(spec, int8=f"{name}.int8.onnx")
+                int8[name] = _int8(stage, model, name, spec, session, batches, tokenizer, opts)
+                if opts.tensorrt:
+                    spec = replace(spec, int8_engine=f"{name}.int8.plan")
+                    int8[name]["engine"] = _engine(stage, module, spec, spec.int8_engine, in_names, batches,
+                                                   opts, replace(opts.engine, fp16=False, int8=True))
             specs[name] = spec
         if tokenizer is not None:
             shutil.copyfile(tokenizer, stage / TOKENIZER)
+        if opts.int8:
+            int8 = _int8_scores(stage, model, specs, tokenizer, int8, opts)
         config = model.config
         manifest = Manifest(
             name=opts.name, modalities=model.modalities, embedding_dim=config.arch.embed_dim,
             classes=config.classes, task=config.task, preprocessing=_preprocessing(model, tokenizer),
-            graphs=specs, opset=opts.opset, producer=_producers(), tensorrt=engines,
+            graphs=specs, opset=opts.opset, producer=_producers(), tensorrt=engines, int8=int8 or None,
             parity={"tolerance": opts.tolerance, "batches": [1, opts.parity_batch],
                     "data": samples["source"], "max_error": errors},
             model={"preset": config.preset, "arch": config.arch.to_dict(), "history": list(config.history)})
@@ -142,14 +170,50 @@ def export_bundle(opts: ExportOptions) -> Manifest:
     return manifest
 
 
-def _engine(stage: Path, module: torch.nn.Module, spec: GraphSpec, in_names: list[str], batches: dict,
-            opts: ExportOptions) -> dict:
-    """Build the graph's engine and check it against torch like the ONNX graph (FP16: looser)."""
+def _engine(stage: Path, module: torch.nn.Module, spec: GraphSpec, plan: str, in_names: list[str],
+            batches: dict, opts: ExportOptions, engine: EngineOptions) -> dict:
+    """Build ``plan`` from the graph it is made from (``spec.int8`` for an INT8 engine) and check
+    it against torch like the ONNX graph (FP16 and INT8: looser)."""
     from mmrt.runtime.tensorrt_engine import TensorrtGraph
 
-    built = build_engine(stage / spec.file, stage / spec.engine, opts.engine)
-    tolerance = FP16_TOLERANCE if opts.engine.fp16 else opts.tolerance
-    usable = {b: x for b, x in batches.items() if opts.engine.min_batch <= b <= opts.engine.max_batch}
-    run = TensorrtGraph(stage / spec.engine, spec).run
-    built["max_error"] = check_parity(spec.engine, module, run, in_names, usable, tolerance)
+    built = build_engine(stage / (spec.int8 if engine.int8 else spec.file), stage / plan, engine)
+    tolerance = INT8_TOLERANCE if engine.int8 else FP16_TOLERANCE if engine.fp16 else opts.tolerance
+    usable = {b: x for b, x in batches.items() if engine.min_batch <= b <= engine.max_batch}
+    run = TensorrtGraph(stage / plan, spec).run
+    built["max_error"] = check_parity(plan, module, run, in_names, usable, tolerance)
     return built
+
+
+def _int8(stage: Path, model: MultimodalModel, modality: str, spec: GraphSpec, fp32: OrtGraph, batches: dict,
+          tokenizer: Path | None, opts: ExportOptions) -> dict:
+    """Quantize one encoder graph, calibrated on training examples; how far its embeddings moved."""
+    root = data_root(model, opts.data)
+    calibration = calibration_batches(model, root, tokenizer, modality, opts.calibration_examples)
+    examples = sum(len(next(iter(b.values()))) for b in calibration)
+    log.info("%s: quantizing, calibrated on %d training examples", spec.int8, examples)
+    report = quantize_graph(stage / spec.file, stage / spec.int8, calibration)
+    quantized = OrtGraph(stage / spec.int8, spec, SessionOptions(providers=("CPUExecutionProvider",)))
+    feeds = [{n: x.numpy() for n, x in zip([t.name for t in spec.inputs], inputs, strict=True)}
+             for inputs in batches.values()]
+    return {**report, "calibration_examples": examples,
+            "embedding": embedding_agreement(fp32.run, quantized.run, feeds)}
+
+
+def _int8_scores(stage: Path, model: MultimodalModel, specs: dict[str, GraphSpec], tokenizer: Path | None,
+                 per_graph: dict, opts: ExportOptions) -> dict:
+    """Score the FP32 and the INT8 encoders on the eval split, every subset; refuse past the drop."""
+    root = data_root(model, opts.data)
+    split = eval_split(model, root, tokenizer)
+    cpu = SessionOptions(providers=("CPUExecutionProvider",))
+    fp32 = {m: OrtGraph(stage / specs[m].file, specs[m], cpu).run for m in model.modalities}
+    int8 = {m: OrtGraph(stage / specs[m].int8, specs[m], cpu).run for m in model.modalities}
+    log.info("INT8: scoring FP32 and INT8 encoders on %d eval examples, every modality subset", len(split))
+    change = score_change(model, split, fp32, int8)
+    for subset, c in change.items():
+        log.info("INT8 %s: %s %.4f (FP32 %.4f, %+.4f)", subset, model.config.metric, c["int8"], c["fp32"],
+                 c["change"])
+    check_drop(change, opts.max_score_drop, model.config.metric)
+    return {"format": "QDQ", "activations": "uint8, per tensor", "weights": "int8, per channel, symmetric",
+            "calibration": {"data": f"{root}/train.jsonl", "method": "min-max"},
+            "eval": f"{root}/eval.jsonl", "max_score_drop": opts.max_score_drop, "score": change,
+            "graphs": per_graph}

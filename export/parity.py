@@ -16,6 +16,8 @@ from mmrt.training.model import MultimodalModel
 # near 1e-7; FP16 engines are checked against their own, looser tolerance.
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2
+# INT8 engines: a sanity bound only (the INT8 graphs are checked by their score, export.score_check).
+INT8_TOLERANCE = 1e-1
 
 
 def _to_batch(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -63,3 +65,15 @@ def check_parity(file: str, module: torch.nn.Module, run: Callable[[dict], dict]
                             f"{error:.3g}, tolerance {tolerance:.3g}")
         worst = max(worst, error)
     return worst
+
+
+def embedding_agreement(reference: Callable[[dict], dict], other: Callable[[dict], dict],
+                        feeds: list[dict[str, np.ndarray]]) -> dict:
+    """Max |other - reference| and the lowest cosine between their unit embeddings, over ``feeds``."""
+    worst, cosine = 0.0, 1.0
+    for feed in feeds:
+        a, b = (np.asarray(next(iter(run(feed).values())), np.float32) for run in (reference, other))
+        worst = max(worst, float(np.max(np.abs(a - b))))
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cosine = min(cosine, float(np.min((a * b).sum(axis=1) / np.maximum(norms, 1e-12))))
+    return {"max_error": worst, "min_cosine": cosine}

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineOptions:
     fp16: bool = False
+    int8: bool = False  # built from a QDQ graph: explicit INT8 (TensorRT 10 needs the builder flag)
     min_batch: int = 1
     opt_batch: int = 8
     max_batch: int = 32
@@ -82,6 +83,8 @@ def build_engine(onnx_path: Path, plan_path: Path, options: EngineOptions) -> di
         raise UserError(f"{onnx_path.name}: TensorRT cannot parse the graph ({errors})")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.int8 and major < 11:
+        config.set_flag(trt.BuilderFlag.INT8)
     if options.fp16 and major < 11:
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
@@ -97,8 +100,9 @@ def build_engine(onnx_path: Path, plan_path: Path, options: EngineOptions) -> di
     if plan is None:
         raise UserError(f"{onnx_path.name}: TensorRT failed to build an engine (see its log above)")
     atomic.write_bytes(plan_path, bytes(plan))
+    precision = "int8" if options.int8 else "fp16" if options.fp16 else "fp32"
     log.info("%s: TensorRT %s engine, %s, batch %d..%d (opt %d)", plan_path.name, trt.__version__,
-             "fp16" if options.fp16 else "fp32", options.min_batch, options.max_batch, options.opt_batch)
-    return {"version": str(trt.__version__), "precision": "fp16" if options.fp16 else "fp32",
+             precision, options.min_batch, options.max_batch, options.opt_batch)
+    return {"version": str(trt.__version__), "precision": precision,
             "strongly_typed": bool(flags), "profile": {"min": options.min_batch, "opt": options.opt_batch,
                                                        "max": options.max_batch}}

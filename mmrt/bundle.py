@@ -5,8 +5,9 @@ bundle means the same thing to both. No torch, no onnx: the edge runtime imports
 
 A bundle folder holds ``manifest.json`` and the files it lists with their sha256:
 one ONNX graph per modality encoder (``audio.onnx`` ...), ``head.onnx``, optionally
-``fused.onnx`` (the monolithic baseline) and ``*.plan`` TensorRT engines, and the
-sentencepiece ``tokenizer.model`` when the model reads text.
+``fused.onnx`` (the monolithic baseline), INT8 copies of the encoders (``audio.int8.onnx`` ...,
+QDQ form) and ``*.plan`` TensorRT engines, and the sentencepiece ``tokenizer.model`` when the
+model reads text.
 """
 
 from __future__ import annotations
@@ -59,24 +60,33 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One ONNX graph of the bundle and, where built, its TensorRT engine."""
+    """One ONNX graph of the bundle and, where built, its TensorRT engine, its INT8 copy (same
+    inputs and outputs) and that copy's engine."""
 
     file: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     engine: str | None = None
+    int8: str | None = None
+    int8_engine: str | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return [f for f in (self.file, self.engine, self.int8, self.int8_engine) if f]
 
     def to_dict(self) -> dict:
         doc = {"file": self.file, "inputs": [t.to_dict() for t in self.inputs],
                "outputs": [t.to_dict() for t in self.outputs]}
-        if self.engine:
-            doc["engine"] = self.engine
+        for key in ("engine", "int8", "int8_engine"):
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
         return doc
 
     @classmethod
     def from_dict(cls, doc: dict) -> GraphSpec:
         return cls(doc["file"], tuple(TensorSpec.from_dict(t) for t in doc["inputs"]),
-                   tuple(TensorSpec.from_dict(t) for t in doc["outputs"]), doc.get("engine"))
+                   tuple(TensorSpec.from_dict(t) for t in doc["outputs"]), doc.get("engine"),
+                   doc.get("int8"), doc.get("int8_engine"))
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     parity: dict = field(default_factory=dict)  # what export checked, and the errors it saw
     tensorrt: dict | None = None  # precision, batch profile and version, where engines were built
+    int8: dict | None = None  # calibration, what stayed in float, score per subset FP32 vs INT8
     model: dict = field(default_factory=dict)  # preset and training history, for provenance
 
     @property
@@ -106,7 +117,7 @@ class Manifest:
                 "preprocessing": self.preprocessing,
                 "graphs": {k: g.to_dict() for k, g in self.graphs.items()}, "opset": self.opset,
                 "producer": self.producer, "parity": self.parity, "tensorrt": self.tensorrt,
-                "model": self.model, "files": self.files}
+                "int8": self.int8, "model": self.model, "files": self.files}
 
     @classmethod
     def from_dict(cls, doc: dict, source: str) -> Manifest:
@@ -124,7 +135,7 @@ class Manifest:
                        graphs={k: GraphSpec.from_dict(g) for k, g in doc["graphs"].items()},
                        opset=int(doc["opset"]), producer=doc["producer"], files=doc["files"],
                        parity=doc.get("parity", {}), tensorrt=doc.get("tensorrt"),
-                       model=doc.get("model", {}))
+                       int8=doc.get("int8"), model=doc.get("model", {}))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{source}: malformed manifest ({type(e).__name__}: {e})") from None
 
@@ -176,8 +187,7 @@ def read_bundle(folder: str | Path, verify_key: Path | None = None) -> tuple[Man
         if hashlib.sha256(blobs[name]).hexdigest() != expected:
             raise UserError(f"{file}: checksum mismatch (the file was changed after export; "
                             f"re-export the bundle)")
-    referenced = [g.file for g in manifest.graphs.values()]
-    referenced += [g.engine for g in manifest.graphs.values() if g.engine]
+    referenced = [f for g in manifest.graphs.values() for f in g.files]
     if manifest.preprocessing.get("tokenizer"):
         referenced.append(manifest.preprocessing["tokenizer"])
     for name in referenced:

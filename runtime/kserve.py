@@ -131,6 +131,7 @@ class KServeModel:
             config.dynamic_batching.max_queue_delay_microseconds = int(batching.max_delay_s * 1e6)
         m, seq = self.manifest, self.engine.sequences.limits
         reported = {"modalities": "+".join(m.modalities), "classes": ",".join(m.classes), "task": m.task,
+                    "precision": self.engine.bundle.precision,
                     **limits.to_dict(), "max_sequences": seq.max_sequences,
                     "sequence_idle_s": seq.idle_timeout_s, "max_sequence_mb": seq.max_mb}
         for key, value in reported.items():  # the limits as the server checks them, for clients to read
@@ -192,6 +193,7 @@ class KServeModel:
     def _response(self, request, result: Result, wanted: dict) -> pb.ModelInferResponse:
         response = pb.ModelInferResponse(model_name=self.manifest.name, model_version=VERSION, id=request.id)
         response.parameters["modalities_used"].string_param = "+".join(result.used)
+        response.parameters["precision"].string_param = self.engine.bundle.precision
         response.parameters["server_time_ns"].int64_param = result.server_ns
         if result.failed:
             response.parameters["modalities_failed"].string_param = "+".join(

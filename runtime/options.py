@@ -42,6 +42,7 @@ class ServerOptions:
     faults: tuple[str, ...] = ()  # encoders that always fail (fault injection for tests and drills)
     delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
+    precision: str = "auto"  # encoder graphs: "fp32", "int8", or "auto" (runtime.precision)
 
     def grpc_options(self) -> list[tuple[str, int]]:
         limit, a = self.max_message_mb << 20, self.admission

@@ -59,7 +59,9 @@ class Server:
         tune_malloc()  # before any worker thread allocates
         self.metrics = Metrics()
         bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic,
-                             verify_key=options.verify_key)
+                             verify_key=options.verify_key,
+                             precision="fp32" if options.monolithic and options.precision == "auto"
+                             else options.precision)
         if options.monolithic:
             self.engine: Engine = MonolithicEngine(bundle, options.limits)
         else:

@@ -38,6 +38,8 @@ def test_report_scores_every_subset_the_dropout_leaves(report):
     assert rob["P"] == pytest.approx(np.mean(left)) and rob["R"] == pytest.approx(min(left))
     assert rob["drop"]["text"] == pytest.approx(doc["subsets"]["text"]["score"] - rob["full"])
     assert set(doc["overall"]["concurrency"]) == {"1", "2"}
+    assert doc["precision"] == "fp32" and doc["baseline"]["precision"] == "fp32"  # no INT8 graphs in it
+    assert "encoders in FP32 (monolithic baseline in FP32)" in (report / "report.md").read_text()
 
 
 def test_the_monolithic_baseline_answers_alike_at_its_own_cost(report):

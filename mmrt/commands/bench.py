@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
                    help="also run the monolithic fused.onnx (every encoder always runs) for the ratios")
     p.add_argument("--baseline-url", help="with --url --baseline: a server running 'mmrt serve --monolithic'")
     p.add_argument("--threads", type=int, default=0, help="with --bundle: ONNX Runtime threads per graph")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                   help="with --bundle: the encoder graphs the server runs ('mmrt serve --precision'; the "
+                   "report says which ran)")
     p.add_argument("--split", default="eval", help="split to send (default eval)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sensor failures (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     report = run_bench(BenchOptions(
         data=args.data, out=args.out, url=args.url, bundle=args.bundle, baseline_url=args.baseline_url,
         drop=drop, concurrency=parse_levels(args.concurrency), requests=args.requests, duration=args.duration,
-        streaming=args.streaming, baseline=args.baseline, threads=args.threads, split=args.split,
+        streaming=args.streaming, baseline=args.baseline, threads=args.threads, precision=args.precision,
+        split=args.split,
         progress=not args.quiet))
     print(headline(report))
     print(f"report: {args.out / 'report.md'}")

@@ -26,9 +26,18 @@ def add_parser(sub) -> None:
     p.add_argument("--min-batch", type=int, default=1, help="TensorRT profile's smallest batch (default 1)")
     p.add_argument("--opt-batch", type=int, default=8, help="TensorRT profile's tuned batch (default 8)")
     p.add_argument("--max-batch", type=int, default=32, help="TensorRT profile's largest batch (default 32)")
+    p.add_argument("--int8", action="store_true",
+                   help="also an INT8 copy of each encoder (ONNX Runtime static quantization, QDQ form; "
+                   "with --tensorrt, INT8 engines too), calibrated on the training split and checked "
+                   "by its score on the eval split, every modality subset")
+    p.add_argument("--calibration-examples", type=int, default=256,
+                   help="training examples per modality for INT8 calibration (default 256)")
+    p.add_argument("--max-score-drop", type=float, default=0.01,
+                   help="with --int8, fail if any subset's INT8 score is this much below FP32's "
+                   "(absolute; default 0.01)")
     p.add_argument("--data", type=Path,
-                   help="dataset folder whose examples the parity check uses (default: the model's "
-                   "training data, as recorded in its config.json)")
+                   help="dataset folder whose examples the parity check (and --int8's calibration and "
+                   "score check) use (default: the model's training data, as recorded in its config.json)")
     p.add_argument("--name", default="mmrt", help="model name clients ask for (default mmrt)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="max |ONNX - PyTorch| on embeddings and scores (default 1e-4)")
@@ -57,9 +66,17 @@ def run(args: argparse.Namespace) -> int:
     manifest = export_bundle(ExportOptions(
         model=args.model, out=args.out, opset=args.opset, baseline=args.baseline, tensorrt=args.tensorrt,
         engine=engine, data=args.data, name=args.name, tolerance=tolerance,
-        parity_batch=args.parity_batch, overwrite=args.overwrite, sign=sign))
+        parity_batch=args.parity_batch, overwrite=args.overwrite, sign=sign, int8=args.int8,
+        calibration_examples=args.calibration_examples, max_score_drop=args.max_score_drop))
     worst = max(manifest.parity["max_error"].values())
     print(f"bundle {args.out}: {manifest.name} ({'+'.join(manifest.modalities)}, {len(manifest.classes)} "
           f"classes, {manifest.metric}), graphs {', '.join(manifest.graphs)}; parity max error {worst:.2g}"
-          + ("; signed" if sign is not None else ""))
+          + _int8_line(manifest) + ("; signed" if sign is not None else ""))
     return 0
+
+
+def _int8_line(manifest) -> str:
+    if not manifest.int8:
+        return ""
+    worst = min(manifest.int8["score"].items(), key=lambda kv: kv[1]["change"])
+    return f"; INT8 worst subset {worst[0]} {worst[1]['change']:+.4f} {manifest.metric}"

@@ -79,6 +79,10 @@ def add_parser(sub) -> None:
                    help="how long a request may wait for an encoder batch to fill (default 0: batch "
                    "what is queued when the encoder frees up, adding no latency when idle)")
     p.add_argument("--no-batching", action="store_true", help="run each request's encoders on their own")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                   help="encoder graphs to run: the bundle's INT8 copies ('mmrt export --int8'), FP32, or "
+                   "auto (default): INT8 if the bundle has them and they are at least 10%% faster on "
+                   "this machine, timed at start-up; responses say which ('precision')")
     p.add_argument("--monolithic", action="store_true",
                    help="serve the bundle's fused.onnx baseline instead (every encoder runs for every "
                    "request; export with --baseline): what 'mmrt bench --baseline' compares against")
@@ -140,7 +144,7 @@ def _options(args: argparse.Namespace):
                       a.max_video_aspect, a.max_text_bytes, a.max_shm_mb),
         sequences=SequenceLimits(a.max_sequences, a.sequence_idle_s, a.max_sequence_mb),
         grace_s=a.grace_s, drain_delay_s=a.drain_delay_s, faults=faults, delay_s=delay_s,
-        monolithic=a.monolithic)
+        monolithic=a.monolithic, precision=a.precision)
 
 
 def run(args: argparse.Namespace) -> int:
