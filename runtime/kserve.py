@@ -1,6 +1,7 @@
-"""The KServe v2 / Triton protocol's meaning, apart from any transport: protobuf messages in,
-protobuf messages out, refusals as ``InferError``. The gRPC servicer (``runtime.servicer``)
-runs these calls; a REST front end could too. No grpc, no torch."""
+"""The KServe v2 / Triton protocol's meaning for one served model version, apart from any
+transport: protobuf messages in, protobuf messages out, refusals as ``InferError``. The
+repository (``runtime.repository``) routes each call to a version and answers the server-wide
+ones; the gRPC servicer and the REST front end run them. No grpc, no torch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-import mmrt
 from mmrt.bundle import EMBEDDING, SCORES, input_name
 from mmrt.runtime.batcher import always
 from mmrt.runtime.engine import WIRE, Engine, Result, SequenceFlags
@@ -21,16 +21,14 @@ from mmrt.runtime.protocol import model_config_pb2 as mc
 from mmrt.runtime.shm import SharedMemoryRegions
 from mmrt.runtime.tensors import decode_inputs, encode_output, shared_memory
 
-VERSION = "1"  # a bundle is one model version
 PLATFORM = "mmrt_multimodal"
 # Every input's shape with its batch axis, as ModelMetadata reports it; ModelConfig's dims are the
 # same without the batch axis (Triton's rule with max_batch_size > 0). TEXT [B] is accepted too.
 TENSOR_SHAPES = {"audio": [-1, -1], "video": [-1, -1, -1, -1, 3], "text": [-1, 1]}
-EXTENSIONS = ["model_configuration", "sequence", "statistics", "system_shared_memory", "binary_tensor_data"]
 CONFIG_TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8, "BYTES": mc.TYPE_STRING}
 
 
-def _sequence(request) -> SequenceFlags | None:
+def sequence_flags(request) -> SequenceFlags | None:
     """Triton's sequence parameters; None for a request outside any sequence (id absent or 0)."""
     params = request.parameters
     if "sequence_id" not in params:
@@ -71,37 +69,22 @@ class Stats:
 
 
 class KServeModel:
-    """One served model's protocol calls. ``draining``: not ready, and no new sequence starts."""
+    """One model version's protocol calls (the bundle's manifest names the model).
+    ``draining``: no new sequence starts."""
 
     def __init__(self, engine: Engine, metrics: Metrics | None = None,
-                 regions: SharedMemoryRegions | None = None):
-        self.engine, self.manifest = engine, engine.manifest
+                 regions: SharedMemoryRegions | None = None, version: str = "1"):
+        self.engine, self.manifest, self.version = engine, engine.manifest, version
         self.metrics = metrics or Metrics()
         self.regions = regions if regions is not None else SharedMemoryRegions()
         self.stats = Stats()
         self.draining = False
 
-    def _known(self, name: str, version: str) -> bool:
-        return name == self.manifest.name and version in ("", VERSION)
-
     def _check_model(self, name: str, version: str) -> None:
-        if not self._known(name, version):
+        """The repository routed this call here; a mismatch is a routing bug, refused all the same."""
+        if name != self.manifest.name or version not in ("", self.version):
             asked = f"model {shown(name)}" + (f" version {shown(version)}" if version else "")
-            raise InferError(Status.NOT_FOUND, f"{asked}: not served here (this server has "
-                             f"{self.manifest.name!r} version {VERSION})")
-
-    def server_live(self, request) -> pb.ServerLiveResponse:
-        return pb.ServerLiveResponse(live=True)
-
-    def server_ready(self, request) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=not self.draining)
-
-    def model_ready(self, request) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=not self.draining and self._known(request.name, request.version))
-
-    def server_metadata(self, request) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="mmrt", version=mmrt.__version__,
-                                         extensions=EXTENSIONS)
+            raise InferError(Status.NOT_FOUND, f"{asked}: not served here")
 
     def _tensors(self):
         m = self.manifest
@@ -114,7 +97,7 @@ class KServeModel:
         inputs, outputs = self._tensors()
         meta = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=self.manifest.name, versions=[VERSION], platform=PLATFORM,
+            name=self.manifest.name, versions=[self.version], platform=PLATFORM,
             inputs=[meta(name=n, datatype=t, shape=s) for n, t, s in inputs],
             outputs=[meta(name=n, datatype=t, shape=s) for n, t, s in outputs])
 
@@ -148,7 +131,7 @@ class KServeModel:
         queue = duration(count=sum(r.stats.runs for r in runners), ns=sum(r.stats.queue_ns for r in runners))
         compute = duration(count=queue.count, ns=sum(r.stats.compute_ns for r in runners))
         stats = pb.ModelStatistics(
-            name=self.manifest.name, version=VERSION, last_inference=last, inference_count=inferences,
+            name=self.manifest.name, version=self.version, last_inference=last, inference_count=inferences,
             execution_count=success[0],
             inference_stats=pb.InferStatistics(success=duration(count=success[0], ns=success[1]),
                                                fail=duration(count=fail[0], ns=fail[1]), queue=queue,
@@ -169,7 +152,7 @@ class KServeModel:
                 if name not in (SCORES, EMBEDDING):
                     raise invalid(f"unknown output {shown(name)} (this model gives {[SCORES, EMBEDDING]})")
             self._check_output_regions(wanted, max((len(x) for x in tensors.values()), default=0))
-            sequence = _sequence(request)
+            sequence = sequence_flags(request)
             if sequence is not None and sequence.start and self.draining:
                 raise InferError(Status.UNAVAILABLE, "the server is shutting down: start new sequences "
                                  "on another server (open ones may finish here)")
@@ -191,7 +174,8 @@ class KServeModel:
         return response
 
     def _response(self, request, result: Result, wanted: dict) -> pb.ModelInferResponse:
-        response = pb.ModelInferResponse(model_name=self.manifest.name, model_version=VERSION, id=request.id)
+        response = pb.ModelInferResponse(model_name=self.manifest.name, model_version=self.version,
+                                         id=request.id)
         response.parameters["modalities_used"].string_param = "+".join(result.used)
         response.parameters["precision"].string_param = self.engine.bundle.precision
         response.parameters["server_time_ns"].int64_param = result.server_ns
@@ -223,18 +207,3 @@ class KServeModel:
                     raise invalid(f"output {name!r}: shared_memory_byte_size {where[2]}, the answer "
                                   f"needs {need}")
                 self.regions.check(where[0], where[1], need, f"output {name!r}")
-
-    def shm_status(self, request) -> pb.SystemSharedMemoryStatusResponse:
-        response = pb.SystemSharedMemoryStatusResponse()
-        for r in self.regions.status(request.name):
-            response.regions[r.name].CopyFrom(response.RegionStatus(name=r.name, key=r.key, offset=r.offset,
-                                                                    byte_size=r.byte_size))
-        return response
-
-    def shm_register(self, request) -> pb.SystemSharedMemoryRegisterResponse:
-        self.regions.register(request.name, request.key, request.offset, request.byte_size)
-        return pb.SystemSharedMemoryRegisterResponse()
-
-    def shm_unregister(self, request) -> pb.SystemSharedMemoryUnregisterResponse:
-        self.regions.unregister(request.name)
-        return pb.SystemSharedMemoryUnregisterResponse()

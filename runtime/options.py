@@ -43,6 +43,7 @@ class ServerOptions:
     delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
     precision: str = "auto"  # encoder graphs: "fp32", "int8", or "auto" (runtime.precision)
+    poll_s: float = 5.0  # a model repository: look for new versions this often (0: load calls only)
 
     def grpc_options(self) -> list[tuple[str, int]]:
         limit, a = self.max_message_mb << 20, self.admission

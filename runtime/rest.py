@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from mmrt.runtime.admission import Admission
+from mmrt.runtime.calls import ServerCalls
 from mmrt.runtime.errors import InferError, Status, invalid, shown
-from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.ratelimit import RateLimitedLog
 from mmrt.runtime.rest_codec import HEADER_LENGTH, message_json, parse_infer, render_infer
@@ -47,7 +47,7 @@ class RestOptions:
 
 
 class RestFrontEnd:
-    def __init__(self, model: KServeModel, admission: Admission, pool: Executor, token: str | None,
+    def __init__(self, model: ServerCalls, admission: Admission, pool: Executor, token: str | None,
                  options: RestOptions | None = None):
         self.model, self.admission, self.pool = model, admission, pool
         self.token = token.encode() if token else None
@@ -63,7 +63,10 @@ class RestFrontEnd:
         get += [(shm + "/status", self.shm_status), (region + "/status", self.shm_status)]
         post = [(base + "/infer", self.infer) for base in (MODEL, VERSIONED)]
         post += [(region + "/register", self.shm_register), (shm + "/unregister", self.shm_unregister),
-                 (region + "/unregister", self.shm_unregister)]
+                 (region + "/unregister", self.shm_unregister),
+                 ("/v2/repository/index", self.repository_index),
+                 ("/v2/repository/models/{name}/load", self.repository_load),
+                 ("/v2/repository/models/{name}/unload", self.repository_unload)]
         self.app.add_routes([web.get(path, handler) for path, handler in get]
                             + [web.post(path, handler) for path, handler in post])
 
@@ -125,14 +128,7 @@ class RestFrontEnd:
         return web.json_response([message_json(r) for r in status.regions.values()])
 
     async def shm_register(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if len(body) > 4096:
-            raise invalid("a region's registration is a small JSON object")
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise invalid("the registration is not JSON") from None
-        doc = doc if isinstance(doc, dict) else {}
+        doc = await small_json(request, "a region's registration")
         key, offset, size = (doc.get(k) for k in ("key", "offset", "byte_size"))
         if not isinstance(key, str) or type(size) is not int or type(offset or 0) is not int:
             raise invalid("a registration: expected {'key': string, 'offset': integer, 'byte_size': integer}")
@@ -143,6 +139,24 @@ class RestFrontEnd:
     async def shm_unregister(self, request: web.Request) -> web.Response:
         name = request.match_info.get("region", "")
         self.model.shm_unregister(pb.SystemSharedMemoryUnregisterRequest(name=name))
+        return web.Response(status=200)
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        ready = (await small_json(request, "an index request")).get("ready", False)
+        if not isinstance(ready, bool):
+            raise invalid("'ready': expected true or false")
+        index = self.model.repository_index(pb.RepositoryIndexRequest(ready=ready))
+        return web.json_response([message_json(m) for m in index.models])
+
+    async def repository_load(self, request: web.Request) -> web.Response:
+        await small_json(request, "a load request")
+        message = pb.RepositoryModelLoadRequest(model_name=request.match_info["name"])
+        await on_worker(self.pool, self.model.repository_load, message)  # verifying and warming take seconds
+        return web.Response(status=200)
+
+    async def repository_unload(self, request: web.Request) -> web.Response:
+        await small_json(request, "an unload request")
+        self.model.repository_unload(pb.RepositoryModelUnloadRequest(model_name=request.match_info["name"]))
         return web.Response(status=200)
 
     async def infer(self, request: web.Request) -> web.Response:
@@ -164,6 +178,22 @@ class RestFrontEnd:
                alive: Callable[[], bool]) -> tuple[bytes, int | None]:
         parsed = parse_infer(body, header_length, name, version, int(self.options.max_json_mb * (1 << 20)))
         return render_infer(self.model.infer(parsed.request, alive), parsed)
+
+
+async def small_json(request: web.Request, what: str, limit: int = 4096) -> dict:
+    """A control call's body: empty, or a small JSON object."""
+    body = await request.read()
+    if len(body) > limit:
+        raise invalid(f"{what} is a small JSON object (at most {limit} bytes)")
+    if not body.strip():
+        return {}
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise invalid(f"{what}: not JSON") from None
+    if not isinstance(doc, dict):
+        raise invalid(f"{what}: expected a JSON object")
+    return doc
 
 
 def connected(request: web.Request) -> Callable[[], bool]:

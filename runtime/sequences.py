@@ -174,3 +174,14 @@ class SequenceStore:
     def __len__(self) -> int:
         with self.lock:
             return len(self.open)
+
+    def __contains__(self, sequence_id) -> bool:
+        with self.lock:
+            return sequence_id in self.open
+
+    def active(self) -> int:
+        """Open sequences, after dropping those idle past the timeout (a store that gets no more
+        requests, like a model version being retired, still lets its sequences expire)."""
+        with self.lock:
+            self._expire(time.monotonic())
+            return len(self.open)

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mmrt.errors import UserError
 from mmrt.runtime.bundle import open_bundle
+from mmrt.runtime.calls import ServerCalls
 from mmrt.runtime.engine import Engine
 from mmrt.runtime.gate import Gate
 from mmrt.runtime.kserve import KServeModel
@@ -32,9 +33,11 @@ from mmrt.runtime.monolithic import MonolithicEngine
 from mmrt.runtime.options import ServerOptions, warn_if_exposed
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
+from mmrt.runtime.repository import Repository
 from mmrt.runtime.rest import RestFrontEnd, RestOptions
 from mmrt.runtime.servicer import InferenceServicer
 from mmrt.runtime.sessions import SessionOptions
+from mmrt.runtime.shm import SharedMemoryRegions
 from mmrt.runtime.systemd import Systemd
 from mmrt.runtime.tls import TlsFiles
 
@@ -47,7 +50,8 @@ __all__ = ["Server", "ServerOptions", "new_event_loop", "warn_if_exposed"]  # op
 class Server:
     """A running server: ``start()``, then ``wait()`` until ``stop()`` or a signal drains it."""
 
-    def __init__(self, bundle_dir: str | Path, options: ServerOptions):
+    def __init__(self, path: str | Path, options: ServerOptions):
+        """``path``: one bundle folder, or a model repository (``runtime.layout``)."""
         if (options.tls_cert is None) != (options.tls_key is None):
             raise UserError("--tls-cert and --tls-key go together")
         if options.tls_client_ca is not None and options.tls_cert is None:
@@ -58,19 +62,10 @@ class Server:
         warn_if_exposed(options)
         tune_malloc()  # before any worker thread allocates
         self.metrics = Metrics()
-        bundle = open_bundle(bundle_dir, SessionOptions(threads=options.threads), baseline=options.monolithic,
-                             verify_key=options.verify_key,
-                             precision="fp32" if options.monolithic and options.precision == "auto"
-                             else options.precision)
-        if options.monolithic:
-            self.engine: Engine = MonolithicEngine(bundle, options.limits)
-        else:
-            self.engine = Engine(bundle, options.batching, options.limits, options.sequences,
-                                 faults=options.faults, observe=self.metrics.observe_encoder,
-                                 delay_s=options.delay_s)
-        self.engine.warm()  # before anyone is told the server is ready
+        self.regions = SharedMemoryRegions()
+        self.repository = Repository(path, self._open, options.poll_s)
         self.systemd = Systemd()
-        self.model = KServeModel(self.engine, self.metrics)
+        self.model = ServerCalls(self.repository, self.regions)
         self.servicer = InferenceServicer(self.model, options.admission)
         self.gate = Gate(options.token)
         rest = RestOptions(max_body_mb=options.max_message_mb, keepalive_s=options.keepalive_s)
@@ -88,6 +83,29 @@ class Server:
             self._close()
             raise
         self.address = f"{options.host}:{self.port}"
+
+    def _open(self, folder: Path, version: int) -> KServeModel:
+        """One bundle as a served version: verified, its graphs loaded, warmed (before it takes traffic)."""
+        o = self.options
+        bundle = open_bundle(folder, SessionOptions(threads=o.threads), baseline=o.monolithic,
+                             verify_key=o.verify_key,
+                             precision="fp32" if o.monolithic and o.precision == "auto" else o.precision)
+        if o.monolithic:
+            engine: Engine = MonolithicEngine(bundle, o.limits)
+        else:
+            engine = Engine(bundle, o.batching, o.limits, o.sequences, faults=o.faults,
+                            observe=self.metrics.observe_encoder, delay_s=o.delay_s)
+        try:
+            engine.warm()
+        except BaseException:
+            engine.close()
+            raise
+        return KServeModel(engine, self.metrics, self.regions, str(version))
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the first model's serving version (the only one when serving one bundle)."""
+        return self.repository.serving()[0].engine
 
     def _on_loop(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -151,16 +169,21 @@ class Server:
                 self.stop(0)
                 raise UserError(f"--metrics-port {o.metrics_port}: cannot listen ({e.strerror})") from None
             self.metrics_port = self.metrics_server.server_port
-        m = self.engine.manifest
+        served = ", ".join(f"{api.manifest.name} v{api.version} ({'+'.join(api.manifest.modalities)}, "
+                           f"{api.engine.bundle.precision})" for api in self.repository.serving())
         metrics = f"http://{o.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "no port"
         rest = f"REST on {self.http_address}" if self.http_address else "no REST"
-        self.systemd.notify("READY=1", f"STATUS=serving {m.name} ({'+'.join(m.modalities)}) on {self.address}"
+        self.systemd.notify("READY=1", f"STATUS=serving {served} on {self.address}"
                             + (f" and {self.http_address}" if self.http_address else ""))
-        self.systemd.start_watchdog(self.engine.answers)
-        log.info("serving %s (%s%s) on %s (gRPC), %s%s; metrics on %s", m.name, "+".join(m.modalities),
+        self.systemd.start_watchdog(self.answers)
+        log.info("serving %s%s on %s (gRPC), %s%s; metrics on %s", served,
                  ", monolithic baseline" if o.monolithic else "", self.address, rest,
                  " with mutual TLS" if o.tls_client_ca else " with TLS" if o.tls_cert else "", metrics)
         return self
+
+    def answers(self, timeout_s: float) -> bool:
+        """The watchdog's check: every serving version answers a probe request within ``timeout_s``."""
+        return all(api.engine.answers(timeout_s) for api in self.repository.serving())
 
     def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop. Idempotent (a second SIGTERM, or a stop after a signal, waits for the first)."""
@@ -194,8 +217,8 @@ class Server:
         if not self.loop.is_running():
             self.loop.close()
         self.servicer.close()
-        self.engine.close()
-        self.model.regions.close()
+        self.repository.close()
+        self.regions.close()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
         self.stopped.set()

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from mmrt.runtime.admission import Admission, AdmissionOptions
+from mmrt.runtime.calls import ServerCalls
 from mmrt.runtime.errors import InferError, Status, shown
-from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.ratelimit import RateLimitedLog
@@ -53,7 +53,7 @@ def grpc_code(e: InferError, context) -> grpc.StatusCode:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, model: KServeModel, admission: AdmissionOptions | None = None):
+    def __init__(self, model: ServerCalls, admission: AdmissionOptions | None = None):
         self.model = model
         self.options = admission = admission or AdmissionOptions()
         self.admission = Admission(admission)
@@ -62,9 +62,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                                        thread_name_prefix="mmrt-infer")
 
     async def _answer(self, context, fn, *args):
-        """``fn(*args)``: an InferError becomes its gRPC status, anything else INTERNAL without its text."""
+        """``fn(*args)`` (awaited if a coroutine function): an InferError becomes its gRPC status,
+        anything else INTERNAL without its text."""
         try:
-            return fn(*args)
+            result = fn(*args)
+            return await result if asyncio.iscoroutine(result) else result
         except InferError as e:
             await context.abort(GRPC_CODES[e.status], e.message)
         except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
@@ -100,6 +102,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def SystemSharedMemoryUnregister(self, request, context):
         return await self._answer(context, self.model.shm_unregister, request)
+
+    async def RepositoryIndex(self, request, context):
+        return await self._answer(context, self.model.repository_index, request)
+
+    async def RepositoryModelLoad(self, request, context):  # verifying and warming take seconds
+        return await self._answer(context, self._on_worker, self.model.repository_load, request)
+
+    async def RepositoryModelUnload(self, request, context):
+        return await self._answer(context, self.model.repository_unload, request)
+
+    async def _on_worker(self, fn, request):
+        return await on_worker(self.pool, fn, request)
 
     async def _infer(self, request, alive) -> pb.ModelInferResponse:
         """One inference on a worker thread (InferError and bugs raise through)."""

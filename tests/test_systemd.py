@@ -50,7 +50,8 @@ def test_ready_watchdog_and_stopping_reach_systemd(tiny_bundle, tmp_path):
     proc = systemd.serve(tiny_bundle)
     try:
         first = systemd.first(60)
-        assert first.startswith("READY=1\nSTATUS=serving mmrt (audio+video+text) on 127.0.0.1:"), first
+        status = "READY=1\nSTATUS=serving mmrt v1 (audio+video+text, fp32) on 127.0.0.1:"
+        assert first.startswith(status), first
         pings = systemd.messages(2.0)
         assert pings.count("WATCHDOG=1") >= 4, pings  # every 0.2 s
         proc.send_signal(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""`mmrt serve BUNDLE`: the KServe v2 / Triton server, gRPC and REST (torch-free; the `serve` extra)."""
+"""`mmrt serve BUNDLE|REPO`: the KServe v2 / Triton server, gRPC and REST (torch-free; the `serve` extra)."""
 
 from __future__ import annotations
 
@@ -50,13 +50,21 @@ def _add(group, flags: dict) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve a bundle over gRPC and REST (KServe v2 / Triton protocol)",
-                       description="Serve BUNDLE over the KServe v2 / Triton protocol, gRPC and REST: "
+    p = sub.add_parser("serve", help="serve a bundle or a model repository over gRPC and REST (KServe v2 / "
+                       "Triton protocol)",
+                       description="Serve BUNDLE (or every model of a repository, REPO/<model>/<version>/, "
+                       "each at its newest version; a newer one is swapped in without dropping a request) "
+                       "over the KServe v2 / Triton protocol, gRPC and REST: "
                        "each request runs only the encoders of the modalities it carries (AUDIO, VIDEO, "
                        "TEXT), fuses their embeddings and answers SCORES (and EMBEDDING on request). "
                        "Streams accumulate modalities per sequence_id. SIGTERM or SIGINT drains "
                        "in-flight requests and exits 0.")
-    p.add_argument("bundle", type=Path, help="bundle folder from 'mmrt export'")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE|REPO",
+                   help="bundle folder from 'mmrt export', or a model repository: REPO/<model>/<version>/ "
+                   "with a bundle in each (exported with --name <model>), versions numbered 1, 2, ...")
+    p.add_argument("--poll-s", type=float, default=5.0,
+                   help="with a repository: look for new versions this often, and swap the newest in "
+                   "once it verifies and warms up (default 5; 0: only on a load call)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback "
                    "only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001; 0 picks a free one)")
@@ -118,6 +126,8 @@ def _options(args: argparse.Namespace):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value < low:
             raise UserError(f"{flag} {value}: expected {low:g} or more")
+    if args.poll_s < 0:
+        raise UserError(f"--poll-s {args.poll_s}: expected 0 or more")
     if args.max_queue_delay_ms < 0:
         raise UserError(f"--max-queue-delay-ms {args.max_queue_delay_ms}: expected 0 or more")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
@@ -144,7 +154,7 @@ def _options(args: argparse.Namespace):
                       a.max_video_aspect, a.max_text_bytes, a.max_shm_mb),
         sequences=SequenceLimits(a.max_sequences, a.sequence_idle_s, a.max_sequence_mb),
         grace_s=a.grace_s, drain_delay_s=a.drain_delay_s, faults=faults, delay_s=delay_s,
-        monolithic=a.monolithic, precision=a.precision)
+        monolithic=a.monolithic, precision=a.precision, poll_s=a.poll_s)
 
 
 def run(args: argparse.Namespace) -> int:

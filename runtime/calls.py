@@ -1,0 +1,120 @@
+"""Every KServe v2 / Triton call the server answers, apart from any transport: the server-wide
+ones (health, metadata, shared memory, the model repository extension) here, the model ones
+routed by the repository to one version's ``KServeModel``. The gRPC servicer and the REST front
+end both run these. No grpc, no torch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mmrt
+from mmrt.runtime.batcher import always
+from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.protocol import grpc_service_pb2 as pb
+from mmrt.runtime.repository import Repository
+from mmrt.runtime.shm import SharedMemoryRegions
+
+EXTENSIONS = ["model_configuration", "sequence", "statistics", "system_shared_memory", "binary_tensor_data",
+              "model_repository"]
+
+
+class ServerCalls:
+    def __init__(self, repository: Repository, regions: SharedMemoryRegions):
+        self.repository, self.regions = repository, regions
+
+    @property
+    def draining(self) -> bool:
+        return self.repository.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:  # not ready; no new sequence starts
+        self.repository.draining = value
+
+    # ---- server-wide
+    def server_live(self, request) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    def server_ready(self, request) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=not self.draining and bool(self.repository.serving()))
+
+    def server_metadata(self, request) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name="mmrt", version=mmrt.__version__, extensions=EXTENSIONS)
+
+    # ---- one model, routed to a version
+    def model_ready(self, request) -> pb.ModelReadyResponse:
+        try:
+            self.repository.call(request.name, request.version, lambda api: None)
+        except InferError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=not self.draining)
+
+    def model_metadata(self, request) -> pb.ModelMetadataResponse:
+        response = self.repository.call(request.name, request.version,
+                                        lambda api: api.model_metadata(request))
+        response.versions[:] = [str(v.number) for v in self.repository.loaded(request.name)]
+        return response
+
+    def model_config(self, request) -> pb.ModelConfigResponse:
+        return self.repository.call(request.name, request.version, lambda api: api.model_config(request))
+
+    def model_statistics(self, request) -> pb.ModelStatisticsResponse:
+        """Every loaded version of the model asked for (every model without a name)."""
+        names = [request.name] if request.name else list(self.repository.models)
+        response = pb.ModelStatisticsResponse()
+        for name in names:
+            versions = [v for v in self.repository.loaded(name)
+                        if not request.version or str(v.number) == request.version]
+            if request.name and not versions:
+                self.repository.acquire(name, request.version)  # raises NOT_FOUND, naming what is served
+            for v in versions:
+                asked = pb.ModelStatisticsRequest(name=name, version=str(v.number))
+                response.model_stats.extend(v.api.model_statistics(asked).model_stats)
+        return response
+
+    def infer(self, request, alive: Callable[[], bool] = always) -> pb.ModelInferResponse:
+        return self.repository.call(request.model_name, request.model_version,
+                                    lambda api: api.infer(request, alive), request)
+
+    # ---- system shared memory
+    def shm_status(self, request) -> pb.SystemSharedMemoryStatusResponse:
+        response = pb.SystemSharedMemoryStatusResponse()
+        for r in self.regions.status(request.name):
+            response.regions[r.name].CopyFrom(response.RegionStatus(name=r.name, key=r.key, offset=r.offset,
+                                                                    byte_size=r.byte_size))
+        return response
+
+    def shm_register(self, request) -> pb.SystemSharedMemoryRegisterResponse:
+        self.regions.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    def shm_unregister(self, request) -> pb.SystemSharedMemoryUnregisterResponse:
+        self.regions.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
+    # ---- the model repository extension
+    def repository_index(self, request) -> pb.RepositoryIndexResponse:
+        response = pb.RepositoryIndexResponse()
+        for entry in self.repository.index():
+            if not request.ready or entry["state"] == "READY":
+                response.models.add(**entry)
+        return response
+
+    def repository_load(self, request) -> pb.RepositoryModelLoadResponse:
+        self._check_repository(request)
+        self.repository.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    def repository_unload(self, request) -> pb.RepositoryModelUnloadResponse:
+        self._check_repository(request)
+        self.repository.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+    def _check_repository(self, request) -> None:
+        if request.repository_name and request.repository_name != str(self.repository.root):
+            raise InferError(Status.NOT_FOUND, f"repository {shown(request.repository_name)}: not served "
+                             f"here (the server's is {str(self.repository.root)!r})")
+        if self.repository.layout.single:
+            raise invalid(f"serving one bundle ({self.repository.root}): loading and unloading need a "
+                          f"model repository (mmrt serve REPO, with REPO/<model>/<version>/ bundles)")
+        if self.draining:
+            raise InferError(Status.UNAVAILABLE, "the server is shutting down")

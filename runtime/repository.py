@@ -1,0 +1,228 @@
+"""The models a server serves, each at one current version, and the swap of a version for a newer
+one without dropping a request (Triton's model repository, for mmrt bundles). No torch.
+
+A swap: the new version is verified, loaded and warmed beside the old one (a bundle that fails
+any of it never takes traffic, and the old version keeps serving); then new requests go to it, in
+one assignment under the lock; requests already running on the old version, and open sequences
+that started there, finish on it; when none is left it is closed and its memory handed back.
+New versions come from the repository folder, polled every ``poll_s``, or from a load call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mmrt.errors import UserError
+from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.kserve import KServeModel, sequence_flags
+from mmrt.runtime.layout import Layout, bundle_name, fingerprint, model_versions, read_layout
+from mmrt.runtime.memory import release_memory
+from mmrt.runtime.ratelimit import RateLimitedLog
+from mmrt.runtime.versions import Model, Version
+
+log = logging.getLogger(__name__)
+warn = RateLimitedLog(log)
+
+Opener = Callable[[Path, int], KServeModel]  # bundle folder, version number -> a loaded, warmed model
+REAP_S = 0.05  # how often retiring versions are checked for the last request to finish
+
+
+class Repository:
+    def __init__(self, root: str | Path, opener: Opener, poll_s: float = 0.0):
+        self.layout: Layout = read_layout(root)
+        self.root, self.opener, self.poll_s = self.layout.root, opener, poll_s
+        self.lock = threading.Lock()  # models, versions and in-flight counts
+        self.loading = threading.Lock()  # one load at a time
+        self.models: dict[str, Model] = {}
+        self._draining = False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="mmrt-repository", daemon=True)
+        try:
+            for name in self.layout.models:
+                self.load(name, fatal=True)
+        except BaseException:
+            self.close()
+            raise
+        self.thread.start()
+
+    # ---- routing
+    def acquire(self, name: str, version: str, request=None) -> Version:
+        """The version that answers this call (counted in flight until ``release``)."""
+        with self.lock:
+            model = self.models.get(name)
+            if model is None or model.current is None:
+                served = ", ".join(repr(n) for n, m in self.models.items() if m.current) or "none"
+                raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here (serving {served})")
+            chosen = model.serving()
+            if version:
+                chosen = model.versions.get(int(version)) if version.isdigit() else None
+                if chosen is None:
+                    raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
+                                     f"loaded (serving version {model.current})")
+            elif request is not None:
+                flags = sequence_flags(request)
+                if flags is not None and not flags.start:  # a sequence ends where it started
+                    chosen = next((v for v in model.versions.values() if flags.id in v.api.engine.sequences),
+                                  chosen)
+            chosen.inflight += 1
+            return chosen
+
+    def release(self, version: Version) -> None:
+        with self.lock:
+            version.inflight -= 1
+
+    def call(self, name: str, version: str, fn: Callable[[KServeModel], object], request=None):
+        v = self.acquire(name, version, request)
+        try:
+            return fn(v.api)
+        finally:
+            self.release(v)
+
+    def loaded(self, name: str) -> list[Version]:
+        with self.lock:
+            model = self.models.get(name)
+            return sorted(model.versions.values(), key=lambda v: v.number) if model else []
+
+    def serving(self) -> list[KServeModel]:
+        with self.lock:
+            return [v.api for m in self.models.values() if (v := m.serving()) is not None]
+
+    def index(self) -> list[dict]:
+        """Every version on disk or loaded: name, version, state and why (the index call's rows)."""
+        try:
+            on_disk = read_layout(self.root).models
+        except UserError:
+            on_disk = {}
+        rows = []
+        with self.lock:
+            for name in sorted(set(on_disk) | set(self.models)):
+                model = self.models.get(name) or Model(name)
+                for n in sorted(set(on_disk.get(name, {})) | set(model.versions)):
+                    state, reason = model.state(n)
+                    rows.append({"name": name, "version": str(n), "state": state, "reason": reason})
+        return rows
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        with self.lock:
+            self._draining = value
+            for model in self.models.values():
+                for v in model.versions.values():
+                    v.api.draining = value
+
+    # ---- loading, swapping, unloading
+    def load(self, name: str, fatal: bool = False) -> int:
+        """Serve the newest version of ``name`` in the repository (a no-op if it already does);
+        returns the version serving. A version that fails never serves; the old one keeps on."""
+        with self.loading:
+            try:
+                versions = self.layout.models[name] if fatal else model_versions(self.root, name)
+            except UserError as e:
+                raise invalid(str(e)) from None
+            if not versions:
+                raise InferError(Status.NOT_FOUND, f"model {shown(name)}: no version in {self.root / name}")
+            number = max(versions)
+            folder, mark = versions[number], fingerprint(versions[number])
+            with self.lock:
+                model = self.models.setdefault(name, Model(name))
+                model.unloaded = False
+                current = model.serving()
+                if current is not None and (current.number, current.fingerprint) == (number, mark):
+                    return number
+            try:
+                if not self.layout.single and bundle_name(folder) != name:
+                    raise UserError(f"{folder}: the bundle is named {bundle_name(folder)!r}, its model "
+                                    f"folder {name!r} (export it with --name {name})")
+                api = self.opener(folder, number)
+            except Exception as e:  # noqa: BLE001 - any failure keeps the old version serving
+                if fatal:
+                    raise
+                reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                with self.lock:
+                    model.failed[number] = (mark, reason)
+                keeping = f"version {current.number} keeps serving" if current else "nothing serves it"
+                log.warning("model %s version %d failed to load (%s); %s", name, number, reason, keeping)
+                raise invalid(f"model {name!r} version {number} failed to load ({reason}); "
+                              f"{keeping}") from None
+            with self.lock:
+                api.draining = self._draining
+                model.versions[number] = Version(number, folder, api, mark)
+                model.current = number  # the swap: new requests go to it from here on
+                model.failed.pop(number, None)
+            log.info("model %s: serving version %d from %s%s", name, number, folder,
+                     f" (version {current.number} finishes what it has, then unloads)" if current else "")
+            return number
+
+    def unload(self, name: str) -> None:
+        """Stop serving ``name``: new calls get NOT_FOUND; running ones finish."""
+        with self.lock:
+            model = self.models.get(name)
+            if model is None or model.current is None:
+                raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not loaded")
+            model.current, model.unloaded = None, True
+        log.info("model %s: unloading (running requests finish first)", name)
+
+    def _reap(self) -> None:
+        """Close every version no longer current once its last request and sequence are done."""
+        done = []
+        with self.lock:
+            for model in self.models.values():
+                for number, v in list(model.versions.items()):
+                    if number != model.current and v.idle():
+                        done.append(model.versions.pop(number))
+        for v in done:
+            v.api.engine.close()
+            log.info("model %s version %d unloaded", v.api.manifest.name, v.number)
+        if done:
+            del v, done
+            release_memory()
+
+    def _poll(self) -> None:
+        """Load what changed in the repository folder (``load`` skips what already serves); a
+        version that failed is retried only once its files change."""
+        try:
+            names = read_layout(self.root).models
+        except UserError as e:
+            warn.warning("layout", "repository %s: %s (serving what is loaded)", self.root, e)
+            return
+        for name, versions in names.items():
+            if not versions:
+                continue
+            newest = max(versions)
+            with self.lock:
+                model = self.models.get(name)
+                unloaded = model is not None and model.unloaded
+                failed = model.failed.get(newest) if model is not None else None
+            if unloaded or (failed is not None and failed[0] == fingerprint(versions[newest])):
+                continue
+            try:
+                self.load(name)
+            except InferError as e:
+                warn.warning(f"load:{name}", "%s", e.message)
+
+    def _run(self) -> None:
+        next_poll = time.monotonic() + self.poll_s
+        while not self.stop.wait(REAP_S):
+            self._reap()
+            if self.poll_s > 0 and not self.layout.single and not self._draining \
+                    and time.monotonic() >= next_poll:
+                self._poll()
+                next_poll = time.monotonic() + self.poll_s
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        with self.lock:
+            versions = [v for m in self.models.values() for v in m.versions.values()]
+        for v in versions:
+            v.api.engine.close()
+
