@@ -108,6 +108,28 @@ def test_load_swaps_in_a_new_version_and_unload_stops_a_model(repo, tiny_bundle)
         assert answered_by(client, "alpha") == "3"
 
 
+def test_an_open_sequence_finishes_on_the_version_it_started_on(repo, tiny_bundle):
+    with serving(repo) as server:
+        client = tc.InferenceServerClient(server.address)
+
+        def step(sequence: int, start: bool = False, end: bool = False) -> str:
+            result = client.infer("mmrt", audio_input(), sequence_id=sequence, sequence_start=start,
+                                  sequence_end=end)
+            return result.get_response().model_version
+
+        assert step(7, start=True) == "1"
+        add_version(repo, "mmrt", 2, tiny_bundle)
+        client.load_model("mmrt")
+        assert step(8, start=True) == "2"  # new sequences and requests go to the new version
+        assert answered_by(client) == "2"
+        assert step(7) == "1"  # the open one stays where it started, which stays loaded for it
+        time.sleep(0.3)
+        assert states(client) == {"1": "UNLOADING", "2": "READY"}
+        assert step(7, end=True) == "1"
+        wait_for(lambda: states(client)["1"] == "UNAVAILABLE")
+        assert step(8, end=True) == "2"
+
+
 def test_a_bad_version_never_serves_and_the_old_one_keeps_on(repo, tiny_bundle):
     with serving(repo) as server:
         client = tc.InferenceServerClient(server.address)
@@ -135,6 +157,10 @@ def test_polling_skips_a_broken_copy_and_swaps_in_the_fixed_one(repo, tiny_bundl
 
 def index(client) -> list[dict]:
     return client.get_model_repository_index(as_json=True)["models"]
+
+
+def states(client, model: str = "mmrt") -> dict[str, str]:
+    return {m["version"]: m["state"] for m in index(client) if m["name"] == model}
 
 
 def wait_for(condition, timeout_s: float = 30.0) -> None:
