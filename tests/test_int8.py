@@ -175,3 +175,20 @@ def test_bench_runs_and_reports_the_precision_asked(int8_bundle, tiny_data, tmp_
     doc = json.loads((out / "report.json").read_text())
     assert doc["precision"] == "int8" and doc["overall"]["errors"] == 0
     assert "encoders in INT8." in (out / "report.md").read_text()
+
+
+def test_a_graph_without_weights_to_quantize_is_refused_by_name(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mmrt.export.int8 import quantize_graph
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"], name="relu")], "plain", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    batches = [{"X": np.ones((2, 4), np.float32)}]
+    with pytest.raises(UserError, match="plain.onnx has no layer with weights to quantize"):
+        quantize_graph(tmp_path / "plain.onnx", tmp_path / "plain.int8.onnx", batches)
+    assert not (tmp_path / "plain.int8.onnx").exists()
