@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmrt.benchmarks.timing import machine, paired_ms, timed
-from mmrt.bundle import GraphSpec
+from mmrt.bundle import DEFAULT_OPSET, GraphSpec
 from mmrt.export.graphs import EncoderGraph
 from mmrt.export.onnx_graph import export_graph
 from mmrt.runtime.memory import tune_malloc
@@ -63,7 +63,7 @@ def flops(module: torch.nn.Module, x: torch.Tensor) -> float:
 def bench_encoder(model: MultimodalModel, modality: str, folder: Path, threads: int, repeats: int) -> dict:
     graph = EncoderGraph(model, modality).eval()
     (spec_in,), (spec_out,) = graph.specs
-    path = export_graph(graph, (example(model, modality, 2),), [spec_in.name], [spec_out.name], 18,
+    path = export_graph(graph, (example(model, modality, 2),), [spec_in.name], [spec_out.name], DEFAULT_OPSET,
                         folder / f"{modality}.onnx")
     session = OrtGraph(path, GraphSpec(path.name, (spec_in,), (spec_out,)),
                        SessionOptions(threads=threads, providers=("CPUExecutionProvider",)))

@@ -19,7 +19,7 @@ import torch
 
 import mmrt
 from mmrt import atomic
-from mmrt.bundle import TOKENIZER, GraphSpec, Manifest, write_manifest
+from mmrt.bundle import DEFAULT_OPSET, TOKENIZER, GraphSpec, Manifest, write_manifest
 from mmrt.errors import UserError
 from mmrt.export.graphs import bundle_graphs
 from mmrt.export.int8 import quantize_graph
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 class ExportOptions:
     model: Path
     out: Path
-    opset: int = 18
+    opset: int = DEFAULT_OPSET
     baseline: bool = False
     tensorrt: bool = False
     engine: EngineOptions = field(default_factory=EngineOptions)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_no_torch import run_blocked
 
-from mmrt.bundle import FORMAT_VERSION, MANIFEST, verify_bundle
+from mmrt.bundle import DEFAULT_OPSET, FORMAT_VERSION, MANIFEST, verify_bundle
 from mmrt.cli import main
 from mmrt.errors import UserError
 from mmrt.export.fp16 import front_end_nodes, to_fp16
@@ -58,7 +58,7 @@ def test_bundle_holds_every_graph_the_tokenizer_and_checksums(bundle, tiny_model
     assert doc["format_version"] == FORMAT_VERSION and doc["name"] == "mmrt"
     assert doc["modalities"] == ["audio", "video", "text"]
     assert doc["classes"] == config["classes"] and doc["task"] == "multi-label" and doc["metric"] == "mAP"
-    assert doc["embedding_dim"] == config["arch"]["embed_dim"] and doc["opset"] == 18
+    assert doc["embedding_dim"] == config["arch"]["embed_dim"] and doc["opset"] == 20
     prep = doc["preprocessing"]
     assert prep["clip_samples"] == 32000 and prep["frames"] == 8 and prep["tokenizer"] == "tokenizer.model"
     assert prep["mel"]["n_mels"] == config["arch"]["n_mels"] and prep["mel"]["hop_length"] == 160
@@ -75,13 +75,15 @@ def test_bundle_holds_every_graph_the_tokenizer_and_checksums(bundle, tiny_model
 def test_graphs_have_a_dynamic_batch_and_only_tensorrt_operators(bundle):
     for name in ("audio", "video", "text", "head", "fused"):
         graph = onnx.load(str(bundle / f"{name}.onnx"))
-        assert graph.opset_import[0].version == 18
+        assert graph.opset_import[0].version == DEFAULT_OPSET == 20
         for tensor in list(graph.graph.input) + list(graph.graph.output):
             first = tensor.type.tensor_type.shape.dim[0]
             assert first.dim_param and not first.dim_value, f"{name}: {tensor.name} has a fixed batch"
         ops = {n.op_type for n in graph.graph.node}
         assert ops <= TENSORRT_OPERATORS, f"{name}: {sorted(ops - TENSORRT_OPERATORS)}"
         assert tensorrt_problems(graph) == []
+        if name != "head":  # GELU as one operator, not five
+            assert "Gelu" in ops and "Erf" not in ops, name
     audio_ops = {n.op_type for n in onnx.load(str(bundle / "audio.onnx")).graph.node}
     assert {"Conv", "Log"} <= audio_ops and not audio_ops & {"STFT", "DFT"}  # front-end inside
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmrt.bundle import DEFAULT_OPSET
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a trained model to a verified serving bundle",
@@ -15,7 +17,8 @@ def add_parser(sub) -> None:
                        "fails past the tolerance, leaving no bundle behind.")
     p.add_argument("model", type=Path, help="model directory from 'mmrt train'")
     p.add_argument("--out", required=True, type=Path, help="bundle folder to create")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}: GELU is one operator from 20 on)")
     p.add_argument("--baseline", action="store_true",
                    help="also write fused.onnx, the monolithic graph (every encoder always runs) the "
                    "bench compares against")
