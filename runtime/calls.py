@@ -51,7 +51,8 @@ class ServerCalls:
     def model_metadata(self, request) -> pb.ModelMetadataResponse:
         response = self.repository.call(request.name, request.version,
                                         lambda api: api.model_metadata(request))
-        response.versions[:] = [str(v.number) for v in self.repository.loaded(request.name)]
+        numbers = sorted({v.number for v in self.repository.loaded(request.name)})
+        response.versions[:] = [str(n) for n in numbers]
         return response
 
     def model_config(self, request) -> pb.ModelConfigResponse:

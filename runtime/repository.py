@@ -57,17 +57,16 @@ class Repository:
             if model is None or model.current is None:
                 served = ", ".join(repr(n) for n, m in self.models.items() if m.current) or "none"
                 raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here (serving {served})")
-            chosen = model.serving()
+            chosen = model.current
             if version:
-                chosen = model.versions.get(int(version)) if version.isdigit() else None
+                chosen = model.version(int(version)) if version.isdigit() else None
                 if chosen is None:
                     raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
-                                     f"loaded (serving version {model.current})")
+                                     f"loaded (serving version {model.current.number})")
             elif request is not None:
                 flags = sequence_flags(request)
                 if flags is not None and not flags.start:  # a sequence ends where it started
-                    chosen = next((v for v in model.versions.values() if flags.id in v.api.engine.sequences),
-                                  chosen)
+                    chosen = next((v for v in model.loaded if flags.id in v.api.engine.sequences), chosen)
             chosen.inflight += 1
             return chosen
 
@@ -85,11 +84,11 @@ class Repository:
     def loaded(self, name: str) -> list[Version]:
         with self.lock:
             model = self.models.get(name)
-            return sorted(model.versions.values(), key=lambda v: v.number) if model else []
+            return sorted(model.loaded, key=lambda v: v.number) if model else []
 
     def serving(self) -> list[KServeModel]:
         with self.lock:
-            return [v.api for m in self.models.values() if (v := m.serving()) is not None]
+            return [m.current.api for m in self.models.values() if m.current is not None]
 
     def index(self) -> list[dict]:
         """Every version on disk or loaded: name, version, state and why (the index call's rows)."""
@@ -101,7 +100,7 @@ class Repository:
         with self.lock:
             for name in sorted(set(on_disk) | set(self.models)):
                 model = self.models.get(name) or Model(name)
-                for n in sorted(set(on_disk.get(name, {})) | set(model.versions)):
+                for n in sorted(set(on_disk.get(name, {})) | {v.number for v in model.loaded}):
                     state, reason = model.state(n)
                     rows.append({"name": name, "version": str(n), "state": state, "reason": reason})
         return rows
@@ -115,7 +114,7 @@ class Repository:
         with self.lock:
             self._draining = value
             for model in self.models.values():
-                for v in model.versions.values():
+                for v in model.loaded:
                     v.api.draining = value
 
     # ---- loading, swapping, unloading
@@ -134,7 +133,7 @@ class Repository:
             with self.lock:
                 model = self.models.setdefault(name, Model(name))
                 model.unloaded = False
-                current = model.serving()
+                current = model.current
                 if current is not None and (current.number, current.fingerprint) == (number, mark):
                     return number
             try:
@@ -154,8 +153,8 @@ class Repository:
                               f"{keeping}") from None
             with self.lock:
                 api.draining = self._draining
-                model.versions[number] = Version(number, folder, api, mark)
-                model.current = number  # the swap: new requests go to it from here on
+                model.current = Version(number, folder, api, mark)  # the swap: new requests go to it
+                model.loaded.append(model.current)
                 model.failed.pop(number, None)
             log.info("model %s: serving version %d from %s%s", name, number, folder,
                      f" (version {current.number} finishes what it has, then unloads)" if current else "")
@@ -175,9 +174,8 @@ class Repository:
         done = []
         with self.lock:
             for model in self.models.values():
-                for number, v in list(model.versions.items()):
-                    if number != model.current and v.idle():
-                        done.append(model.versions.pop(number))
+                done += [v for v in model.loaded if v is not model.current and v.idle()]
+                model.loaded = [v for v in model.loaded if v not in done]
         for v in done:
             v.api.engine.close()
             log.info("model %s version %d unloaded", v.api.manifest.name, v.number)
@@ -222,7 +220,7 @@ class Repository:
         if self.thread.is_alive():
             self.thread.join(timeout=10)
         with self.lock:
-            versions = [v for m in self.models.values() for v in m.versions.values()]
+            versions = [v for m in self.models.values() for v in m.loaded]
         for v in versions:
             v.api.engine.close()
 

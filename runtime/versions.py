@@ -8,7 +8,7 @@ from pathlib import Path
 from mmrt.runtime.kserve import KServeModel
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a version reloaded in place is another one
 class Version:
     number: int
     folder: Path
@@ -23,19 +23,23 @@ class Version:
 @dataclass
 class Model:
     name: str
-    versions: dict[int, Version] = field(default_factory=dict)  # the current one and those retiring
-    current: int | None = None
+    current: Version | None = None  # what new requests go to
+    loaded: list[Version] = field(default_factory=list)  # the current version and those retiring
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)  # version -> (fingerprint, why)
     unloaded: bool = False  # by a call: the poller leaves it alone until a load call
 
-    def serving(self) -> Version | None:
-        return self.versions.get(self.current) if self.current is not None else None
+    def version(self, number: int) -> Version | None:
+        """The loaded version ``number`` (the current one first: a version reloaded in place
+        has its old copy retiring beside it)."""
+        if self.current is not None and self.current.number == number:
+            return self.current
+        return next((v for v in self.loaded if v.number == number), None)
 
     def state(self, number: int) -> tuple[str, str]:
         """The repository index's state of one version, and why."""
-        if number == self.current:
+        if self.current is not None and number == self.current.number:
             return "READY", ""
-        if number in self.versions:
+        if any(v.number == number for v in self.loaded):
             return "UNLOADING", "finishing its running requests and sequences"
         if number in self.failed:
             return "UNAVAILABLE", self.failed[number][1]

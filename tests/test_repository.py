@@ -108,6 +108,21 @@ def test_load_swaps_in_a_new_version_and_unload_stops_a_model(repo, tiny_bundle)
         assert answered_by(client, "alpha") == "3"
 
 
+def test_a_version_whose_files_change_is_reloaded_in_place_and_the_old_copy_closed(repo, tiny_bundle):
+    with serving(repo) as server:
+        client = tc.InferenceServerClient(server.address)
+        model = server.repository.models["mmrt"]
+        first = model.current.api.engine
+        manifest = repo / "mmrt" / "1" / "manifest.json"
+        manifest.write_text(manifest.read_text())  # same content, new modification time
+        client.load_model("mmrt")
+        assert model.current.api.engine is not first and answered_by(client) == "1"
+        wait_for(lambda: len(model.loaded) == 1)
+        assert all(not r.worker.is_alive() for r in first.runners.values())  # its batching threads stopped
+        client.load_model("mmrt")  # nothing changed since: a no-op
+        assert len(model.loaded) == 1
+
+
 def test_an_open_sequence_finishes_on_the_version_it_started_on(repo, tiny_bundle):
     with serving(repo) as server:
         client = tc.InferenceServerClient(server.address)
