@@ -33,3 +33,14 @@ def test_without_a_gpu_it_stops_at_the_environment_and_says_why(tmp_path):
     steps = json.loads((tmp_path / "report.json").read_text())["steps"]
     assert list(steps) == ["environment"] and steps["environment"]["status"] == "failed"
     assert "--allow-cpu" in steps["environment"]["error"]
+
+
+def test_the_openvino_check_says_when_this_onnxruntime_has_no_openvino(tiny_bundle, tmp_path):
+    import onnxruntime
+
+    from mmrt.benchmarks import openvino_check
+
+    if "OpenVINOExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has OpenVINO")
+    with pytest.raises(SystemExit, match="has no OpenVINOExecutionProvider: run it with onnxruntime-open"):
+        openvino_check.main([str(tiny_bundle), "--out", str(tmp_path)])

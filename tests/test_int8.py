@@ -192,3 +192,17 @@ def test_a_graph_without_weights_to_quantize_is_refused_by_name(tmp_path):
     with pytest.raises(UserError, match="plain.onnx has no layer with weights to quantize"):
         quantize_graph(tmp_path / "plain.onnx", tmp_path / "plain.int8.onnx", batches)
     assert not (tmp_path / "plain.int8.onnx").exists()
+
+
+def test_the_int8_benchmark_times_and_profiles_every_encoder(int8_bundle, tiny_data, tmp_path):
+    from mmrt.benchmarks import int8_latency
+
+    assert int8_latency.main([str(int8_bundle), "--data", str(tiny_data), "--threads", "1", "--repeats", "5",
+                              "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["latency"]) == {f"{m} b{b}" for m in MODALITIES for b in (1, 8)}
+    assert all(row["fp32_ms"] > 0 and row["int8_ms"] > 0 for row in report["latency"].values())
+    for m in MODALITIES:  # the profile shows the quantized products in INT8, and none in FP32
+        assert "QuantizeLinear" in report["operators_ms_b8"][m]["int8"]
+        assert "QuantizeLinear" not in report["operators_ms_b8"][m]["fp32"]
+    assert "| audio b8 |" in (tmp_path / "report.md").read_text()
