@@ -44,3 +44,13 @@ def test_the_openvino_check_says_when_this_onnxruntime_has_no_openvino(tiny_bund
         pytest.skip("this onnxruntime has OpenVINO")
     with pytest.raises(SystemExit, match="has no OpenVINOExecutionProvider: run it with onnxruntime-open"):
         openvino_check.main([str(tiny_bundle), "--out", str(tmp_path)])
+
+
+def test_bundle_ab_times_every_encoder_of_two_bundles(tiny_bundle, capsys):
+    from mmrt.benchmarks import bundle_ab
+
+    assert bundle_ab.main([str(tiny_bundle), str(tiny_bundle), "--threads", "1", "--repeats", "2"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " batch " in ln]
+    assert [ln.split(":")[0] for ln in lines] == [f"{m} batch {b}" for m in ("audio", "video", "text")
+                                                  for b in (1, 8)]
+    assert all(ln.endswith("max |diff| 0") for ln in lines)  # the same graphs answer the same
