@@ -64,7 +64,10 @@ class Repository:
                     raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
                                      f"loaded (serving version {model.current.number})")
             elif request is not None:
-                flags = sequence_flags(request)
+                try:
+                    flags = sequence_flags(request)
+                except InferError:  # malformed: the version refuses it, and counts the failure
+                    flags = None
                 if flags is not None and not flags.start:  # a sequence ends where it started
                     chosen = next((v for v in model.loaded if flags.id in v.api.engine.sequences), chosen)
             chosen.inflight += 1
