@@ -10,6 +10,7 @@ from collections.abc import Callable
 import mmrt
 from mmrt.runtime.batcher import always
 from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.repository import Repository
 from mmrt.runtime.shm import SharedMemoryRegions
@@ -19,8 +20,9 @@ EXTENSIONS = ["model_configuration", "sequence", "statistics", "system_shared_me
 
 
 class ServerCalls:
-    def __init__(self, repository: Repository, regions: SharedMemoryRegions):
+    def __init__(self, repository: Repository, regions: SharedMemoryRegions, metrics: Metrics | None = None):
         self.repository, self.regions = repository, regions
+        self.metrics = metrics or Metrics()
 
     @property
     def draining(self) -> bool:
@@ -73,8 +75,15 @@ class ServerCalls:
         return response
 
     def infer(self, request, alive: Callable[[], bool] = always) -> pb.ModelInferResponse:
-        return self.repository.call(request.model_name, request.model_version,
-                                    lambda api: api.infer(request, alive), request)
+        try:
+            version = self.repository.acquire(request.model_name, request.model_version, request)
+        except InferError:  # no such model or version: counted like the versions count their refusals
+            self.metrics.requests.labels("error", "invalid").inc()
+            raise
+        try:
+            return version.api.infer(request, alive)
+        finally:
+            self.repository.release(version)
 
     # ---- system shared memory
     def shm_status(self, request) -> pb.SystemSharedMemoryStatusResponse:

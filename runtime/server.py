@@ -65,7 +65,7 @@ class Server:
         self.regions = SharedMemoryRegions()
         self.repository = Repository(path, self._open, options.poll_s)
         self.systemd = Systemd()
-        self.model = ServerCalls(self.repository, self.regions)
+        self.model = ServerCalls(self.repository, self.regions, self.metrics)
         self.servicer = InferenceServicer(self.model, options.admission)
         self.gate = Gate(options.token)
         rest = RestOptions(max_body_mb=options.max_message_mb, keepalive_s=options.keepalive_s)

@@ -204,9 +204,11 @@ def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(client, arra
     assert infer(client, arrays, ["TEXT"])[0].shape == (2, 10)
 
 
-def test_unknown_model_is_not_found(client, arrays):
+def test_unknown_model_is_not_found_and_counted(server, client, arrays):
     status, message = _status(client, triton_inputs(arrays, ["TEXT"]), model="other")
     assert status == "StatusCode.NOT_FOUND" and "'other'" in message
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics") as r:
+        assert 'mmrt_requests_total{modalities="invalid",outcome="error"}' in r.read().decode()
 
 
 def test_metrics_count_requests_by_modality_set(server, client, arrays):
