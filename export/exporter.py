@@ -192,6 +192,7 @@ def _int8(stage: Path, model: MultimodalModel, modality: str, spec: GraphSpec, f
     examples = sum(len(next(iter(b.values()))) for b in calibration)
     log.info("%s: quantizing, calibrated on %d training examples", spec.int8, examples)
     report = quantize_graph(stage / spec.file, stage / spec.int8, calibration)
+    _operators_ok(stage / spec.int8, required=opts.tensorrt)
     quantized = OrtGraph(stage / spec.int8, spec, SessionOptions(providers=("CPUExecutionProvider",)))
     feeds = [{n: x.numpy() for n, x in zip([t.name for t in spec.inputs], inputs, strict=True)}
              for inputs in batches.values()]

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 import tritonclient.grpc as tc
 
@@ -14,6 +15,7 @@ from mmrt.bundle import verify_bundle
 from mmrt.cli import main
 from mmrt.errors import UserError
 from mmrt.export import score_check
+from mmrt.export.operators import tensorrt_problems
 from mmrt.modalities import all_subsets, subset_key
 from mmrt.runtime import precision
 from mmrt.runtime.bundle import open_bundle
@@ -43,6 +45,7 @@ def test_the_bundle_holds_a_checked_int8_copy_of_each_encoder(int8_bundle, tiny_
         assert graph["operators"]["QuantizeLinear"] > 0 and graph["operators"]["DequantizeLinear"] > 0
         assert graph["kept_float"]["product of two activations"] > 0  # attention stays in float
         assert 0.9 < graph["embedding"]["min_cosine"] <= 1.0 + 1e-6
+        assert tensorrt_problems(onnx.load(str(int8_bundle / spec.int8))) == []  # INT8 engines can be built
     assert doc["graphs"]["audio"]["kept_float"]["log-mel front-end"] > 0
     assert doc["graphs"]["video"]["kept_float"]["convolution stem"] > 0
     assert manifest.graphs["head"].int8 is None  # the head stays FP32
@@ -178,7 +181,6 @@ def test_bench_runs_and_reports_the_precision_asked(int8_bundle, tiny_data, tmp_
 
 
 def test_a_graph_without_weights_to_quantize_is_refused_by_name(tmp_path):
-    import onnx
     from onnx import TensorProto, helper
 
     from mmrt.export.int8 import quantize_graph
