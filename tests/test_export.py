@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_no_torch import run_blocked
+from helpers import run_blocked
 
 from mmrt.bundle import DEFAULT_OPSET, FORMAT_VERSION, MANIFEST, verify_bundle
 from mmrt.cli import main

@@ -4,33 +4,12 @@ import json
 
 import pytest
 import torch
+from helpers import MODS, batch, tiny_model
 
 from mmrt.errors import UserError
 from mmrt.modalities import all_subsets
 from mmrt.training.config import POOLS, PRESETS, ArchConfig, ModelConfig, load_preset
 from mmrt.training.model import MultimodalModel
-
-MODS = ("audio", "video", "text")
-
-
-def tiny_model(classes=("a", "b", "c"), modalities=MODS, **arch) -> MultimodalModel:
-    """The tiny preset's model; ``arch`` overrides architecture fields."""
-    torch.manual_seed(0)
-    config = ArchConfig.from_dict({**load_preset("tiny").arch.to_dict(), **arch})
-    return MultimodalModel(ModelConfig(preset="tiny", arch=config, modalities=modalities,
-                                       text_vocab=50, classes=tuple(classes)))
-
-
-def batch(model: MultimodalModel, b: int = 4) -> dict:
-    p = model.config.arch.preprocessing
-    g = torch.Generator().manual_seed(1)
-    t = torch.arange(p.clip_samples) / p.sample_rate
-    tones = 200.0 + 3000.0 * torch.rand(b, 1, generator=g)  # a distinct tone per example
-    hiss = 0.01 * torch.randn(b, p.clip_samples, generator=g)
-    return {"audio": 0.3 * torch.sin(2 * torch.pi * tones * t) + hiss,
-            "video": torch.randint(0, 256, (b, p.frames, p.frame_size, p.frame_size, 3), generator=g,
-                                   dtype=torch.uint8),
-            "text": torch.randint(4, 50, (b, p.max_tokens), generator=g)}
 
 
 @pytest.mark.parametrize("name", PRESETS)

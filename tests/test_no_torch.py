@@ -1,23 +1,6 @@
 """The core, the CLI's torch-free commands and the runtime package import with torch blocked."""
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-    sys.meta_path.insert(0, BlockTorch())
-""")
-
-
-def run_blocked(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+from helpers import run_blocked
 
 
 def test_core_and_runtime_import_without_torch(tmp_path):

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from test_model import MODS, batch, tiny_model
+from helpers import MODS, batch, tiny_model
 
 from mmrt.training.config import Downstream
 from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised, confidence, soft_target_loss

@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from test_model import batch, tiny_model
+from helpers import batch, tiny_model
 from torch.nn import functional as F
 
 from mmrt.errors import UserError

@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as tc
-from test_no_torch import run_blocked
+from helpers import run_blocked
 from tritonclient.utils import InferenceServerException
 
 from mmrt.modalities import all_subsets, subset_key
