@@ -118,12 +118,14 @@ def _operators_ok(path: Path, required: bool) -> None:
 
 def export_bundle(opts: ExportOptions) -> Manifest:
     model, tokenizer = _check(opts)
-    samples = parity_samples(model, opts.data, tokenizer, opts.parity_batch)
+    root = data_root(model, opts.data)
+    samples = parity_samples(model, root, tokenizer, opts.parity_batch)
     graphs = bundle_graphs(model, opts.baseline)
     specs: dict[str, GraphSpec] = {}
     errors: dict[str, float] = {}
     engines: dict | None = None
     int8: dict = {}
+    runs: dict[str, tuple] = {}  # modality -> (FP32 run, INT8 run), for the score check
     with atomic.staged_dir(opts.out, overwrite=opts.overwrite) as stage:
         for step, (name, module) in enumerate(graphs.items(), start=1):
             inputs, outputs = module.specs
@@ -145,7 +147,9 @@ def export_bundle(opts: ExportOptions) -> Manifest:
                                                   name: built["max_error"]}}
             if opts.int8 and name in model.modalities:
                 spec = replace(spec, int8=f"{name}.int8.onnx")
-                int8[name] = _int8(stage, model, name, spec, session, batches, tokenizer, opts)
+                int8[name], quantized = _int8(stage, model, name, spec, session, batches, root, tokenizer,
+                                              opts)
+                runs[name] = (session.run, quantized.run)
                 if opts.tensorrt:
                     spec = replace(spec, int8_engine=f"{name}.int8.plan")
                     int8[name]["engine"] = _engine(stage, module, spec, spec.int8_engine, in_names, batches,
@@ -154,7 +158,7 @@ def export_bundle(opts: ExportOptions) -> Manifest:
         if tokenizer is not None:
             shutil.copyfile(tokenizer, stage / TOKENIZER)
         if opts.int8:
-            int8 = _int8_scores(stage, model, specs, tokenizer, int8, opts)
+            int8 = _int8_scores(model, runs, root, tokenizer, int8, opts)
         config = model.config
         manifest = Manifest(
             name=opts.name, modalities=model.modalities, embedding_dim=config.arch.embed_dim,
@@ -185,9 +189,9 @@ def _engine(stage: Path, module: torch.nn.Module, spec: GraphSpec, plan: str, in
 
 
 def _int8(stage: Path, model: MultimodalModel, modality: str, spec: GraphSpec, fp32: OrtGraph, batches: dict,
-          tokenizer: Path | None, opts: ExportOptions) -> dict:
-    """Quantize one encoder graph, calibrated on training examples; how far its embeddings moved."""
-    root = data_root(model, opts.data)
+          root: Path, tokenizer: Path | None, opts: ExportOptions) -> tuple[dict, OrtGraph]:
+    """Quantize one encoder graph, calibrated on training examples: what was done and how far its
+    embeddings moved, and the quantized graph's session."""
     calibration = calibration_batches(model, root, tokenizer, modality, opts.calibration_examples)
     examples = sum(len(next(iter(b.values()))) for b in calibration)
     log.info("%s: quantizing, calibrated on %d training examples", spec.int8, examples)
@@ -197,17 +201,14 @@ def _int8(stage: Path, model: MultimodalModel, modality: str, spec: GraphSpec, f
     feeds = [{n: x.numpy() for n, x in zip([t.name for t in spec.inputs], inputs, strict=True)}
              for inputs in batches.values()]
     return {**report, "calibration_examples": examples,
-            "embedding": embedding_agreement(fp32.run, quantized.run, feeds)}
+            "embedding": embedding_agreement(fp32.run, quantized.run, feeds)}, quantized
 
 
-def _int8_scores(stage: Path, model: MultimodalModel, specs: dict[str, GraphSpec], tokenizer: Path | None,
+def _int8_scores(model: MultimodalModel, runs: dict[str, tuple], root: Path, tokenizer: Path | None,
                  per_graph: dict, opts: ExportOptions) -> dict:
     """Score the FP32 and the INT8 encoders on the eval split, every subset; refuse past the drop."""
-    root = data_root(model, opts.data)
     split = eval_split(model, root, tokenizer)
-    cpu = SessionOptions(providers=("CPUExecutionProvider",))
-    fp32 = {m: OrtGraph(stage / specs[m].file, specs[m], cpu).run for m in model.modalities}
-    int8 = {m: OrtGraph(stage / specs[m].int8, specs[m], cpu).run for m in model.modalities}
+    fp32, int8 = ({m: pair[i] for m, pair in runs.items()} for i in (0, 1))
     log.info("INT8: scoring FP32 and INT8 encoders on %d eval examples, every modality subset", len(split))
     change = score_change(model, split, fp32, int8)
     for subset, c in change.items():

@@ -34,12 +34,12 @@ def data_root(model: MultimodalModel, data: Path | None) -> Path:
     return Path(root)
 
 
-def parity_samples(model: MultimodalModel, data: Path | None, tokenizer: Path | None,
+def parity_samples(model: MultimodalModel, root: Path, tokenizer: Path | None,
                    count: int) -> dict[str, torch.Tensor]:
     """Up to ``count`` real examples: ``{modality: [N, ...]}`` from examples that have it, and
     ``"mixed"``: the first ``count`` examples as they come, ``{modality: x, "present": [N, M]}``,
-    missing modalities as zeros (what the monolithic graph is fed); ``"source"``: the manifest."""
-    root = data_root(model, data)
+    missing modalities as zeros (what the monolithic graph is fed); ``"source"``: the manifest.
+    ``root``: the dataset folder (``data_root``)."""
     split = next((s for s in ("eval", *SPLITS) if (Path(root) / f"{s}.jsonl").is_file()), None)
     if split is None:
         expected = [f"{s}.jsonl" for s in SPLITS]

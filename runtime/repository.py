@@ -140,9 +140,10 @@ class Repository:
                 if current is not None and (current.number, current.fingerprint) == (number, mark):
                     return number
             try:
-                if not self.layout.single and bundle_name(folder) != name:
-                    raise UserError(f"{folder}: the bundle is named {bundle_name(folder)!r}, its model "
-                                    f"folder {name!r} (export it with --name {name})")
+                named = bundle_name(folder)
+                if not self.layout.single and named != name:
+                    raise UserError(f"{folder}: the bundle is named {named!r}, its model folder {name!r} "
+                                    f"(export it with --name {name})")
                 api = self.opener(folder, number)
             except Exception as e:  # noqa: BLE001 - any failure keeps the old version serving
                 if fatal:
