@@ -59,6 +59,17 @@ def task_score(y_true: np.ndarray, scores: np.ndarray, task: str) -> float:
     return top1_accuracy(y_true, scores)
 
 
+def chance_score(y_true: np.ndarray, task: str) -> float:
+    """What a model that ranks at random scores in expectation: for mAP each class's AP is its
+    share of positives, averaged over the classes that have one; for top-1, the share of the
+    classes that are an example's labels, averaged over examples."""
+    y = np.asarray(y_true) > 0
+    if task == "multi-label":
+        rates = y.mean(axis=0)
+        return float(np.mean(rates[rates > 0]))
+    return float(np.mean(y.sum(axis=1) / y.shape[1]))
+
+
 def _check_pair(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
     if y_true.ndim != 2 or y_true.shape != scores.shape or len(y_true) == 0:

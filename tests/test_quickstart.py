@@ -15,14 +15,27 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     cmd = [str(mmrt), "quickstart", "--size", "tiny", "--out", str(tmp_path / "qs")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    for marker in ("[1/7]", "## Splits", "pretrained in", "MASD + WiSE-FT on audio+video", "trained in",
-                   "mAP", "transfer", "added at test", "mmrt experiment", "[6/7] export", "parity max error",
-                   "[7/7] serve", "video dropped: mAP", "monolithic", "mmrt serve"):
+    for marker in ("[1/8]", "## Splits", "pretrained in", "MASD + WiSE-FT on audio+video",
+                   "trained and scored in", "mAP", "transfer", "added at test", "mmrt experiment",
+                   "[6/8] export",
+                   "parity max error", "[7/8] serve", "video dropped: mAP", "monolithic",
+                   "[8/8] what the method bought", "mmrt serve"):
         assert marker in r.stdout
-    # the text-only row is the modality the training set lacked, scored by the real model
-    text_row = next(line for line in r.stdout.splitlines() if line.startswith("text "))
-    assert 0.0 <= float(text_row.split()[1]) <= 1.0 and text_row.endswith("transfer")
-    for path in ("data/DATACARD.md", "pretrained/model.safetensors", "model/model.safetensors",
+    lines = r.stdout.splitlines()
+    # text alone is the modality the training set lacked, scored by both real models
+    text_row = next(line for line in lines if line.startswith("text "))
+    ft, masd = (float(x) for x in text_row.split()[1:3])
+    assert 0.0 <= ft <= 1.0 and 0.0 <= masd <= 1.0 and text_row.endswith("transfer")
+    # the side-by-side repeats those scores and the workload's, with the signed change
+    unseen = next(line for line in lines if line.startswith("text alone (training never saw it)"))
+    assert [float(x) for x in unseen.split()[-3:]] == pytest.approx([ft, masd, masd - ft], abs=1.5e-3)
+    workload = next(line for line in lines if line.startswith("video dropped (audio+text"))
+    served = next(line for line in lines if line.startswith("video dropped: mAP"))
+    assert float(workload.split()[-2]) == pytest.approx(float(served.split()[3]), abs=1e-3)
+    assert any(line.startswith("served with video dropped: p50") for line in lines)
+    for path in ("data/DATACARD.md", "pretrained/model.safetensors",
+                 "train/models/ft/audio+video/model.safetensors",
+                 "train/models/masd+wiseft/audio+video/model.safetensors", "train/report.md",
                  "bundle/manifest.json", "bundle/audio.onnx", "bundle/fused.onnx", "bench/report.json",
                  "bench/requests.csv"):
         assert (tmp_path / "qs" / path).is_file()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from mmrt.methods import DISTILLING, METHODS
 from mmrt.training.config import Downstream, Schedule
 from mmrt.training.distributed import Context
 from mmrt.training.evaluate import embed_split, fused
@@ -120,21 +121,11 @@ def self_distill(start: MultimodalModel, train: Split, indices: torch.Tensor, di
                    "schedule": asdict(schedule), "recipe": recipe.to_dict(), **result}
 
 
-TUNED_BY = {"ft": "finetune", "wiseft": "finetune", "masd": "masd", "masd+wiseft": "masd",
-            "masd-cw": "masd-cw", "moddrop": "moddrop"}  # method -> its stage after the probe ("lp": none)
-DISTILLING = ("masd", "masd-cw")  # the stages that need the distill split
-
-
-def tuned_by(method: str) -> str | None:
-    """The stage ``method`` trains after the probe (None for lp); WiSE-FT rows average theirs."""
-    return TUNED_BY.get(method)
-
-
 def tuning_stage(method: str, use: Sequence[str], modalities: Sequence[str]) -> str | None:
     """The stage ``method`` trains on M_T = ``use`` after the probe, where degenerate cases
     collapse: MASD with M_T = M has no student (plain fine-tuning), and modality dropout
     on one modality cannot drop anything (plain fine-tuning)."""
-    stage = tuned_by(method)
+    stage = METHODS[method].trains
     if stage in DISTILLING and set(use) == set(modalities):
         log.info("%s on %s: M_T is every modality, so there is no student set; this is plain "
                  "fine-tuning", method, "+".join(use))

@@ -22,20 +22,20 @@ from tqdm import tqdm
 
 from mmrt import atomic
 from mmrt.errors import UserError
-from mmrt.methods import METHODS
+from mmrt.methods import METHODS, with_dependencies
 from mmrt.modalities import all_subsets, parse_subset, subset_key
-from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, read_config, save_model, tokenizer_path
 from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
-from mmrt.training.downstream import DISTILLING, Learners, StageRun, tuned_by, tuning_stage
+from mmrt.training.downstream import StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
+from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
 from mmrt.training.pretrain import PretrainOptions, pretrain
 from mmrt.training.results import write_results
 from mmrt.training.rundir import prepare_out
-from mmrt.training.splits import Split, distill_pool, holdout, open_distill
+from mmrt.training.splits import Split, distill_pool
 from mmrt.training.wiseft import wise
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,6 @@ class ExperimentOptions:
     overwrite: bool = False
     device: str | None = None
     progress: bool = True
-
-
-def needed_methods(methods: tuple[str, ...]) -> list[str]:
-    """The methods to train, dependencies first: every method starts from lp; the WiSE-FT
-    rows average lp with ft or masd."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"--methods: unknown method {unknown[0]!r} (expected some of {list(METHODS)})")
-    need = set(methods) | {"lp"}
-    need |= {"ft" for m in methods if m == "wiseft"} | {"masd" for m in methods if m == "masd+wiseft"}
-    return [m for m in METHODS if m in need]
 
 
 def downstream_settings(opts: ExperimentOptions, preset_name: str) -> tuple[Schedule, Downstream]:
@@ -121,33 +110,23 @@ class SeedRun:
                                      device=opts.device, progress=opts.progress))
         pretrained = load_model(pre_dir).to(ctx.device)
         self.tokenizer = tokenizer_path(pre_dir)
-        prep = pretrained.config.arch.preprocessing
-        tok = TextTokenizer(self.tokenizer, prep.max_tokens) if self.tokenizer else None
         info = inspect_data(opts.data, "train")
         show = opts.progress and ctx.main
-        frontend = pretrained.audio_frontend()
-        train = Split(info.root, "train", pretrained.modalities, prep, tok, progress=show,
-                      audio_frontend=frontend)
-        keep = torch.arange(len(train))
-        if opts.holdout:  # validation: a seeded share of train, never eval
-            kept, held = holdout(len(train), opts.holdout, self.seed)
-            keep, self.eval, self.eval_indices = torch.from_numpy(kept), train, torch.from_numpy(held)
-        else:
-            self.eval = Split(info.root, "eval", pretrained.modalities, prep, tok, progress=show,
-                              audio_frontend=frontend)
-            self.eval_indices = None
-        preset = load_preset(pretrained.config.preset)
-        schedule, recipe = downstream_settings(opts, preset.name)
-        distill, distill_idx = None, None
-        if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
-            distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tok, self.seed, show,
-                                                frontend, recipe.distill_source, recipe.distill_examples)
+        schedule, recipe = downstream_settings(opts, pretrained.config.preset)
         settings = run_settings(opts, schedule, recipe)
         if self.scores.setdefault("settings", settings) != settings:
             raise UserError(f"{self.folder}: made with other downstream settings "
                             f"({self.scores['settings']}); start again without --resume, or in another --out")
-        self.learners = Learners(train, keep, distill, distill_idx, info.classes, info.task,
-                                 preset.recipe["probe"], schedule, recipe)
+        data = open_downstream(pretrained, self.tokenizer, info, schedule, recipe, opts.holdout, self.seed,
+                               any(METHODS[m].distills for m in with_dependencies(opts.methods)), show)
+        self.learners = data.learners
+        if opts.holdout:  # validation: a seeded share of train, never eval
+            self.eval, self.eval_indices = data.train, torch.from_numpy(data.held_out)
+        else:
+            prep = pretrained.config.arch.preprocessing
+            self.eval = Split(info.root, "eval", pretrained.modalities, prep, data.tokenizer, progress=show,
+                              audio_frontend=pretrained.audio_frontend())
+            self.eval_indices = None
         subsets = [s for s in all_subsets(pretrained.modalities)
                    if not opts.train_sets or subset_key(s, pretrained.modalities) in opts.train_sets]
         bar = tqdm(subsets, desc=f"seed {self.seed}: training sets", unit="M_T", disable=not show)
@@ -181,7 +160,7 @@ class SeedRun:
     def train_set(self, pretrained: MultimodalModel, use: list[str]) -> None:
         key = subset_key(use, pretrained.modalities)
         models: dict[str, MultimodalModel] = {}
-        for method in needed_methods(self.opts.methods):
+        for method in with_dependencies(self.opts.methods):
             started = time.monotonic()
             if self.done(method, key):
                 if method in ("lp", "ft", "masd"):  # the WiSE-FT rows need them
@@ -193,8 +172,8 @@ class SeedRun:
             torch.manual_seed(self.seed)
             if method == "lp":
                 model, note = self.learners.probe(pretrained, use, run)
-            elif method.endswith("wiseft"):
-                base = "ft" if method == "wiseft" else "masd"
+            elif METHODS[method].averages:
+                base = METHODS[method].averages
                 model = wise(models[base].cpu(), models["lp"].cpu(), self.opts.alpha)
                 note = {"stage": "wiseft", "alpha": self.opts.alpha}
                 self.sweep(method, key, base, models)
@@ -223,7 +202,7 @@ class SeedRun:
 
 def experiment(opts: ExperimentOptions) -> Path:
     ctx = setup(opts.device)
-    needed_methods(opts.methods)
+    with_dependencies(opts.methods)
     for a in (*opts.alphas, opts.alpha):
         if not 0.0 <= a <= 1.0:
             raise UserError(f"--alpha {a}: expected a number from 0 to 1")
@@ -243,7 +222,7 @@ def experiment(opts: ExperimentOptions) -> Path:
         except UserError as e:
             raise UserError(f"--train-sets: {e}") from None
     schedule, recipe = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
-    if any(tuned_by(m) in DISTILLING for m in needed_methods(opts.methods)):
+    if any(METHODS[m].distills for m in with_dependencies(opts.methods)):
         distill_pool(info.root, recipe.distill_source, recipe.distill_examples)
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()

@@ -15,18 +15,18 @@ from pathlib import Path
 import torch
 
 from mmrt.errors import UserError
-from mmrt.methods import METHODS
+from mmrt.methods import DISTILLING, METHODS, get_method
 from mmrt.modalities import parse_subset, subset_key
-from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, save_model, tokenizer_path, write_model
 from mmrt.training.config import load_preset
 from mmrt.training.data import inspect_data, require_modalities
 from mmrt.training.distributed import setup
-from mmrt.training.downstream import DISTILLING, Learners, StageRun, tuning_stage
+from mmrt.training.downstream import StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
+from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
 from mmrt.training.rundir import prepare_out
-from mmrt.training.splits import Split, distill_pool, holdout, open_distill
+from mmrt.training.splits import distill_pool
 from mmrt.training.wiseft import wise
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ class TrainOptions:
 
 def check_options(opts: TrainOptions, model_modalities: tuple[str, ...]) -> tuple[str, ...]:
     """Validate everything that needs no training; returns M_T in the model's order."""
-    if opts.method not in METHODS:
-        raise UserError(f"--method {opts.method!r}: expected one of {list(METHODS)}")
+    get_method(opts.method)
     try:
         use = parse_subset(opts.modalities, model_modalities)
     except UserError as e:
@@ -107,19 +106,9 @@ def train(opts: TrainOptions) -> Path:
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 
-    prep = pretrained.config.arch.preprocessing
-    tokenizer = TextTokenizer(tok_file, prep.max_tokens) if tok_file else None
-    show = opts.progress and ctx.main
-    frontend = pretrained.audio_frontend()
-    train_split = Split(info.root, "train", pretrained.modalities, prep, tokenizer, progress=show,
-                        audio_frontend=frontend)
-    keep, val = holdout(len(train_split), opts.holdout, opts.seed)
-    distill, distill_idx = None, None
-    if stage in DISTILLING:
-        distill, distill_idx = open_distill(info.root, pretrained.modalities, prep, tokenizer, opts.seed,
-                                            show, frontend, recipe.distill_source, recipe.distill_examples)
-    learners = Learners(train_split, torch.from_numpy(keep), distill, distill_idx, info.classes, info.task,
-                        preset.recipe["probe"], tune_schedule, recipe)
+    data = open_downstream(pretrained, tok_file, info, tune_schedule, recipe, opts.holdout, opts.seed,
+                           stage in DISTILLING, opts.progress and ctx.main)
+    learners, train_split, val = data.learners, data.train, data.held_out
     run = StageRun(ctx, opts.seed, resume=opts.resume, progress=opts.progress,
                    checkpoint_every=opts.checkpoint_every)
     torch.manual_seed(opts.seed)
@@ -127,7 +116,7 @@ def train(opts: TrainOptions) -> Path:
     tuned = lp if stage is None else _stage(out, stage, run, lambda r: learners.tune(stage, lp, use, r))
 
     if ctx.main:
-        wise_ft = opts.method.endswith("wiseft")
+        wise_ft = METHODS[opts.method].averages is not None
         for alpha in opts.alphas if wise_ft else (None,):
             model = wise(tuned.cpu(), lp.cpu(), alpha) if wise_ft else tuned.cpu()
             record = {"stage": "result", "method": opts.method, "alpha": alpha, "data": str(info.root),

@@ -1,9 +1,10 @@
 """`mmrt quickstart`: the main job on the embedded default, end to end with what exists so far.
 
-Bundled data -> data card -> contrastive pretraining -> MASD + WiSE-FT on a training set that
-lacks a modality -> scores on every modality subset, the missing one included -> export to a
-verified bundle with the monolithic baseline -> `mmrt serve` + `mmrt bench` with the missing
-modality present again and another sensor dropped, side by side with the monolithic graph.
+Bundled data -> data card -> contrastive pretraining -> plain fine-tuning and MASD + WiSE-FT on
+a training set that lacks a modality (one probe shared) -> both scored on every modality subset,
+the missing one included -> export of MASD + WiSE-FT to a verified bundle with the monolithic
+baseline -> `mmrt serve` + `mmrt bench` with the missing modality present again and another sensor
+dropped -> the two methods side by side on what the rig meets after training.
 """
 
 from __future__ import annotations
@@ -24,10 +25,18 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/quickstart", help="work folder (default runs/quickstart)")
     p.add_argument("--size", choices=("tiny", "small", "base"), default="small")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretrain-epochs", type=int, metavar="N",
+                   help=f"contrastive pretraining epochs (default: the preset's, except small: "
+                        f"{QUICK_PRETRAIN_EPOCHS['small']}, half its 80, to fit 10 minutes on 2 cores; "
+                        "docs/training.md shows what that costs)")
     p.set_defaults(run=run, prog=p.prog)
 
 
-STEPS = 7
+STEPS = 8
+# Half the `small` preset's pretraining keeps the quickstart within 10 minutes on 2 cores; what
+# it costs in score, measured with this command at both budgets, is in docs/training.md.
+QUICK_PRETRAIN_EPOCHS = {"small": 40}
+COMPARED = ("ft", "masd+wiseft")  # the baseline and the method, from one shared linear probe
 STRATUM_NAMES = {"missing": "missing at test", "added": "added at test", "transfer": "transfer"}
 
 
@@ -61,7 +70,8 @@ def _schedule(saved: dict | None):
         return None
 
 
-def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) -> Path:
+def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool,
+              epochs: int | None = None) -> Path:
     from mmrt.training.checkpoint import read_config
     from mmrt.training.config import load_preset
     from mmrt.training.pretrain import PretrainOptions, pretrain
@@ -71,40 +81,44 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool) 
         config = read_config(folder)
         # Reuse only a model pretrained with this seed and the preset's current architecture and recipe.
         current = load_preset(preset)
+        schedule = current.recipe["pretrain"].override(epochs)
         if config.history and config.history[0].get("seed") == seed and config.preset == preset \
-                and config.arch == current.arch \
-                and _schedule(config.history[0].get("schedule")) == current.recipe["pretrain"]:
+                and config.arch == current.arch and _schedule(config.history[0].get("schedule")) == schedule:
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()
-    pretrain(PretrainOptions(data, folder, preset, seed=seed, overwrite=True))
+    pretrain(PretrainOptions(data, folder, preset, seed=seed, epochs=epochs, overwrite=True))
     print(f"pretrained in {time.perf_counter() - started:.0f} s: {folder}")
     return folder
 
 
-def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -> Path:
-    from mmrt.training.train import TrainOptions, train
+def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -> dict:
+    """Fine-tuning and MASD + WiSE-FT on ``train_set``, each scored on every eval subset:
+    {method: {eval subset: score}}; the models are under ``out/models/<method>/<train_set>``."""
+    from mmrt.training.experiment import SCORES, ExperimentOptions, experiment
 
     started = time.perf_counter()
-    model = train(TrainOptions(data, pretrained, "masd+wiseft", train_set, out / "model", seed=seed,
-                               overwrite=True))
-    print(f"trained in {time.perf_counter() - started:.0f} s: {model}")
-    return model
+    experiment(ExperimentOptions(data, out, methods=COMPARED, seeds=(seed,), alphas=(), pretrained=pretrained,
+                                 train_sets=(train_set,), overwrite=True))
+    print(f"trained and scored in {time.perf_counter() - started:.0f} s: {out}")
+    scores = json.loads((out / SCORES).read_text("utf-8"))["methods"]
+    return {method: scores[method][train_set] for method in COMPARED}
 
 
-def _scores(model: Path, data: Path, train_set: str) -> None:
-    from mmrt.training.evaluate import evaluate_model
+def _kind(train_set: str, key: str) -> str:
+    trained_on, seen = frozenset(train_set.split("+")), frozenset(key.split("+"))
+    strata = [STRATUM_NAMES[name] for name, admit in STRATA.items()
+              if name in STRATUM_NAMES and admit(trained_on, seen)]
+    return "same" if seen == trained_on else strata[0] if strata else "partial overlap"
 
-    scores, metric = evaluate_model(model, data)
-    trained_on = frozenset(train_set.split("+"))
-    width = max(map(len, scores))
-    print(f"{'eval modalities':<{width}}  {metric:>6}  vs the training set")
-    for key, value in scores.items():
-        seen = frozenset(key.split("+"))
-        strata = [STRATUM_NAMES[name] for name, admit in STRATA.items()
-                  if name in STRATUM_NAMES and admit(trained_on, seen)]
-        kind = "same" if seen == trained_on else strata[0] if strata else "partial overlap"
-        print(f"{key:<{width}}  {value:6.3f}  {kind}")
+
+def _scores(scores: dict, train_set: str, metric: str) -> None:
+    width = max(map(len, scores[COMPARED[0]]))
+    print(f"{'eval modalities':<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  "
+          f"vs the training set ({metric})")
+    for key in scores[COMPARED[0]]:
+        ft, masd = (scores[m][key] for m in COMPARED)
+        print(f"{key:<{width}}  {ft:9.3f}  {masd:12.3f}  {_kind(train_set, key)}")
 
 
 def _export(model: Path, data: Path, out: Path) -> None:
@@ -117,7 +131,7 @@ def _export(model: Path, data: Path, out: Path) -> None:
           f"({', '.join(manifest.files)}); parity max error {worst:.1g}")
 
 
-def _bench(out: Path, data: Path, dropped: str) -> None:
+def _bench(out: Path, data: Path, dropped: str) -> dict:
     from mmrt.benchmarks.bench import BenchOptions, run_bench
     from mmrt.benchmarks.bench_report import headline
     from mmrt.benchmarks.workload import DropPlan
@@ -127,10 +141,33 @@ def _bench(out: Path, data: Path, dropped: str) -> None:
                                     drop=DropPlan(frozenset({dropped})), baseline=True, streaming=True))
     print(f"benched in {time.perf_counter() - started:.0f} s: {out / 'bench' / 'report.md'}")
     print(headline(report))
+    return report
+
+
+def _side_by_side(scores: dict, report: dict, train_set: str, unseen: str, dropped: str) -> None:
+    """The point of the method in four lines: both models trained on ``train_set``, scored where
+    the rig differs from training, and what serving only the present encoders saves."""
+    left = "+".join(m for m in report["modalities"] if m != dropped)
+    rows = [(f"{unseen} alone (training never saw it)", unseen),
+            (f"{dropped} dropped ({left}: the bench's workload)", left)]
+    head = f"trained on {train_set} (same data, probe and seed)"
+    width = max(len(head), *(len(label) for label, _ in rows))
+    print(f"{head:<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  change")
+    for label, key in rows:
+        ft, masd = (scores[m][key] for m in COMPARED)
+        print(f"{label:<{width}}  {ft:9.3f}  {masd:12.3f}  {masd - ft:+.3f}")
+    vs = report.get("vs_baseline", {}).get("overall")
+    if vs:
+        p50, mono = report["overall"]["latency_ms"]["p50"], report["baseline"]["overall"]["latency_ms"]["p50"]
+        print(f"served with {dropped} dropped: p50 {p50:.1f} ms running only the present encoders vs "
+              f"{mono:.1f} ms for the monolithic graph ({vs['p50_ratio']:.2f}x)")
 
 
 def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
+    epochs = args.pretrain_epochs or QUICK_PRETRAIN_EPOCHS.get(args.size)
+    if args.pretrain_epochs is not None and args.pretrain_epochs <= 0:
+        raise UserError(f"--pretrain-epochs {args.pretrain_epochs}: expected a positive number")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -140,24 +177,28 @@ def run(args: argparse.Namespace) -> int:
     data, reused = _dataset(out, args.size, args.seed)
     _step(2, "data card")
     print((data / "DATACARD.md").read_text(encoding="utf-8"))
-    _step(3, f"contrastive pretraining (preset {args.size})")
-    pretrained = _pretrain(data, out, args.size, args.seed, reused)
+    _step(3, f"contrastive pretraining (preset {args.size}"
+          + (f", {epochs} epochs)" if epochs else ")"))
+    pretrained = _pretrain(data, out, args.size, args.seed, reused, epochs)
     from mmrt.training.checkpoint import read_config
 
-    modalities = read_config(pretrained).modalities
+    config = read_config(pretrained)
+    modalities, unseen = config.modalities, config.modalities[-1]
     train_set = "+".join(modalities[:-1])
-    _step(4, f"MASD + WiSE-FT on {train_set}: the rig lacked a {modalities[-1]} sensor when the "
+    _step(4, f"fine-tuning and MASD + WiSE-FT on {train_set}: the rig lacked a {unseen} sensor when the "
           "labelled data was recorded")
-    model = _train(data, pretrained, out, train_set, args.seed)
+    scores = _train(data, pretrained, out / "train", train_set, args.seed)
     _step(5, "scores on every modality subset of the eval split (one seed: expect about ±0.1 a cell)")
-    _scores(model, data, train_set)
-    _step(6, "export: one ONNX graph per modality encoder, the head and the monolithic baseline, each "
-          "checked against PyTorch on real examples")
-    _export(model, data, out)
+    _scores(scores, train_set, config.metric)
+    _step(6, "export MASD + WiSE-FT: one ONNX graph per modality encoder, the head and the monolithic "
+          "baseline, each checked against PyTorch on real examples")
+    _export(out / "train" / "models" / "masd+wiseft" / train_set, data, out)
     dropped = modalities[-2]  # a sensor the training set had
-    _step(7, f"serve the bundle and bench it through gRPC: {modalities[-1]} present again, {dropped} "
+    _step(7, f"serve the bundle and bench it through gRPC: {unseen} present again, {dropped} "
           f"dropped, against the monolithic graph")
-    _bench(out, data, dropped)
+    report = _bench(out, data, dropped)
+    _step(8, "what the method bought")
+    _side_by_side(scores, report, train_set, unseen, dropped)
     print(f"\nFor all methods on every training set with the paper's report: mmrt experiment "
           f"--data {data} --out runs/exp --preset {args.size} --seeds 0,1,2")
     print(f"To serve it yourself: mmrt serve {out / 'bundle'}   (KServe v2 / Triton gRPC on 127.0.0.1:8001)")

@@ -19,15 +19,12 @@ from mmrt.methods import METHODS
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a classifier on the modalities M_T from a pretrained model",
-        description="Methods: lp (linear probe on frozen encoders), ft (all weights, head from the "
-        "probe), masd (ft plus self-distillation from M_T to the other modalities on "
-        "DATA/distill.jsonl or DATA/unseen.jsonl), wiseft (alpha*ft + (1-alpha)*lp), masd+wiseft, "
-        "masd-cw (masd with each example's distillation weighted by the teacher's confidence), "
-        "moddrop (ft with modalities dropped at random). Writes a model directory for 'mmrt export'.")
+        description="Methods: " + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values())
+        + ". Writes a model directory for 'mmrt export'.")
     p.add_argument("--data", required=True, type=Path, help="dataset folder with train.jsonl")
     p.add_argument("--pretrained", required=True, type=Path, help="model directory from 'mmrt pretrain'")
     p.add_argument("--method", required=True, choices=METHODS, metavar="METHOD",
-                   help=f"one of {', '.join(METHODS)}")
+                   help=f"one of {', '.join(METHODS)} (above)")
     p.add_argument("--modalities", required=True,
                    help="training modalities M_T joined by '+', e.g. audio+video")
     p.add_argument("--out", required=True, type=Path, help="model directory to write")

@@ -17,41 +17,8 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-# How the knob defaults below were set (DESIGN.md section 2): each modality fine-tuned alone
-# (`mmrt train --method ft`, preset `small`, from contrastive pretraining on the same data),
-# scored on a quarter of train held out for validation, never on eval and never from a
-# method's robustness result: `python -m mmrt.benchmarks.calibrate_data`. The data card
-# prints this record.
-CALIBRATION: dict = {
-    "date": "2026-11-28 and 29",
-    "command": "python -m mmrt.benchmarks.calibrate_data -- <knobs>",
-    "target": "each modality fine-tuned alone 0.4-0.8 mAP on validation, audio the strongest",
-    "rounds": [
-        {"knobs": "defaults before calibration: --snr-db -6 9 --video-noise 20 60 --distractors 1 3 "
-                  "--title-named 0.25", "pretraining": "30 epochs, lr 5e-4",
-         "validation": {"audio": None, "video": None, "text": None},
-         "note": "not run this way; an experiment's eval scores put audio and video at chance "
-                 "(about 0.16) and text alone at 0.41"},
-        {"knobs": "--snr-db 0 15 --video-noise 10 40 --distractors 0 2 --title-named 0.3",
-         "pretraining": "30 epochs, lr 2e-3", "validation": {"audio": 0.253, "video": 0.212, "text": 0.444},
-         "note": "pretraining loss 4.13 against 4.16 at chance"},
-        {"knobs": "--snr-db 3 18 --video-noise 10 40 --distractors 0 2 --title-named 0.3",
-         "pretraining": "80 epochs, lr 2e-3", "validation": {"audio": 0.259, "video": 0.189, "text": 0.375},
-         "note": "pretraining loss 4.09 against 4.16 at chance"},
-        {"knobs": "--snr-db 3 18 --video-noise 10 40 --distractors 0 2 --title-named 0.3 (the defaults)",
-         "pretraining": "80 epochs, lr 1e-3 (the small preset)",
-         "validation": {"audio": 0.379, "video": 0.239, "text": 0.577},
-         "note": "audio-text align on pretraining clips (retrieval 0.34, chance 0.016) but not on "
-                 "unseen ones; target missed: audio and video under 0.4, text the strongest"},
-        {"knobs": "the same (the defaults); the small preset's encoders now have a normalised conv "
-                  "stem and max pooling", "pretraining": "80 epochs, lr 1e-3 (the small preset)",
-         "validation": {"audio": 0.445, "video": 0.485, "text": 0.653},
-         "note": "pretraining loss 2.63 against 4.16 at chance; every modality in 0.4-0.8; "
-                 "audio not the strongest (text is), knobs kept"},
-    ],
-}
-
-
+# The knob defaults below were set from each modality fine-tuned alone, scored on validation
+# (DESIGN.md section 2); every round is recorded in calibration.json, which the data card prints.
 @dataclass(frozen=True)
 class AudioKnobs:
     clip_seconds: float = 2.0  # every wav is exactly this long, 16 kHz mono

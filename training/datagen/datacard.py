@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 import mmrt
-from mmrt.training.datagen.config import CALIBRATION, DIGITS, GeneratorConfig
+from mmrt.training.datagen.config import DIGITS, GeneratorConfig
 
 TITLE_KINDS = ("named", "cue", "foreign", "none")
+# How the knob defaults were chosen, one entry a calibration round (data, not code: a new round
+# is a new entry with its command, date and validation scores).
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 
 def _share(count: int, total: int) -> float:
@@ -128,8 +132,8 @@ def render_card(card: dict) -> str:
 
 
 def calibration_lines() -> list[str]:
-    """How the knob defaults were chosen, round by round (``CALIBRATION``)."""
-    c = CALIBRATION
+    """How the knob defaults were chosen, round by round (``calibration.json``)."""
+    c = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
     lines = ["## How the defaults were calibrated", "",
              f"{c['date']}, `{c['command']}`. Target: {c['target']}. Validation scores of each modality "
              "fine-tuned alone, per round:", "",

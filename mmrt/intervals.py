@@ -1,0 +1,91 @@
+"""95% bootstrap intervals for task scores: resample the examples with replacement (seeded),
+score each resample, and take the 2.5th and 97.5th percentiles.
+
+Every score of one report is recomputed on the *same* resamples, so figures built from several
+scores (P is a mean and R a minimum over modality subsets) get intervals the same way: compute
+the figure on each resample, then take its percentiles.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+RESAMPLES = 1000
+SEED = 0
+
+
+def resamples(n: int, count: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """[count, n] example indices, each row a resample of range(n) with replacement."""
+    if n <= 0 or count <= 0:
+        raise ValueError(f"resamples: need n > 0 and count > 0, got {n} and {count}")
+    return np.random.default_rng(seed).integers(0, n, size=(count, n))
+
+
+def average_precision_rows(y_true: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """AP of one class on each row: y_true, score [R, n] -> [R] (NaN where a row has no positive).
+
+    The same definition as ``mmrt.scores.average_precision`` (equal scores form one threshold),
+    vectorised over rows: each positive counts the precision at the end of its run of equal
+    scores.
+    """
+    order = np.argsort(-score, axis=1, kind="stable")
+    s = np.take_along_axis(score, order, axis=1)
+    y = np.take_along_axis(y_true.astype(bool), order, axis=1)
+    n = s.shape[1]
+    tp = np.cumsum(y, axis=1)
+    precision = tp / np.arange(1, n + 1)
+    run_end = np.ones_like(s, dtype=bool)
+    run_end[:, :-1] = s[:, 1:] != s[:, :-1]
+    # the index of the end of each position's run: the first run end at or after it
+    ends = np.where(run_end, np.arange(n), n)
+    ends = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    at_end = np.take_along_axis(precision, ends, axis=1)
+    positives = tp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(positives > 0, (y * at_end).sum(axis=1) / positives, np.nan)
+
+
+def resampled_scores(y_true: np.ndarray, scores: np.ndarray, task: str, draws: np.ndarray,
+                     include: np.ndarray | None = None) -> np.ndarray:
+    """The task's score (macro mAP or top-1, as ``mmrt.scores.task_score``) on each resample:
+    y_true, scores [N, C]; draws [R, N] -> [R]. ``include`` [N] (default all) marks the examples
+    this score is taken over; the others may be drawn but count for nothing, so scores taken over
+    different examples of one split still share its resamples."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    if include is not None:  # ranked last with no positive: outside every AP, and out of top-1's mean
+        include = np.asarray(include, dtype=bool)
+        y_true = np.where(include[:, None], y_true, 0)
+        scores = np.where(include[:, None], scores, -np.inf)
+    if task == "multi-label":
+        aps = np.stack([average_precision_rows(y_true[draws, c], scores[draws, c])
+                        for c in range(y_true.shape[1])], axis=1)
+        with warnings.catch_warnings():  # a resample with no positive at all: NaN, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(aps, axis=1)
+    top = np.argmax(scores, axis=1)
+    hit = (y_true[np.arange(len(top)), top] > 0).astype(np.float64)
+    weight = np.ones(len(hit)) if include is None else include.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hit[draws].sum(axis=1) / weight[draws].sum(axis=1)
+
+
+def ci95(samples: np.ndarray) -> dict[str, float]:
+    """The percentile interval of a figure's resampled values."""
+    low, high = np.percentile(np.asarray(samples, dtype=np.float64), [2.5, 97.5])
+    return {"low": float(low), "high": float(high)}
+
+
+def figure_intervals(samples: Mapping[str, np.ndarray],
+                     figures: Mapping[str, Callable[[Mapping[str, float]], float | None]]) -> dict:
+    """Intervals of figures computed from several scores: ``samples`` maps each score's name to
+    its [R] resampled values (all on the same resamples); each figure maps one resample's
+    {name: score} to a number (None: undefined). -> {figure: ci95, or None}."""
+    count = len(next(iter(samples.values())))
+    out: dict = {}
+    for name, figure in figures.items():
+        values = [figure({k: float(v[r]) for k, v in samples.items()}) for r in range(count)]
+        out[name] = None if any(v is None for v in values) else ci95(np.asarray(values))
+    return out
