@@ -1,1 +1,2 @@
-"""mmrt.benchmarks: robustness and latency under sensor dropout, behind `mmrt bench`."""
+"""Lab benchmarks and one-off studies, run from the checkout (`python -m benchmarks.<name>`); not
+installed with mmrt. Their figures are reported, dated, under docs/results/."""

@@ -1,7 +1,7 @@
 """Two bundles of the same model, encoder by encoder, timed in alternation: what an export change
 (an opset, a fusion, a front-end) does to latency, with everything else equal.
 
-    python -m mmrt.benchmarks.bundle_ab BUNDLE_A BUNDLE_B [--threads 0] [--repeats 200]
+    python -m benchmarks.bundle_ab BUNDLE_A BUNDLE_B [--threads 0] [--repeats 200]
 
 Both bundles' graphs are opened as the server opens them (its session and malloc settings) and
 fed the same seeded inputs at batch 1 and 8; prints the median latency of each, the speed-up of B
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.timing import machine, paired_ms
+from mmrt.bench.timing import machine, paired_ms
 from mmrt.bundle import EMBEDDING, verify_bundle
 from mmrt.errors import UserError
 from mmrt.runtime.memory import tune_malloc

@@ -1,6 +1,6 @@
 """Calibrate the bundled data's difficulty from single-modality scores only (DESIGN.md section 2).
 
-    python -m mmrt.benchmarks.calibrate_data --out runs/calibrate [-- --snr-db -3 12 ...]
+    python -m benchmarks.calibrate_data --out runs/calibrate [-- --snr-db -3 12 ...]
 
 Generates `small` data with the given `mmrt data make` knobs, pretrains the `small` preset,
 fine-tunes on each modality alone and prints each one's score on a validation split carved

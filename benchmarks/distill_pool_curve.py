@@ -1,6 +1,6 @@
 """MASD's gain against the size of its distillation pool (clips pretraining never saw), one seed.
 
-    python -m mmrt.benchmarks.distill_pool_curve --data D --pretrained P --out runs/pool-curve \\
+    python -m benchmarks.distill_pool_curve --data D --pretrained P --out runs/pool-curve \\
         [--sizes 240,960,3840] [--seed 0]
 
 D needs an unseen pool as large as the largest size (`mmrt data make --unseen-size 3840`: the
@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from mmrt import atomic
-from mmrt.benchmarks.timing import machine
+from mmrt.bench.timing import machine
 from mmrt.cli import main as mmrt
 from mmrt.robustness import PMatrix, robustness_report
 

@@ -1,6 +1,6 @@
 """Drains under load: SIGTERM to `mmrt serve` while clients hammer it, round after round.
 
-    python -m mmrt.benchmarks.drain --bundle runs/quickstart/bundle [--drains 20] [--clients 8]
+    python -m benchmarks.drain --bundle runs/quickstart/bundle [--drains 20] [--clients 8]
 
 Each round starts a server and lets `--clients` threads call it back to back: most send
 ModelInfer with the retry policy the README shows (UNAVAILABLE retried with backoff), the
@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from mmrt.benchmarks.client import ServerProcess
-from mmrt.benchmarks.fuzz_streams import in_sequence
+from benchmarks.fuzz_streams import in_sequence
+from mmrt.bench.client import ServerProcess
 
 RETRY = {"methodConfig": [{"name": [{"service": "inference.GRPCInferenceService", "method": "ModelInfer"}],
                            "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",

@@ -1,6 +1,6 @@
 """Each modality encoder in ONNX Runtime (CPU) against PyTorch eager, in one run (the export speed targets).
 
-    python -m mmrt.benchmarks.export_latency [--preset small] [--threads 2] [--out runs/export-latency]
+    python -m benchmarks.export_latency [--preset small] [--threads 2] [--out runs/export-latency]
 
 For every encoder of the preset (random weights: latency does not depend on their values):
 median latency at batch 1 and 32 in both (timed in alternating blocks), the speed-up, and the
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmrt.benchmarks.timing import machine, paired_ms, timed
+from mmrt.bench.timing import machine, paired_ms, timed
 from mmrt.bundle import DEFAULT_OPSET, GraphSpec
 from mmrt.export.graphs import EncoderGraph
 from mmrt.export.onnx_graph import export_graph

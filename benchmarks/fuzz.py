@@ -1,6 +1,6 @@
 """Hostile input for `mmrt serve`: hypothesis-generated malformed KServe v2 requests, gRPC and REST.
 
-    python -m mmrt.benchmarks.fuzz --bundle runs/quickstart/bundle [--requests 10000]
+    python -m benchmarks.fuzz --bundle runs/quickstart/bundle [--requests 10000]
 
 Random input names, datatypes, ranks (up to 70) and dims (zero, negative, huge),
 raw_input_contents counts that do not match the inputs, payloads of the wrong length, random
@@ -28,8 +28,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmrt.benchmarks.fuzz_cost import Costs, costly
-from mmrt.benchmarks.fuzz_streams import HeldStreams, shared_sequence, short_deadlines
+from benchmarks.fuzz_cost import Costs, costly
+from benchmarks.fuzz_streams import HeldStreams, shared_sequence, short_deadlines
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 
@@ -183,7 +183,7 @@ def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float 
         if code not in EXPECTED | {"DEADLINE_EXCEEDED"}:
             fuzzer.unexpected.append(f"short deadline: {n} x {code}")
     if rest is not None:
-        from mmrt.benchmarks.fuzz_rest import fuzz_rest
+        from benchmarks.fuzz_rest import fuzz_rest
 
         rest_codes, rest_unexpected = fuzz_rest(rest, max(int(count * rest_share), 1))
         fuzzer.codes.update({f"REST_{code}": n for code, n in rest_codes.items()})
@@ -201,7 +201,7 @@ def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float 
 
 
 def main() -> None:
-    from mmrt.benchmarks.client import ServerProcess
+    from mmrt.bench.client import ServerProcess
     from mmrt.runtime.server import ServerOptions
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

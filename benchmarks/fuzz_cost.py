@@ -3,7 +3,7 @@ audio rows and texts, extreme frame sizes and aspect ratios, many frames, deep r
 the message limit. Each one's server time is compared with a normal request's of the same
 modality and, where the server is a process of ours, the peak resident memory it adds.
 
-Targets (reported by ``mmrt.benchmarks.fuzz``, never asserted on time in tests): no request
+Targets (reported by ``benchmarks.fuzz``, never asserted on time in tests): no request
 takes more than 10x a normal request's time (per row, for an answered batch) or adds more than
 64 MB to the peak.
 """
@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 from hypothesis import strategies as st
 
-from mmrt.benchmarks.soak import rss_kib
+from benchmarks.soak import rss_kib
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 
 AUDIO_ROWS = [1, 100, 16_000, 32_000, 960_000, 960_001, 4_000_000]

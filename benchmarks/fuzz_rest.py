@@ -14,7 +14,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmrt.benchmarks.fuzz import DATATYPES, DIMS, LONG, MAX_DETAIL, NAMES
+from benchmarks.fuzz import DATATYPES, DIMS, LONG, MAX_DETAIL, NAMES
 
 EXPECTED = {200, 400, 401, 404, 408, 409, 413, 429}
 JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70),

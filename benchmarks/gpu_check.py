@@ -1,7 +1,7 @@
 """One command for a machine with an NVIDIA GPU: train on CUDA, export with TensorRT engines, check
 parity, serve with the GPU providers, and measure batch 1 against batch 32 per encoder.
 
-    python -m mmrt.benchmarks.gpu_check --out DIR [--preset base] [--install] [--allow-cpu]
+    python -m benchmarks.gpu_check --out DIR [--preset base] [--install] [--allow-cpu]
 
 Steps, each recorded in DIR/report.md and DIR/report.json as ok, skipped (with why) or failed
 (with the error), so that one missing piece never hides the others:
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.timing import machine, timed
+from mmrt.bench.timing import machine, timed
 
 BATCHES = (1, 32)
 
@@ -200,7 +200,7 @@ def serve(out: Path, env: dict) -> dict:
     """Every modality subset through `mmrt serve` (GPU providers first), against the CPU in-process."""
     import tritonclient.grpc as tc
 
-    from mmrt.benchmarks.client import ServerProcess, triton_inputs
+    from mmrt.bench.client import ServerProcess, triton_inputs
     from mmrt.modalities import all_subsets
     from mmrt.runtime.bundle import open_bundle
     from mmrt.runtime.engine import Engine

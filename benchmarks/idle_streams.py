@@ -1,6 +1,6 @@
 """Health and inference latency with the stream cap's worth of idle streams open.
 
-    python -m mmrt.benchmarks.idle_streams --bundle runs/quickstart/bundle [--requests 300]
+    python -m benchmarks.idle_streams --bundle runs/quickstart/bundle [--requests 300]
 
 Starts `mmrt serve` (default limits: 64 streams), measures health checks and audio+text
 inferences one after another with no stream open, then again with 64 streams open that send
@@ -19,9 +19,9 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mmrt.benchmarks.client import ServerProcess
-from mmrt.benchmarks.fuzz_streams import HeldStreams
-from mmrt.benchmarks.timing import machine
+from benchmarks.fuzz_streams import HeldStreams
+from mmrt.bench.client import ServerProcess
+from mmrt.bench.timing import machine
 from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc

@@ -1,6 +1,6 @@
 """Each encoder of a bundle in INT8 against FP32 under ONNX Runtime, in one run (the INT8 speed target).
 
-    python -m mmrt.benchmarks.int8_latency BUNDLE [--threads 0] [--data DIR] [--out runs/int8-latency]
+    python -m benchmarks.int8_latency BUNDLE [--threads 0] [--data DIR] [--out runs/int8-latency]
 
 BUNDLE comes from ``mmrt export --int8``. For every encoder: median latency at batch 1 and 8 of
 the FP32 and the INT8 graph, opened as the server opens them and timed in alternating blocks on
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.timing import machine, paired_ms
-from mmrt.benchmarks.workload import load_examples
+from mmrt.bench.timing import machine, paired_ms
+from mmrt.bench.workload import load_examples
 from mmrt.bundle import input_name, verify_bundle
 from mmrt.errors import UserError
 from mmrt.runtime.memory import tune_malloc

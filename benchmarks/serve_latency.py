@@ -1,6 +1,6 @@
 """Where a served request's time goes, and how close the server comes to the compute bound.
 
-    python -m mmrt.benchmarks.serve_latency [--bundle runs/quickstart/bundle] [--threads 2] [--http]
+    python -m benchmarks.serve_latency [--bundle runs/quickstart/bundle] [--threads 2] [--http]
 
 Per workload (all modalities, video dropped, text only), one `mmrt serve` subprocess on loopback:
 1. Latency at batch 1, timed in alternating blocks against the same request answered in this
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
-from mmrt.benchmarks.timing import machine, paired_ms, timed
+from mmrt.bench.client import ServerProcess, batch_of_one, triton_inputs
+from mmrt.bench.timing import machine, paired_ms, timed
 from mmrt.bundle import input_name
 from mmrt.modalities import all_subsets
 from mmrt.runtime.batcher import BatchingOptions
@@ -177,7 +177,7 @@ def render(r: dict) -> str:
     w = r["workloads"]
     lines = [f"# mmrt serve: where the time goes ({r['date']}, {r['machine']}, {r['threads']} ORT threads)",
              "",
-             f"Bundle `{r['bundle']}`; `python -m mmrt.benchmarks.serve_latency`.", "",
+             f"Bundle `{r['bundle']}`; `python -m benchmarks.serve_latency`.", "",
              "| measure | " + " | ".join(f"{k} ({'+'.join(v['modalities'])})" for k, v in w.items()) + " |",
              "|---|" + "---|" * len(w)]
     for label, key, fmt in rows:

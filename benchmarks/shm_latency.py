@@ -1,6 +1,6 @@
 """Shared memory against sending the bytes, for a rig's large inputs.
 
-    python -m mmrt.benchmarks.shm_latency [--bundle runs/quickstart/bundle] [--repeats 40]
+    python -m benchmarks.shm_latency [--bundle runs/quickstart/bundle] [--repeats 40]
 
 One `mmrt serve` subprocess (``--max-message-mb 64``, so that a 15 MB clip may travel as bytes at
 all). For a 16-frame 640x480 clip and a 10-second audio clip, the p50 of a request that carries
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.client import ServerProcess
-from mmrt.benchmarks.timing import machine, paired_ms
+from mmrt.bench.client import ServerProcess
+from mmrt.bench.timing import machine, paired_ms
 from mmrt.runtime.engine import WIRE
 
 CLIPS = {"video 16x640x480": ("VIDEO", lambda rng: rng.integers(0, 256, (1, 16, 480, 640, 3), np.uint8)),
@@ -84,7 +84,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Shared memory against sending the bytes ({report['date']}, {report['machine']})", "",
-             f"Bundle `{args.bundle}`; `python -m mmrt.benchmarks.shm_latency`; p50 of {args.repeats} "
+             f"Bundle `{args.bundle}`; `python -m benchmarks.shm_latency`; p50 of {args.repeats} "
              f"requests each, alternating blocks.", "",
              "| clip, protocol | MB | bytes in the request | shared memory | ratio (target >= 2, video) |",
              "|---|---|---|---|---|"]

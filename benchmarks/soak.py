@@ -1,7 +1,7 @@
 """Load and soak for `mmrt serve`: concurrent streams mixing modality subsets for a while, with the
 server's resident memory sampled along the way.
 
-    python -m mmrt.benchmarks.soak --bundle runs/quickstart/bundle [--streams 32] [--seconds 300]
+    python -m benchmarks.soak --bundle runs/quickstart/bundle [--streams 32] [--seconds 300]
 
 Each stream sends sequences (modalities one by one, Triton's sequence flags) and unary requests
 with random modality subsets, all the time. Pass: zero errors, and resident memory growth after
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.benchmarks.client import ServerProcess, triton_inputs
+from mmrt.bench.client import ServerProcess, triton_inputs
 from mmrt.bundle import verify_bundle
 from mmrt.modalities import all_subsets
 

@@ -1,8 +1,8 @@
 """Reproduce the training headline on bundled `small` data: every method on every training set,
 three seeds, the paper's robustness metrics, and the ratios the training issue targets.
 
-    python -m mmrt.benchmarks.train_robustness --out runs/bench-train [--seeds 0,1,2]
-    python -m mmrt.benchmarks.train_robustness --out runs/bench-train --objective mae
+    python -m benchmarks.train_robustness --out runs/bench-train [--seeds 0,1,2]
+    python -m benchmarks.train_robustness --out runs/bench-train --objective mae
 
 Writes RUN/experiment[-mae]/report.md, results.json and the plots (see `mmrt experiment`),
 then prints the headline with the machine and the date. With both objectives run in the same
@@ -18,7 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mmrt.benchmarks.timing import machine
+from mmrt.bench.timing import machine
 from mmrt.cli import main as mmrt
 
 

@@ -1,6 +1,6 @@
 """Can a preset's video encoder learn the digits at all? Train it *with labels* on the pretraining pool.
 
-    python -m mmrt.benchmarks.video_learnability --data runs/bench-train/data [--arch '{"pool": "cls"}']
+    python -m benchmarks.video_learnability --data runs/bench-train/data [--arch '{"pool": "cls"}']
 
 The pretraining pool is unlabeled on disk; its labels are drawn again from the generator's
 seeded streams (the data card holds the config). The encoder plus a BatchNorm + linear head

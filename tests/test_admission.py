@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mmrt.benchmarks.fuzz_streams import text_request
+from benchmarks.fuzz_streams import text_request
 from mmrt.commands.serve import read_token
 from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc

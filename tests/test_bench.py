@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mmrt.benchmarks.workload import DropPlan, load_examples, plan
+from mmrt.bench.workload import DropPlan, load_examples, plan
 from mmrt.bundle import verify_bundle
 from mmrt.cli import main
 from mmrt.runtime.server import Server, ServerOptions

@@ -1,10 +1,10 @@
 """Hostile requests (hypothesis, over gRPC) against a real server: proper statuses only, the server
 stays healthy, and a valid request afterwards gets the same answer as before. The benchmark mode
-(`python -m mmrt.benchmarks.fuzz`) sends 10,000; CI sends a few hundred."""
+(`python -m benchmarks.fuzz`) sends 10,000; CI sends a few hundred."""
 
 import pytest
 
-from mmrt.benchmarks.fuzz import fuzz
+from benchmarks.fuzz import fuzz
 from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration

@@ -197,7 +197,7 @@ def test_a_graph_without_weights_to_quantize_is_refused_by_name(tmp_path):
 
 
 def test_the_int8_benchmark_times_and_profiles_every_encoder(int8_bundle, tiny_data, tmp_path):
-    from mmrt.benchmarks import int8_latency
+    from benchmarks import int8_latency
 
     assert int8_latency.main([str(int8_bundle), "--data", str(tiny_data), "--threads", "1", "--repeats", "5",
                               "--out", str(tmp_path)]) == 0

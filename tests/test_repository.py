@@ -18,7 +18,7 @@ import tritonclient.grpc as tc
 import tritonclient.http as th
 from tritonclient.utils import InferenceServerException
 
-from mmrt.benchmarks.client import ServerProcess
+from mmrt.bench.client import ServerProcess
 from mmrt.cli import main
 from mmrt.errors import UserError
 from mmrt.runtime.layout import read_layout

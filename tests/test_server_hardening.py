@@ -11,7 +11,7 @@ import pytest
 import tritonclient.grpc as tc
 from tritonclient.utils import InferenceServerException
 
-from mmrt.benchmarks.client import triton_inputs
+from mmrt.bench.client import triton_inputs
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.server import Server, ServerOptions

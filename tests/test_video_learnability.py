@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from mmrt.benchmarks import video_learnability
+from benchmarks import video_learnability
 from mmrt.manifest import multi_hot, read_classes, read_manifest
 
 

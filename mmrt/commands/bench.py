@@ -68,9 +68,9 @@ def parse_levels(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmrt.benchmarks.bench import BenchOptions, run_bench
-    from mmrt.benchmarks.bench_report import headline
-    from mmrt.benchmarks.workload import DropPlan
+    from mmrt.bench.report import headline
+    from mmrt.bench.run import BenchOptions, run_bench
+    from mmrt.bench.workload import DropPlan
 
     for flag, value in (("--requests", args.requests), ("--duration", args.duration)):
         if value is not None and value <= 0:

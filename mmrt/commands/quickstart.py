@@ -132,9 +132,9 @@ def _export(model: Path, data: Path, out: Path) -> None:
 
 
 def _bench(out: Path, data: Path, dropped: str) -> dict:
-    from mmrt.benchmarks.bench import BenchOptions, run_bench
-    from mmrt.benchmarks.bench_report import headline
-    from mmrt.benchmarks.workload import DropPlan
+    from mmrt.bench.report import headline
+    from mmrt.bench.run import BenchOptions, run_bench
+    from mmrt.bench.workload import DropPlan
 
     started = time.perf_counter()
     report = run_bench(BenchOptions(data=data, out=out / "bench", bundle=out / "bundle",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from mmrt import atomic
-from mmrt.benchmarks.timing import machine
+from mmrt.bench.timing import machine
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmrt.benchmarks.client import Client, Record, ServerProcess, run_concurrently
-from mmrt.benchmarks.model_info import ModelInfo, from_bundle, from_server, served_precision
-from mmrt.benchmarks.workload import DropPlan, Example, key, load_examples, plan
+from mmrt.bench.client import Client, Record, ServerProcess, run_concurrently
+from mmrt.bench.model_info import ModelInfo, from_bundle, from_server, served_precision
+from mmrt.bench.workload import DropPlan, Example, key, load_examples, plan
 from mmrt.bundle import verify_bundle
 from mmrt.errors import UserError
 from mmrt.modalities import all_subsets, subset_key
@@ -134,7 +134,7 @@ class Bench:
         return {**first, "concurrency": by_level, "examples_without_any_sensor": skipped}, phases
 
     def stream(self, url: str) -> tuple[dict, list[Phase]]:
-        from mmrt.benchmarks.streaming import stream_examples
+        from mmrt.bench.streaming import stream_examples
 
         carried = plan(self.examples, self.modalities, self.opts.drop)
         records, seconds = stream_examples(url, self.manifest.name, self.examples, carried, self.modalities,
@@ -151,7 +151,7 @@ class Bench:
 
 
 def run_bench(opts: BenchOptions) -> dict:
-    from mmrt.benchmarks.bench_report import write_report
+    from mmrt.bench.report import write_report
 
     if (opts.url is None) == (opts.bundle is None):
         raise UserError("give exactly one of --url HOST:PORT (a running server) and --bundle DIR")

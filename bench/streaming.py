@@ -11,8 +11,8 @@ import time
 
 from tqdm import tqdm
 
-from mmrt.benchmarks.client import Record, triton_inputs
-from mmrt.benchmarks.workload import Example, key
+from mmrt.bench.client import Record, triton_inputs
+from mmrt.bench.workload import Example, key
 from mmrt.bundle import SCORES
 
 ANSWER_TIMEOUT_S = 60.0
