@@ -20,6 +20,17 @@ def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(ci: dict | None, signed: bool = False) -> str:
+    if not ci:
+        return ""
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f" [{f.format(ci['low'])}, {f.format(ci['high'])}]"
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
 def headline(report: dict) -> str:
     """One line: what the dropout costs in score and what per-modality serving saves in time."""
     metric, rob = report["metric"], report["robustness"]
@@ -46,17 +57,24 @@ def markdown(report: dict, opts) -> str:
              + (f" (monolithic baseline in {report['baseline']['precision'].upper()})" if "baseline" in report
                 else "") + ".", "",
              "## Robustness and latency by modality subset", "",
-             f"| subset | {m} | drop vs full | p50 ms | p90 | p95 | p99 | server p50 ms | req/s | requests |",
+             f"{m} with its 95% bootstrap interval (the examples resampled 1,000 times, seeded); the "
+             f"change is the subset's score minus the full set's, signed: negative is a loss. A model "
+             f"that ranks at random would score {_fmt(report.get('chance'))}.", "",
+             f"| subset | {m} [95% CI] | change vs full set [95% CI] | p50 ms | p90 | p95 | p99 | "
+             "server p50 ms | req/s | requests |",
              "|---" * 10 + "|"]
-    drops = report["robustness"]["drop"]
+    rob = report["robustness"]
     for name, row in [*report["subsets"].items(), ("overall (dropout workload)", report["overall"])]:
         lat = row["latency_ms"]
-        lines.append(f"| {name} | {_fmt(row['score'])} | {_fmt(drops.get(name))} | {lat['p50']:.2f} | "
-                     f"{lat['p90']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
+        change = rob["change"].get(name)
+        change_ci = _interval(rob["change_ci95"].get(name), signed=True) if change is not None else ""
+        lines.append(f"| {name} | {_fmt(row['score'])}{_interval(row.get('ci95'))} | "
+                     f"{_signed(change)}{change_ci} | "
+                     f"{lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
                      f"{row['server_ms']['p50']:.2f} | {row['throughput_rps']:.1f} | {row['requests']} |")
-    rob = report["robustness"]
-    lines += ["", f"Over the subsets the dropout leaves: P = {_fmt(rob['P'])}, R = {_fmt(rob['R'])} "
-              f"(full set {_fmt(rob['full'])}).", ""]
+    ci = rob.get("ci95", {})
+    lines += ["", f"Over the subsets the dropout leaves: P = {_fmt(rob['P'])}{_interval(ci.get('P'))}, "
+              f"R = {_fmt(rob['R'])}{_interval(ci.get('R'))} (full set {_fmt(rob['full'])}).", ""]
     levels = report["overall"]["concurrency"]
     if len(levels) > 1:
         lines += ["## Concurrency", "", "| clients | p50 ms | p99 ms | req/s |", "|---|---|---|---|"]
@@ -120,9 +138,16 @@ def plots(folder: Path, report: dict, phases) -> list[str]:
     fig.savefig(folder / "latency.png", dpi=120)
     written.append("latency.png")
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(names, [report["subsets"][n]["score"] or 0.0 for n in names])
+    rows = [report["subsets"][n] for n in names]
+    heights = [r["score"] or 0.0 for r in rows]
+    errors = [[h - r["ci95"]["low"] if r.get("ci95") else 0.0 for h, r in zip(heights, rows, strict=True)],
+              [r["ci95"]["high"] - h if r.get("ci95") else 0.0 for h, r in zip(heights, rows, strict=True)]]
+    ax.bar(names, heights, yerr=errors, capsize=4, label=f"{report['metric']} (95% bootstrap interval)")
+    if report.get("chance") is not None:
+        ax.axhline(report["chance"], color="grey", linestyle="--", label=f"chance ({report['chance']:.3f})")
     ax.set_ylabel(report["metric"])
     ax.set_title("Score by modality subset")
+    ax.legend(loc="lower right")
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     fig.savefig(folder / "score.png", dpi=120)

@@ -27,8 +27,9 @@ from mmrt.bench.model_info import ModelInfo, from_bundle, from_server, served_pr
 from mmrt.bench.workload import DropPlan, Example, key, load_examples, plan
 from mmrt.bundle import verify_bundle
 from mmrt.errors import UserError
+from mmrt.intervals import ci95, figure_intervals, resampled_scores, resamples
 from mmrt.modalities import all_subsets, subset_key
-from mmrt.scores import task_score
+from mmrt.scores import chance_score, task_score
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -83,6 +84,24 @@ class Bench:
         self.modalities = manifest.modalities
         self.labels = {ex.id: ex.labels for ex in examples}
         self.by_id = {ex.id: ex for ex in examples}
+        # Bootstrap resamples of the examples, shared by every score of the run (paired intervals).
+        self.row = {ex.id: i for i, ex in enumerate(examples)}
+        self.y = np.stack([ex.labels for ex in examples])
+        self.draws = resamples(len(examples))
+        self.samples: dict[str, dict[str, np.ndarray]] = {}  # server label -> subset -> resampled scores
+
+    def scored(self, records: list[Record], label: str, name: str) -> dict:
+        """The score of a phase's answers with its 95% bootstrap interval; the resampled scores
+        are kept for the intervals of P, R and the changes against the full set."""
+        ok = [r for r in records if r.ok]
+        if not ok:
+            return {"score": None, "ci95": None}
+        probs, include = np.zeros(self.y.shape), np.zeros(len(self.y), dtype=bool)
+        for r in ok:
+            probs[self.row[r.example]], include[self.row[r.example]] = r.scores, True
+        samples = resampled_scores(self.y, probs, self.manifest.task, self.draws, include)
+        self.samples.setdefault(label, {})[name] = samples
+        return {"score": score_of(ok, self.labels, self.manifest.task), "ci95": ci95(samples)}
 
     def send(self, client: Client, name: str, carried: list[tuple[str, ...]], concurrency: int) -> Phase:
         """One request per example that carries something; stops early past ``--duration``."""
@@ -117,7 +136,7 @@ class Bench:
             carried = plan(self.examples, self.modalities, nothing, subset)
             phase = self.send(client, f"{label} {name}", carried, c)
             phases.append(phase)
-            subsets[name] = {"score": score_of(phase.records, self.labels, self.manifest.task),
+            subsets[name] = {**self.scored(phase.records, label, name),
                              **latency_summary(phase.records, phase.seconds)}
         return subsets, phases
 
@@ -129,7 +148,7 @@ class Bench:
             phases.append(phase)
             by_level[str(c)] = {"score": score_of(phase.records, self.labels, self.manifest.task),
                                 **latency_summary(phase.records, phase.seconds)}
-        first = by_level[str(levels[0])]
+        first = {**by_level[str(levels[0])], **self.scored(phases[0].records, label, "overall")}
         skipped = sum(1 for c in carried if not c)
         return {**first, "concurrency": by_level, "examples_without_any_sensor": skipped}, phases
 
@@ -171,7 +190,7 @@ def run_bench(opts: BenchOptions) -> dict:
     phases: list[Phase] = []
     report: dict = {"metric": manifest.metric, "modalities": list(manifest.modalities),
                     "drop": sorted(opts.drop.drop), "drop_rate": dict(opts.drop.rates),
-                    "examples": len(examples)}
+                    "examples": len(examples), "chance": chance_score(bench.y, manifest.task)}
     flags = ("--precision", opts.precision)
     with (ServerProcess(opts.bundle, opts.threads, flags=flags) if opts.bundle
           else _Remote(opts.url)) as server:
@@ -203,14 +222,21 @@ def run_bench(opts: BenchOptions) -> dict:
 
 
 def robustness(subsets: dict, bench: Bench, opts: BenchOptions) -> dict:
-    """P and R over the subsets the dropout leaves; each subset's drop against the full set."""
+    """P and R over the subsets the dropout leaves, and each one's signed change against the full
+    set (positive: a gain), each with its 95% bootstrap interval."""
     full_key = "+".join(bench.modalities)
     left = [subset_key(s, bench.modalities) for s in all_subsets(opts.drop.left(bench.modalities))]
     scores = {k: subsets[k]["score"] for k in left if subsets[k]["score"] is not None}
     full = subsets[full_key]["score"]
+    samples = bench.samples.get("mmrt", {})
+    figures = {"P": lambda v: float(np.mean([v[k] for k in scores])),
+               "R": lambda v: min(v[k] for k in scores)}
+    compared = full is not None
     return {"P": float(np.mean(list(scores.values()))) if scores else None,
             "R": min(scores.values()) if scores else None, "full": full,
-            "drop": {k: v - full for k, v in scores.items()} if full is not None else {}}
+            "ci95": figure_intervals({k: samples[k] for k in scores}, figures) if scores else {},
+            "change": {k: v - full for k, v in scores.items()} if compared else {},
+            "change_ci95": {k: ci95(samples[k] - samples[full_key]) for k in scores} if compared else {}}
 
 
 def comparison(report: dict, subsets: dict, overall: dict) -> dict:

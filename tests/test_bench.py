@@ -36,10 +36,28 @@ def test_report_scores_every_subset_the_dropout_leaves(report):
     left = [doc["subsets"][k]["score"] for k in ("audio", "text", "audio+text")]
     rob = doc["robustness"]
     assert rob["P"] == pytest.approx(np.mean(left)) and rob["R"] == pytest.approx(min(left))
-    assert rob["drop"]["text"] == pytest.approx(doc["subsets"]["text"]["score"] - rob["full"])
+    assert rob["change"]["text"] == pytest.approx(doc["subsets"]["text"]["score"] - rob["full"])
     assert set(doc["overall"]["concurrency"]) == {"1", "2"}
     assert doc["precision"] == "fp32" and doc["baseline"]["precision"] == "fp32"  # no INT8 graphs in it
     assert "encoders in FP32 (monolithic baseline in FP32)" in (report / "report.md").read_text()
+
+
+def test_every_score_and_p_and_r_carry_a_bootstrap_interval_around_them(report):
+    doc = json.loads((report / "report.json").read_text())
+    rob = doc["robustness"]
+    rows = [*doc["subsets"].values(), doc["overall"], *doc["baseline"]["subsets"].values()]
+    pairs = [(row["score"], row["ci95"]) for row in rows] + [(rob[k], rob["ci95"][k]) for k in ("P", "R")]
+    pairs += [(rob["change"][k], rob["change_ci95"][k]) for k in rob["change"]]
+    for value, ci in pairs:
+        assert ci["low"] <= value + 1e-9 and value - 1e-9 <= ci["high"]
+    # 16 examples: the intervals are wide, and the text-only one does not collapse to a point
+    text = doc["subsets"]["text"]["ci95"]
+    assert text["high"] - text["low"] > 0.02
+    assert 0.0 < doc["chance"] < doc["subsets"]["audio+video+text"]["ci95"]["high"]
+    md = (report / "report.md").read_text()
+    assert "change vs full set [95% CI]" in md and "negative is a loss" in md
+    assert (report / "score.png").is_file()
+    assert f"{rob['change']['text']:+.3f} [" in md  # signed, with its interval
 
 
 def test_the_monolithic_baseline_answers_alike_at_its_own_cost(report):
