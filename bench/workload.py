@@ -11,9 +11,9 @@ import numpy as np
 from tqdm import tqdm
 
 from mmrt.errors import UserError
-from mmrt.manifest import multi_hot, read_classes, read_manifest
 from mmrt.modalities import subset_key
 from mmrt.preprocess import SAMPLE_RATE
+from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.decode import load_audio, load_video
 
 
@@ -43,7 +43,7 @@ def load_examples(data: Path, modalities, classes: tuple[str, ...], split: str =
     if tuple(names) != tuple(classes):
         raise UserError(f"--data {data}: classes.txt does not match the bundle's classes "
                         f"(the bundle scores {len(classes)} classes, the data has {len(names)})")
-    examples = read_manifest(data, split, names)[:limit]
+    examples = read_split(data, split, names)[:limit]
     labels = multi_hot(examples, names)
     out = []
     for ex, y in tqdm(list(zip(examples, labels, strict=True)), desc=f"decode {split}", unit="example",

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt.bench.timing import machine, timed
+from mmrt.preprocess import Preprocessing
 
 BATCHES = (1, 32)
 
@@ -153,7 +154,7 @@ def batching(out: Path, env: dict) -> dict:
             def run(x, graph=graph, name=name):
                 return graph.run({name: x})
 
-            rate = {b: rows_per_second(run, example(bundle.manifest.preprocessing, m, b)) for b in BATCHES}
+            rate = {b: rows_per_second(run, example(bundle.manifest.inputs, m, b)) for b in BATCHES}
             results[f"{m} {label} ({graph.kind}, {graph.providers[0]})"] = rates(rate)
     results.update(torch_eager(out, env))
     return results
@@ -168,7 +169,7 @@ def torch_eager(out: Path, env: dict) -> dict:
         return {}
     model = load_model(out / "model").to("cuda").eval()
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
-    results = {}
+    inputs, results = Preprocessing.from_dict(manifest["preprocessing"]), {}
     for m in manifest["modalities"]:
         encode = getattr(model, f"encode_{m}")
 
@@ -177,7 +178,7 @@ def torch_eager(out: Path, env: dict) -> dict:
                 encode(torch.from_numpy(x).to("cuda"))
             torch.cuda.synchronize()
 
-        rate = {b: rows_per_second(run, example(manifest["preprocessing"], m, b)) for b in BATCHES}
+        rate = {b: rows_per_second(run, example(inputs, m, b)) for b in BATCHES}
         results[f"{m} torch eager cuda"] = rates(rate)
     return results
 
@@ -186,14 +187,14 @@ def rates(rate: dict) -> str:
     return f"{rate[1]:.0f} rows/s at batch 1, {rate[32]:.0f} at 32 ({rate[32] / rate[1]:.1f}x)"
 
 
-def example(p: dict, modality: str, batch: int) -> np.ndarray:
+def example(p: Preprocessing, modality: str, batch: int) -> np.ndarray:
     """A model-sized batch as the encoder graphs take it (random values: speed does not depend on them)."""
     rng = np.random.default_rng(0)
     if modality == "audio":
-        return (rng.standard_normal((batch, p["clip_samples"])) * 0.1).astype(np.float32)
+        return (rng.standard_normal((batch, p.clip_samples)) * 0.1).astype(np.float32)
     if modality == "video":
-        return rng.integers(0, 256, (batch, p["frames"], p["frame_size"], p["frame_size"], 3), dtype=np.uint8)
-    return rng.integers(4, 64, (batch, p["max_tokens"]), dtype=np.int64)
+        return rng.integers(0, 256, (batch, p.frames, p.frame_size, p.frame_size, 3), dtype=np.uint8)
+    return rng.integers(4, 64, (batch, p.max_tokens), dtype=np.int64)
 
 
 def serve(out: Path, env: dict) -> dict:

@@ -42,9 +42,9 @@ BATCHES = (1, 2, 4, 8, 16, 32)
 
 def inputs_for(manifest, rng) -> dict:
     """One example already at the model's sizes (so the server's preprocessing is light)."""
-    p = manifest.preprocessing
-    return {"audio": (rng.standard_normal(p["clip_samples"]) * 0.1).astype(np.float32),
-            "video": rng.integers(0, 256, (p["frames"], p["frame_size"], p["frame_size"], 3), dtype=np.uint8),
+    p = manifest.inputs
+    return {"audio": (rng.standard_normal(p.clip_samples) * 0.1).astype(np.float32),
+            "video": rng.integers(0, 256, (p.frames, p.frame_size, p.frame_size, 3), dtype=np.uint8),
             "text": b"my son counting to seven in the garden"}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from mmrt.bundle import input_name
 from mmrt.errors import UserError
-from mmrt.manifest import SPLITS
+from mmrt.split_files import SPLITS
 from mmrt.text import TextTokenizer
 from mmrt.training.dataset import MultimodalDataset
 from mmrt.training.model import MultimodalModel

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mmrt import atomic
 from mmrt.errors import UserError
+from mmrt.preprocess import Preprocessing
 from mmrt.scores import metric_name
 
 FORMAT = "mmrt-bundle"
@@ -114,6 +115,16 @@ class Manifest:
     def metric(self) -> str:
         return metric_name(self.task)
 
+    @property
+    def inputs(self) -> Preprocessing:
+        """What the encoders take: clip length, frames, frame size, tokens (typed)."""
+        return Preprocessing.from_dict(self.preprocessing)
+
+    @property
+    def tokenizer_file(self) -> str | None:
+        """The sentencepiece model's file name in the bundle, when the model reads text."""
+        return self.preprocessing.get("tokenizer") or None
+
     def to_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
                 "modalities": list(self.modalities), "embedding_dim": self.embedding_dim,
@@ -133,6 +144,7 @@ class Manifest:
             raise UserError(f"{source}: bundle format version {version!r}; this mmrt reads version "
                             f"{FORMAT_VERSION} (re-export the model with this mmrt)")
         try:
+            Preprocessing.from_dict(doc["preprocessing"])  # every field the runtime needs, as numbers
             return cls(name=doc["name"], modalities=tuple(doc["modalities"]),
                        embedding_dim=int(doc["embedding_dim"]), classes=tuple(doc["classes"]),
                        task=doc["task"], preprocessing=doc["preprocessing"],
@@ -192,8 +204,8 @@ def read_bundle(folder: str | Path, verify_key: Path | None = None) -> tuple[Man
             raise UserError(f"{file}: checksum mismatch (the file was changed after export; "
                             f"re-export the bundle)")
     referenced = [f for g in manifest.graphs.values() for f in g.files]
-    if manifest.preprocessing.get("tokenizer"):
-        referenced.append(manifest.preprocessing["tokenizer"])
+    if manifest.tokenizer_file:
+        referenced.append(manifest.tokenizer_file)
     for name in referenced:
         if name not in manifest.files:
             raise UserError(f"{folder / name}: used by the manifest but has no checksum in 'files'")

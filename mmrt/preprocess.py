@@ -6,7 +6,7 @@ the runtime, which receives arrays over gRPC, runs exactly the same steps.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -78,3 +78,9 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Preprocessing:
+        """The fields of a model config's or a bundle manifest's preprocessing (other keys, such
+        as the mel parameters or the tokenizer file, are read where they are used)."""
+        return cls(**{f.name: int(doc[f.name]) for f in fields(cls)})

@@ -129,11 +129,14 @@ def robustness_report(pm: PMatrix, baseline: PMatrix | None = None) -> dict:
     report.update(aggregate)
     report["by_overlap"] = {}
     for k in range(len(pm.modalities) + 1):
-        agg, _ = stratum_metrics(pm, lambda mt, me, k=k: len(mt & me) == k)
+        def overlaps(mt: Subset, me: Subset, k: int = k) -> bool:
+            return len(mt & me) == k
+
+        agg, _ = stratum_metrics(pm, overlaps)
         if agg["P"] is not None:
             report["by_overlap"][str(k)] = {"P": agg["P"], "R": agg["R"]}
     # Table 4: the eval set scoring highest for each training set (first in subset order on ties).
-    report["best_eval"] = {pm.key(mt): pm.key(max(row, key=row.get)) for mt, row in pm.scores.items()}
+    report["best_eval"] = {pm.key(mt): pm.key(max(row, key=row.__getitem__)) for mt, row in pm.scores.items()}
     report["per_train"] = per_train
     ceiling = oracle(baseline or pm)
     if ceiling is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from mmrt.bundle import EMBEDDING
 from mmrt.runtime.errors import InferError, Status
+from mmrt.runtime.graph import Graph
 
 
 def always() -> bool:
@@ -69,7 +70,7 @@ class _Job:
 class EncoderRunner:
     """Runs one encoder graph: batched by a worker thread, or directly in the caller's thread."""
 
-    def __init__(self, modality: str, graph, input_name: str, options: BatchingOptions, observe=None):
+    def __init__(self, modality: str, graph: Graph, input_name: str, options: BatchingOptions, observe=None):
         self.modality, self.graph, self.input_name, self.options = modality, graph, input_name, options
         self.stats = EncoderStats()
         self.observe = observe  # callback(modality, rows, compute_s, queue_s) for the metrics

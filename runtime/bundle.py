@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmrt.bundle import FUSED, HEAD, Manifest, read_bundle
 from mmrt.errors import UserError
+from mmrt.runtime.graph import Graph
 from mmrt.runtime.precision import PRECISIONS, as_int8, faster_int8, has_int8
 from mmrt.runtime.sessions import SessionOptions, open_graph
 
@@ -18,20 +19,20 @@ log = logging.getLogger(__name__)
 class Bundle:
     folder: Path
     manifest: Manifest
-    graphs: dict  # graph name (modality, "head", "fused") -> OrtGraph or TensorrtGraph
+    graphs: dict[str, Graph]  # graph name (modality, "head", "fused") -> its session or engine
     tokenizer: bytes | None = None  # the sentencepiece model, as verified
     precision: str = "fp32"  # what the encoders run in: "fp32", "int8", or a TensorRT engine's "fp16"
 
     @property
-    def encoders(self) -> dict:
+    def encoders(self) -> dict[str, Graph]:
         return {m: self.graphs[m] for m in self.manifest.modalities}
 
     @property
-    def head(self):
+    def head(self) -> Graph:
         return self.graphs[HEAD]
 
     @property
-    def fused(self):
+    def fused(self) -> Graph | None:
         return self.graphs.get(FUSED)
 
 
@@ -68,4 +69,4 @@ def open_bundle(folder: str | Path, options: SessionOptions | None = None, basel
     ran = "int8" if int8 else engines if first.kind == "tensorrt" else "fp32"
     log.info("%s: %s (%s), graphs %s on %s, encoders in %s", folder, manifest.name,
              "+".join(manifest.modalities), ", ".join(names), ", ".join(first.providers), ran.upper())
-    return Bundle(folder, manifest, graphs, blobs.get(manifest.preprocessing.get("tokenizer", "")), ran)
+    return Bundle(folder, manifest, graphs, blobs.get(manifest.tokenizer_file or ""), ran)

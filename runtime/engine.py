@@ -22,6 +22,7 @@ from mmrt.bundle import EMBEDDING, SCORES, input_name
 from mmrt.runtime.batcher import BatchingOptions, EncoderRunner, always
 from mmrt.runtime.bundle import Bundle
 from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.faults import with_faults
 from mmrt.runtime.limits import Limits
 from mmrt.runtime.preprocess import Preprocessor
 from mmrt.runtime.ratelimit import RateLimitedLog
@@ -37,8 +38,9 @@ WIRE = {"audio": (np.dtype(np.float32), "FP32", (2,), "[B, samples] PCM at 16 kH
 
 
 # The smallest valid input of each modality: warm-up and the watchdog's check.
-PROBES = {"audio": np.zeros((1, 1600), np.float32), "video": np.zeros((1, 1, 32, 32, 3), np.uint8),
-          "text": np.array([b"ok"], dtype=object)}
+PROBES: dict[str, np.ndarray] = {
+    "audio": np.zeros((1, 1600), np.float32), "video": np.zeros((1, 1, 32, 32, 3), np.uint8),
+    "text": np.array([b"ok"], dtype=object)}
 
 
 @dataclass(frozen=True)
@@ -57,30 +59,6 @@ class Result:
     server_ns: int = 0
 
 
-class FaultyGraph:
-    """Fault injection for tests and drills: a graph that always raises."""
-
-    kind, providers = "fault", ["fault-injection"]
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def run(self, feeds):
-        raise RuntimeError(f"injected fault in the {self.name} encoder")
-
-
-class SlowGraph:
-    """Fault injection: a graph that takes ``delay_s`` longer (drains, deadlines, cancellations)."""
-
-    def __init__(self, graph, delay_s: float):
-        self.graph, self.delay_s = graph, delay_s
-        self.kind, self.providers = graph.kind, graph.providers
-
-    def run(self, feeds):
-        time.sleep(self.delay_s)
-        return self.graph.run(feeds)
-
-
 class Engine:
     def __init__(self, bundle: Bundle, batching: BatchingOptions | None = None, limits: Limits | None = None,
                  sequences: SequenceLimits | None = None, faults: Iterable[str] = (), observe=None,
@@ -92,12 +70,7 @@ class Engine:
         row_bytes = 4 * self.manifest.embedding_dim * len(self.modalities)  # float32, every modality
         self.sequences = SequenceStore(sequences or SequenceLimits(), row_bytes)
         self.preprocess = Preprocessor(bundle.folder, self.manifest, bundle.tokenizer)
-        unknown = set(faults) - set(self.modalities)
-        if unknown:
-            raise ValueError(f"fault injection: unknown modality {sorted(unknown)[0]!r}")
-        graphs = {m: FaultyGraph(m) if m in faults else bundle.encoders[m] for m in self.modalities}
-        if delay_s > 0:
-            graphs = {m: SlowGraph(g, delay_s) for m, g in graphs.items()}
+        graphs = with_faults(bundle.encoders, faults, delay_s) if faults or delay_s > 0 else bundle.encoders
         self.runners = {m: EncoderRunner(m, graphs[m], input_name(m), self.batching, observe)
                         for m in self.modalities}
         self.inputs = {input_name(m): m for m in self.modalities}

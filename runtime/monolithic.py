@@ -40,6 +40,9 @@ class MonolithicEngine(Engine):
             shape, dtype = self.zeros[name]
             feeds[name] = self.preprocess(m, raw[m]) if m in raw else np.zeros((batch, *shape), dtype)
         present = np.array([[m in raw for m in self.modalities]] * batch, dtype=np.float32)
-        out = self.bundle.fused.run({**feeds, PRESENT: present})
+        fused = self.bundle.fused
+        if fused is None:  # open_bundle(baseline=True) refuses a bundle without it
+            raise RuntimeError(f"{self.bundle.folder}: no monolithic graph")
+        out = fused.run({**feeds, PRESENT: present})
         used = tuple(m for m in self.modalities if m in raw)
         return Result(out[SCORES], out[EMBEDDING], used, {}, time.perf_counter_ns() - start)

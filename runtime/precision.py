@@ -31,6 +31,8 @@ def has_int8(manifest: Manifest) -> bool:
 
 def as_int8(spec: GraphSpec) -> GraphSpec:
     """The INT8 copy as a graph of its own (its QDQ file and, where built, its INT8 engine)."""
+    if spec.int8 is None:
+        raise ValueError(f"{spec.file}: no INT8 copy in the bundle")
     return replace(spec, file=spec.int8, engine=spec.int8_engine, int8=None, int8_engine=None)
 
 

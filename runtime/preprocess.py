@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt.bundle import Manifest
+from mmrt.errors import UserError
 from mmrt.preprocess import fit_length, prepare_video
 from mmrt.runtime.errors import invalid
 from mmrt.text import TextTokenizer
@@ -20,10 +21,13 @@ from mmrt.text import TextTokenizer
 
 class Preprocessor:
     def __init__(self, folder: Path, manifest: Manifest, tokenizer: bytes | None = None):
-        p = manifest.preprocessing
-        self.clip_samples, self.frames, self.frame_size = p["clip_samples"], p["frames"], p["frame_size"]
-        self.tokenizer = (TextTokenizer(folder / p["tokenizer"], p["max_tokens"], tokenizer)
-                          if "text" in manifest.modalities else None)
+        p = manifest.inputs
+        self.clip_samples, self.frames, self.frame_size = p.clip_samples, p.frames, p.frame_size
+        self.tokenizer = None
+        if "text" in manifest.modalities:
+            if manifest.tokenizer_file is None:
+                raise UserError(f"{folder}: the model reads text but its manifest names no tokenizer")
+            self.tokenizer = TextTokenizer(folder / manifest.tokenizer_file, p.max_tokens, tokenizer)
 
     def audio(self, x: np.ndarray) -> np.ndarray:
         """[B, samples] float32 PCM at 16 kHz -> [B, clip_samples]."""
@@ -44,6 +48,8 @@ class Preprocessor:
             except UnicodeDecodeError as e:
                 raise invalid(f"input 'TEXT': element {i} is not valid UTF-8 ({e.reason} at byte "
                               f"{e.start})") from None
+        if self.tokenizer is None:
+            raise invalid("input 'TEXT': this model does not read text")
         return self.tokenizer.encode(texts)
 
     def __call__(self, modality: str, x: np.ndarray) -> np.ndarray:

@@ -57,12 +57,14 @@ class Repository:
             if model is None or model.current is None:
                 served = ", ".join(repr(n) for n, m in self.models.items() if m.current) or "none"
                 raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here (serving {served})")
-            chosen = model.current
+            current: Version = model.current
+            chosen = current
             if version:
-                chosen = model.version(int(version)) if version.isdigit() else None
-                if chosen is None:
+                asked = model.version(int(version)) if version.isdigit() else None
+                if asked is None:
                     raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
-                                     f"loaded (serving version {model.current.number})")
+                                     f"loaded (serving version {current.number})")
+                chosen = asked
             elif request is not None:
                 try:
                     flags = sequence_flags(request)

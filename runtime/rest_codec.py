@@ -90,6 +90,7 @@ def json_tensor_bytes(name: str, datatype: str, data) -> bytes:
 def parse_infer(body: bytes, header_length: str | None, model: str, version: str,
                 max_json_bytes: int) -> RestRequest:
     """An inference request body (JSON, or a JSON header then binary tensor data)."""
+    binary: bytes | memoryview
     if header_length is None:
         header, binary = body, b""
     else:

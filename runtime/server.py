@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -57,7 +58,7 @@ class Server:
         if options.tls_client_ca is not None and options.tls_cert is None:
             raise UserError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
         o = options
-        self.tls = TlsFiles(o.tls_cert, o.tls_key, o.tls_client_ca) if o.tls_cert else None
+        self.tls = TlsFiles(o.tls_cert, o.tls_key, o.tls_client_ca) if o.tls_cert and o.tls_key else None
         self.options = options
         warn_if_exposed(options)
         tune_malloc()  # before any worker thread allocates
@@ -70,8 +71,10 @@ class Server:
         self.gate = Gate(options.token)
         rest = RestOptions(max_body_mb=options.max_message_mb, keepalive_s=options.keepalive_s)
         self.rest = RestFrontEnd(self.model, self.servicer.admission, self.servicer.pool, options.token, rest)
-        self.rest_runner, self.http_address = None, None
-        self.metrics_server, self.metrics_port = None, None
+        self.rest_runner: Any = None  # aiohttp's AppRunner, once REST listens
+        self.http_address: str | None = None
+        self.metrics_server: Any = None  # prometheus_client's WSGI server, once metrics listen
+        self.metrics_port: int | None = None
         self.stopped = threading.Event()
         self.stop_lock = threading.Lock()
         self.loop = new_event_loop()

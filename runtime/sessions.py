@@ -13,6 +13,7 @@ import numpy as np
 
 from mmrt.bundle import GraphSpec
 from mmrt.errors import UserError
+from mmrt.runtime.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class OrtGraph:
         return dict(zip(self.output_names, outputs, strict=True))
 
 
-def open_graph(folder: Path, spec: GraphSpec, options: SessionOptions, blobs: dict[str, bytes] | None = None):
+def open_graph(folder: Path, spec: GraphSpec, options: SessionOptions,
+               blobs: dict[str, bytes] | None = None) -> Graph:
     """The TensorRT engine where there is one and it loads here, else the ONNX graph; from
     ``blobs`` (file name -> verified bytes) where given."""
     blobs = blobs or {}

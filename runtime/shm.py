@@ -122,6 +122,6 @@ class SharedMemoryRegions:
         return out
 
     def write(self, name: str, offset: int, data: np.ndarray, what: str) -> None:
-        raw = memoryview(np.ascontiguousarray(data)).cast("B")
+        raw = memoryview(np.ascontiguousarray(data).data).cast("B")
         with self._window(name, offset, raw.nbytes, what) as (fd, at):
             os.pwritev(fd, [raw], at)

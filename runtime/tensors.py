@@ -71,13 +71,16 @@ def shared_memory(params, what: str) -> tuple[str, int, int] | None:
     region = params["shared_memory_region"]
     if region.WhichOneof("parameter_choice") != "string_param":
         raise invalid(f"{what}: parameter 'shared_memory_region' must be a string")
-    numbers = []
+    numbers: list[int] = []
     for key, default in (("shared_memory_offset", 0), ("shared_memory_byte_size", None)):
         p = params.get(key)
         kind = p.WhichOneof("parameter_choice") if p is not None else None
-        if kind not in ("int64_param", "uint64_param") and not (p is None and default is not None):
+        if p is None and default is not None:
+            numbers.append(default)
+        elif kind in ("int64_param", "uint64_param"):
+            numbers.append(int(getattr(p, kind)))
+        else:
             raise invalid(f"{what}: parameter {key!r} must be an integer")
-        numbers.append(default if p is None else getattr(p, kind))
     return region.string_param, numbers[0], numbers[1]
 
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from mmrt.cli import main
-from mmrt.manifest import read_classes, read_manifest
+from mmrt.split_files import read_classes, read_split
 from mmrt.training.datagen import make as make_module
 from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
 from mmrt.training.decode import load_audio, load_video
@@ -19,7 +19,7 @@ SPLITS = ("pretrain", "train", "eval", "distill", "unseen")
 
 
 def test_files_open_in_soundfile_and_opencv(tiny_data):
-    ex = read_manifest(tiny_data, "train")[0]
+    ex = read_split(tiny_data, "train")[0]
     info = sf.info(ex.inputs["audio"])
     assert (info.samplerate, info.channels, info.frames) == (16_000, 1, 32_000)
     cap = cv2.VideoCapture(ex.inputs["video"])
@@ -28,18 +28,18 @@ def test_files_open_in_soundfile_and_opencv(tiny_data):
     assert ok and frame.shape == (64, 64, 3)
 
 
-def test_manifests_are_valid_with_expected_sizes(tiny_data):
+def test_split_files_are_valid_with_expected_sizes(tiny_data):
     assert read_classes(tiny_data) == list(DIGITS)
     for split in SPLITS:
-        examples = read_manifest(tiny_data, split)
+        examples = read_split(tiny_data, split)
         assert len(examples) == SIZES["tiny"][split]
         assert all(ex.modalities == {"audio", "video", "text"} for ex in examples)
-    for ex in read_manifest(tiny_data, "train") + read_manifest(tiny_data, "eval"):
+    for ex in read_split(tiny_data, "train") + read_split(tiny_data, "eval"):
         assert 1 <= len(ex.labels) <= 2
-    pretrain = read_manifest(tiny_data, "pretrain")
-    assert {ex.id for ex in read_manifest(tiny_data, "distill")} <= {ex.id for ex in pretrain}
+    pretrain = read_split(tiny_data, "pretrain")
+    assert {ex.id for ex in read_split(tiny_data, "distill")} <= {ex.id for ex in pretrain}
     # The unseen distillation pool shares no example and no audio file with pretraining.
-    unseen = read_manifest(tiny_data, "unseen")
+    unseen = read_split(tiny_data, "unseen")
     assert not {ex.id for ex in unseen} & {ex.id for ex in pretrain}
     seen_audio = {open(ex.inputs["audio"], "rb").read() for ex in pretrain}
     assert not any(open(ex.inputs["audio"], "rb").read() in seen_audio for ex in unseen)
@@ -51,7 +51,7 @@ def test_manifests_are_valid_with_expected_sizes(tiny_data):
 def test_same_seed_gives_identical_output_whatever_the_worker_count(tiny_data, tiny_data_again):
     for name in [f"{s}.jsonl" for s in SPLITS] + ["classes.txt", "datacard.json"]:
         assert (tiny_data / name).read_bytes() == (tiny_data_again / name).read_bytes(), name
-    for ex in read_manifest(tiny_data, "eval")[:12]:
+    for ex in read_split(tiny_data, "eval")[:12]:
         other = str(ex.inputs["audio"]).replace(str(tiny_data), str(tiny_data_again))
         np.testing.assert_array_equal(load_audio(ex.inputs["audio"], 16_000),
                                       load_audio(other, 16_000))
@@ -62,7 +62,7 @@ def test_same_seed_gives_identical_output_whatever_the_worker_count(tiny_data, t
 def test_unseen_pool_size_is_a_flag_and_zero_writes_none(tmp_path, capsys):
     argv = ["data", "make", "--size", "tiny", "--modalities", "text", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "a"), "--unseen-size", "7"]) == 0
-    assert len(read_manifest(tmp_path / "a", "unseen")) == 7
+    assert len(read_split(tmp_path / "a", "unseen")) == 7
     assert main([*argv, "--out", str(tmp_path / "b"), "--unseen-size", "0"]) == 0
     assert not (tmp_path / "b" / "unseen.jsonl").exists()
     assert main([*argv, "--out", str(tmp_path / "c"), "--unseen-size", "-1"]) == 2
@@ -77,9 +77,9 @@ def test_another_seed_gives_other_data(tmp_path, tiny_data):
 
 def test_modalities_can_be_left_out_and_single_label(tiny_av_single):
     for split in SPLITS:
-        for ex in read_manifest(tiny_av_single, split):
+        for ex in read_split(tiny_av_single, split):
             assert ex.modalities == {"audio", "video"}
-    assert all(len(ex.labels) == 1 for ex in read_manifest(tiny_av_single, "eval"))
+    assert all(len(ex.labels) == 1 for ex in read_split(tiny_av_single, "eval"))
     card = json.loads((tiny_av_single / "datacard.json").read_text())
     assert card["metric"] == "top-1" and "text" not in card
     assert not (tiny_av_single / "text").exists()
@@ -87,13 +87,13 @@ def test_modalities_can_be_left_out_and_single_label(tiny_av_single):
 
 def test_title_knob_controls_how_often_titles_name_the_label(tiny_named_titles, tiny_data):
     foreign = {"null", "eins", "cero", "uno", "zéro", "un"}  # none may leak into English titles
-    for ex in read_manifest(tiny_named_titles, "train"):
+    for ex in read_split(tiny_named_titles, "train"):
         words = set(re.findall(r"[a-zé]+", ex.inputs["text"].lower()))
         assert set(ex.labels) <= words and not words & foreign
     card = json.loads((tiny_data / "datacard.json").read_text())
     assert 0.15 <= card["text"]["share_naming_label"] <= 0.35  # default knob 0.25
     named = 0
-    for ex in read_manifest(tiny_data, "train") + read_manifest(tiny_data, "eval"):
+    for ex in read_split(tiny_data, "train") + read_split(tiny_data, "eval"):
         named += set(ex.labels) <= set(re.findall(r"[a-z]+", ex.inputs["text"]))
     assert named / 100 < 0.6  # most titles do not name the label outright
 
@@ -151,4 +151,4 @@ def test_cli_makes_a_dataset(tmp_path, capsys):
     assert main(["data", "make", "--out", str(out), "--size", "tiny", "--modalities", "text",
                  "--workers", "1", "--no-progress"]) == 0
     assert "train 40" in capsys.readouterr().out
-    assert len(read_manifest(out, "eval")) == 60
+    assert len(read_split(out, "eval")) == 60

@@ -17,10 +17,10 @@ from mmrt.errors import UserError
 from mmrt.export.fp16 import front_end_nodes, to_fp16
 from mmrt.export.operators import TENSORRT_OPERATORS, tensorrt_problems
 from mmrt.export.parity import FP16_TOLERANCE
-from mmrt.manifest import read_manifest
 from mmrt.preprocess import fit_length, prepare_video
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.sessions import SessionOptions, choose_providers
+from mmrt.split_files import read_split
 from mmrt.text import TextTokenizer
 from mmrt.training.checkpoint import load_model
 from mmrt.training.decode import load_audio, load_video
@@ -38,7 +38,7 @@ def examples(tiny_data, tiny_model):
     """Three eval examples with every modality, decoded from their real files as a client would."""
     model = load_model(tiny_model)
     prep = model.config.arch.preprocessing
-    chosen = [ex for ex in read_manifest(tiny_data, "eval") if len(ex.inputs) == 3][:3]
+    chosen = [ex for ex in read_split(tiny_data, "eval") if len(ex.inputs) == 3][:3]
     tok = TextTokenizer(tiny_model / "tokenizer.model", prep.max_tokens)
     return {
         "AUDIO": np.stack([fit_length(load_audio(ex.inputs["audio"], prep.sample_rate), prep.clip_samples)

@@ -9,6 +9,7 @@ from helpers import MODS, batch, tiny_model
 from mmrt.errors import UserError
 from mmrt.modalities import all_subsets
 from mmrt.training.config import POOLS, PRESETS, ArchConfig, ModelConfig, load_preset
+from mmrt.training.frontend import LOG_MEL
 from mmrt.training.model import MultimodalModel
 
 
@@ -88,8 +89,12 @@ def test_precomputed_log_mel_gives_the_same_embedding_as_raw_audio():
     model = tiny_model().eval()
     pcm = batch(model)["audio"]
     with torch.no_grad():
-        torch.testing.assert_close(model.encode("audio", model.audio_frontend()(pcm)),
-                                   model.encode("audio", pcm))
+        mel = model.audio_frontend()(pcm)
+        torch.testing.assert_close(model.encode_input({LOG_MEL: mel}, "audio"), model.encode("audio", pcm))
+        torch.testing.assert_close(model.encode_input({"audio": pcm}, "audio"), model.encode("audio", pcm))
+        # the key names what the batch holds: a log-mel under "audio" is not taken for PCM
+        with pytest.raises((RuntimeError, ValueError)):
+            model.encode_input({"audio": mel}, "audio")
 
 
 def test_normalised_stem_uses_no_batch_statistics():

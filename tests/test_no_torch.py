@@ -5,7 +5,7 @@ from helpers import run_blocked
 
 def test_core_and_runtime_import_without_torch(tmp_path):
     r = run_blocked("""
-        import mmrt, mmrt.cli, mmrt.runtime, mmrt.robustness, mmrt.manifest, mmrt.preprocess
+        import mmrt, mmrt.cli, mmrt.runtime, mmrt.robustness, mmrt.split_files, mmrt.preprocess
         import mmrt.text, mmrt.scores
         try:
             import torch

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmrt.manifest import read_manifest
 from mmrt.preprocess import Preprocessing
+from mmrt.split_files import read_split
 from mmrt.text import BOS_ID, EOS_ID, PAD_ID, TextTokenizer
 from mmrt.training.cache import DecodeCache
 from mmrt.training.dataset import MultimodalDataset
@@ -18,12 +18,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_data, tmp_path_factory):
-    texts = [ex.inputs["text"] for ex in read_manifest(tiny_data, "pretrain")]
+    texts = [ex.inputs["text"] for ex in read_split(tiny_data, "pretrain")]
     return TextTokenizer(train_tokenizer(texts, tmp_path_factory.mktemp("tok") / "t.model"), 16)
 
 
 def test_tokenizer_is_deterministic_and_pads(tiny_data, tmp_path, tokenizer):
-    texts = [ex.inputs["text"] for ex in read_manifest(tiny_data, "pretrain")]
+    texts = [ex.inputs["text"] for ex in read_split(tiny_data, "pretrain")]
     a = train_tokenizer(texts, tmp_path / "a.model").read_bytes()
     assert a == train_tokenizer(texts, tmp_path / "b.model").read_bytes()
     ids = tokenizer.encode(["one more than six", "sieben kleine Enten " * 20])

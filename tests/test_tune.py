@@ -52,7 +52,7 @@ def test_an_empty_unseen_pool_is_refused(tiny_data, tiny_pretrained, tmp_path, c
     assert main(["train", "--data", str(data), "--pretrained", str(tiny_pretrained), "--method", "masd-cw",
                  "--modalities", "video", "--out", str(tmp_path / "m"), "--distill-source", "unseen",
                  "--quiet"]) == 2
-    assert "unseen.jsonl: empty manifest" in capsys.readouterr().err
+    assert "unseen.jsonl: empty split file" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

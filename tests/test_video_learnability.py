@@ -7,12 +7,12 @@ import sys
 import torch
 
 from benchmarks import video_learnability
-from mmrt.manifest import multi_hot, read_classes, read_manifest
+from mmrt.split_files import multi_hot, read_classes, read_split
 
 
 def test_drawn_labels_are_the_generators(tiny_data):
     classes = read_classes(tiny_data)
-    examples = read_manifest(tiny_data, "train", classes)
+    examples = read_split(tiny_data, "train", classes)
     drawn = video_learnability.drawn_labels(tiny_data, "train", len(examples), len(classes))
     assert torch.equal(drawn, torch.from_numpy(multi_hot(examples, classes)).float())
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mmrt.text import EOS_ID, PAD_ID
+from mmrt.training.frontend import LOG_MEL, input_key
 
 # Mixup's weight of the example itself, drawn from Beta(10, 10) (close to 1/2), as in AST and
 # Audio-MAE, whose audio recipe the paper follows (Huang et al. 2022).
@@ -62,8 +63,8 @@ def text(x: torch.Tensor, g: torch.Generator, drop: float = 0.15) -> torch.Tenso
 def augment(batch: dict, modalities: tuple[str, ...], g: torch.Generator) -> dict:
     """A copy of ``batch`` with each present modality augmented (audio as precomputed log-mel or PCM)."""
     out = dict(batch)
-    if "audio" in modalities and batch["audio"].dim() == 3:
-        out["audio"] = log_mel(batch["audio"], g)
+    if "audio" in modalities and LOG_MEL in batch:  # PCM (a streamed split) is not augmented
+        out[LOG_MEL] = log_mel(batch[LOG_MEL], g)
     if "video" in modalities:
         out["video"] = video(batch["video"], g)
     if "text" in modalities:
@@ -82,17 +83,18 @@ def mixup(batch: dict, modalities: tuple[str, ...], rate: float, g: torch.Genera
     mix = torch.rand(b, generator=g) < rate
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
     lam = torch.from_numpy(np.random.default_rng(seed).beta(MIXUP_BETA, MIXUP_BETA, b)).float()
-    mods = [m for m in MIXED if m in modalities and m in batch]
+    mods = [m for m in MIXED if m in modalities and input_key(batch, m) in batch]
     for m in mods:
         present = batch["present"][m].cpu()
         mix &= present == present[partner]
     lam = torch.where(mix, lam, torch.ones_like(lam))
     out = dict(batch)
     for m in mods:
-        x = batch[m]
+        k = input_key(batch, m)
+        x = batch[k]
         w = lam.view(-1, *(1,) * (x.dim() - 1)).to(x.device)
         mixed = w * x.float() + (1.0 - w) * x[partner.to(x.device)].float()
-        out[m] = mixed.round().clamp(0, 255).to(x.dtype) if x.dtype == torch.uint8 else mixed.to(x.dtype)
+        out[k] = mixed.round().clamp(0, 255).to(x.dtype) if x.dtype == torch.uint8 else mixed.to(x.dtype)
     w = lam[:, None].to(labels.device)
     out["labels"] = w * labels + (1.0 - w) * labels[partner.to(labels.device)]
     return out

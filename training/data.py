@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrt.errors import UserError
-from mmrt.manifest import read_classes, read_manifest
 from mmrt.modalities import DEFAULT_MODALITIES
+from mmrt.split_files import read_classes, read_split
 
 TASKS = ("multi-label", "single-label")
 
@@ -29,7 +29,7 @@ def _task(root: Path) -> str:
         labels = json.loads(card.read_text("utf-8")).get("labels")
         if labels in ("multi", "single"):
             return f"{labels}-label"
-    examples = read_manifest(root, "train")
+    examples = read_split(root, "train")
     return "single-label" if all(len(ex.labels) == 1 for ex in examples) else "multi-label"
 
 
@@ -38,14 +38,14 @@ def inspect_data(root: str | Path, split: str = "pretrain") -> DataInfo:
     if not root.is_dir():
         raise UserError(f"--data {root}: not a folder (make one with 'mmrt data make')")
     classes = tuple(read_classes(root))
-    seen = set().union(*(ex.modalities for ex in read_manifest(root, split, labeled=False)))
+    seen = set().union(*(ex.modalities for ex in read_split(root, split, labeled=False)))
     modalities = tuple(m for m in DEFAULT_MODALITIES if m in seen)
     return DataInfo(root, modalities, classes, _task(root))
 
 
 def require_modalities(info: DataInfo, split: str, needed: Sequence[str], purpose: str) -> None:
     """Refuse a run whose modality set the split cannot provide (named, before any training)."""
-    examples = read_manifest(info.root, split)
+    examples = read_split(info.root, split)
     have = set().union(*(ex.modalities for ex in examples))
     missing = [m for m in needed if m not in have]
     if missing:

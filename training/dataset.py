@@ -1,4 +1,4 @@
-"""A torch Dataset over a manifest that yields any subset of modalities, decoded through the cache."""
+"""A torch Dataset over a split file that yields any subset of modalities, decoded through the cache."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmrt.manifest import Example, multi_hot, read_classes, read_manifest
 from mmrt.preprocess import Preprocessing, fit_length, prepare_video
+from mmrt.split_files import Example, multi_hot, read_classes, read_split
 from mmrt.text import TextTokenizer
 from mmrt.training.cache import DecodeCache
 from mmrt.training.decode import load_audio, load_video
@@ -29,7 +29,7 @@ class MultimodalDataset(Dataset):
                  cache: DecodeCache | None = None, labeled: bool | None = None):
         self.root = Path(root)
         self.classes = read_classes(self.root)
-        self.examples: list[Example] = read_manifest(self.root, split, self.classes, labeled)
+        self.examples: list[Example] = read_split(self.root, split, self.classes, labeled)
         self.modalities = tuple(modalities)
         if "text" in self.modalities and tokenizer is None:
             raise ValueError("the text modality needs a tokenizer")

@@ -13,6 +13,7 @@ import torch
 
 from mmrt.modalities import Subset, all_subsets, subset_key
 from mmrt.scores import task_score
+from mmrt.training.frontend import input_key
 from mmrt.training.model import MultimodalModel, probabilities
 from mmrt.training.splits import Split
 
@@ -27,7 +28,8 @@ def embed_split(model: MultimodalModel, split: Split, modalities: Sequence[str],
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     for batch in split.batches(order, batch_size):
         for m in modalities:
-            parts[m].append(model.encode(m, batch[m].to(device)).float().cpu())
+            x = {k: batch[k].to(device) for k in (input_key(batch, m),)}
+            parts[m].append(model.encode_input(x, m).float().cpu())
     return {**{m: torch.cat(v) for m, v in parts.items()},
             "present": {m: split.present[m][order] for m in modalities},
             "labels": split.labels[order]}

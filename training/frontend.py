@@ -110,3 +110,18 @@ class LogMel(nn.Module):
         spec = torch.matmul(frames, self.dft)  # [B, T, 2F]: real parts, then imaginary parts
         mel = torch.matmul(spec * spec, self.fbank)  # [B, T, n_mels]
         return torch.log(mel + p.log_floor).transpose(1, 2)
+
+
+# Training splits compute audio's log-mel once (``splits.precompute_log_mel``) and carry it under
+# this key instead of "audio" (PCM): what a batch holds is named, never inferred from a shape.
+LOG_MEL = "audio_log_mel"
+
+
+def input_key(batch, modality: str) -> str:
+    """The key of ``modality``'s input in ``batch``: audio's precomputed log-mel where it has one."""
+    return LOG_MEL if modality == "audio" and LOG_MEL in batch else modality
+
+
+def rows_of(batch, modalities, rows) -> dict:
+    """The inputs of ``modalities`` in ``batch`` (log-mel or PCM for audio), at ``rows``."""
+    return {input_key(batch, m): batch[input_key(batch, m)][rows] for m in modalities}

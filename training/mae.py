@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from mmrt.text import PAD_ID
 from mmrt.training.config import MaeConfig
 from mmrt.training.encoders import Block, attend_mask, grid_tokens, sincos_positions
+from mmrt.training.frontend import LOG_MEL, input_key
 from mmrt.training.model import MultimodalModel
 
 
@@ -122,14 +123,15 @@ class MaskedAutoencoding(nn.Module):
             return t * h * w * 3
         return self.model.config.text_vocab
 
-    def tokens(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def tokens(self, modality: str, x: torch.Tensor,
+               key: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens [B, N, W] without positions, targets [B, N, ...], valid [B, N]) of one modality."""
         enc = self.model.encoders[modality]
         if modality == "text":
             valid = x != PAD_ID
             return enc.embed(x), x, valid
         if modality == "audio":
-            mel = x if x.dim() == 3 else enc.mel(x)
+            mel = x if key == LOG_MEL else enc.mel(x)
             image, sizes = enc.normalised(mel), (enc.patch_size, enc.patch_size)
         else:
             image, sizes = enc.normalised(x), tuple(self.model.config.arch.video_tubelet)
@@ -137,9 +139,12 @@ class MaskedAutoencoding(nn.Module):
         target = normalise_patches(patches(image, sizes))
         return tokens, target, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
-    def modality_loss(self, modality: str, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def modality_loss(self, modality: str, x: torch.Tensor, g: torch.Generator,
+                      key: str | None = None) -> torch.Tensor:
+        """The reconstruction loss of one modality's input ``x``, found in its batch under
+        ``key`` (``LOG_MEL``: audio already as log-mel)."""
         trunk = self.model.encoders[modality].trunk
-        tokens, target, valid = self.tokens(modality, x)
+        tokens, target, valid = self.tokens(modality, x, key)
         order, visible = visible_order(valid, self.mae.ratio(modality), g)
         k = int(visible.max())
         shown = torch.arange(k, device=order.device)[None, :] < visible[:, None]  # [B, K]
@@ -161,7 +166,8 @@ class MaskedAutoencoding(nn.Module):
             for m in self.model.modalities:
                 rows = batch["present"][m]
                 if rows.any():
-                    losses.setdefault(m, []).append(self.modality_loss(m, batch[m][rows], generator))
+                    x = batch[input_key(batch, m)][rows]
+                    losses.setdefault(m, []).append(self.modality_loss(m, x, generator, input_key(batch, m)))
         if not losses:  # keeps the graph connected so every process still takes the step
             return sum(p.sum() for p in self.decoders.parameters()) * 0.0, {}
         per_modality = {m: torch.stack(v).mean() for m, v in losses.items()}

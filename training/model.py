@@ -10,6 +10,7 @@ from torch import nn
 
 from mmrt.training.config import ModelConfig
 from mmrt.training.encoders import TokenEncoder, build_encoder, shared_blocks
+from mmrt.training.frontend import LOG_MEL, input_key
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -43,13 +44,16 @@ class MultimodalModel(nn.Module):
         self.head = Head(arch.embed_dim, len(config.classes)) if config.classes else None
 
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """One modality's L2-normalised embedding [B, d]; ``encode_audio`` etc. are aliases.
-
-        Audio may also come as its log-mel [B, n_mels, frames] (see ``precompute_log_mel``).
-        """
-        if modality == "audio" and x.dim() == 3:
-            return self.encoders["audio"].embed_mel(x)
+        """One modality's L2-normalised embedding [B, d] of its raw input (PCM for audio);
+        ``encode_audio`` etc. are aliases, what export compiles."""
         return self.encoders[modality](x)
+
+    def encode_input(self, inputs: Mapping[str, torch.Tensor], modality: str) -> torch.Tensor:
+        """``modality``'s embedding from a batch, whose audio may be its precomputed log-mel
+        (under ``LOG_MEL``) instead of PCM."""
+        if input_key(inputs, modality) == LOG_MEL:
+            return self.encoders["audio"].embed_mel(inputs[LOG_MEL])
+        return self.encode(modality, inputs[modality])
 
     def set_drop_path(self, rate: float) -> None:
         """Stochastic depth of every encoder in training mode (0: off)."""
@@ -72,7 +76,7 @@ class MultimodalModel(nn.Module):
 
     def embed(self, inputs: Mapping[str, torch.Tensor], use: Sequence[str]) -> dict[str, torch.Tensor]:
         """Embeddings of the modalities in ``use`` (others are not run at all)."""
-        return {m: self.encode(m, inputs[m]) for m in self.modalities if m in use}
+        return {m: self.encode_input(inputs, m) for m in self.modalities if m in use}
 
     @staticmethod
     def fuse(embeddings: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from mmrt.training.augment import augment, mixup
 from mmrt.training.config import Downstream
+from mmrt.training.frontend import rows_of
 from mmrt.training.model import MultimodalModel
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's cap on the learned inverse temperature
@@ -148,7 +149,7 @@ class Supervised(nn.Module):
         rows = any_present(present, self.use)
         if rows.sum() < 2:  # BatchNorm needs two rows; a zero loss keeps every process stepping
             return self.model.head.linear.weight.sum() * 0.0, {}
-        logits = self.model({m: batch[m][rows] for m in self.use},
+        logits = self.model(rows_of(batch, self.use, rows),
                             {m: present[m][rows] for m in self.use}, self.use)
         return task_loss(logits, batch["labels"][rows], self.model.config.task), {}
 
@@ -191,11 +192,11 @@ class SelfDistillation(nn.Module):
         self.model.eval()  # the teacher as it will be used: no drop path either
         try:
             with torch.no_grad():
-                teacher = self.model({m: unlabeled[m][rows] for m in self.teacher_use},
+                teacher = self.model(rows_of(unlabeled, self.teacher_use, rows),
                                      {m: p[m][rows] for m in self.teacher_use}, self.teacher_use)
             self.model.train()
             self.model.head.eval()
-            student = self.model({m: unlabeled[m][rows] for m in self.student_use},
+            student = self.model(rows_of(unlabeled, self.student_use, rows),
                                  {m: p[m][rows] for m in self.student_use}, self.student_use)
         finally:
             self.model.train()

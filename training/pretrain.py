@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from mmrt.errors import UserError
-from mmrt.manifest import read_manifest
 from mmrt.methods import OBJECTIVES
 from mmrt.preprocess import Preprocessing
+from mmrt.split_files import read_split
 from mmrt.text import TextTokenizer
 from mmrt.training.alignment import alignment
 from mmrt.training.checkpoint import TOKENIZER, write_model
@@ -73,7 +73,7 @@ def pretrain(opts: PretrainOptions) -> Path:
     tokenizer, vocab = None, 0
     if "text" in modalities:
         if ctx.main and not (out / TOKENIZER).is_file():
-            texts = [ex.inputs.get("text") for ex in read_manifest(info.root, "pretrain", labeled=False)]
+            texts = [ex.inputs.get("text") for ex in read_split(info.root, "pretrain", labeled=False)]
             train_tokenizer(texts, out / TOKENIZER, preset.arch.tokenizer_vocab)
         ctx.barrier()
         tokenizer = TextTokenizer(out / TOKENIZER, prep.max_tokens)

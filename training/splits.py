@@ -1,4 +1,4 @@
-"""A manifest split as batches of tensors: held in memory when it fits, streamed from the cache when not.
+"""A split as batches of tensors: held in memory when it fits, streamed from the cache when not.
 
 Small CPU runs are dominated by per-item overhead, so a split that fits in ``memory_budget``
 is decoded once (through the on-disk cache) into stacked tensors and batches are slices.
@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from mmrt.errors import UserError
-from mmrt.manifest import read_manifest
 from mmrt.preprocess import Preprocessing
+from mmrt.split_files import read_split
 from mmrt.text import TextTokenizer
 from mmrt.training.dataset import MultimodalDataset
+from mmrt.training.frontend import LOG_MEL
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def distill_pool(root: Path, source: str, examples: int = 0) -> str:
                         "modality-complete clips pretraining never saw; 'mmrt data make' writes one; "
                         "or use --distill-source pretrain)")
     pool = file.stem if file.is_file() else "pretrain"
-    size = len(read_manifest(root, pool, labeled=False))  # refuses an empty pool, naming the file
+    size = len(read_split(root, pool, labeled=False))  # refuses an empty pool, naming the file
     if pool == "pretrain":
         size = int(round(size * DISTILL_SAMPLE))
     if examples > size:
@@ -141,8 +142,8 @@ def precompute_log_mel(split: Split, log_mel: torch.nn.Module, batch_size: int =
     The front-end has no weights and training applies no audio augmentation, so this gives
     the same numbers as running it every step, at a fraction of the cost.
     """
-    if split.tensors is None or "audio" not in split.tensors or split.tensors["audio"].dim() != 2:
+    if split.tensors is None or "audio" not in split.tensors:
         return
-    pcm = split.tensors["audio"]
+    pcm = split.tensors.pop("audio")
     chunks = [log_mel(pcm[i:i + batch_size]) for i in range(0, len(pcm), batch_size)]
-    split.tensors["audio"] = torch.cat(chunks)
+    split.tensors[LOG_MEL] = torch.cat(chunks)

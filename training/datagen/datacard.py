@@ -37,7 +37,7 @@ def build_card(cfg: GeneratorConfig, facts: dict[str, list[dict]]) -> dict:
         counts = Counter(name for f in items for name in f["labels"])
         card["splits"][split] = {
             "examples": len(items),
-            "labels_in_manifest": split in ("train", "eval"),
+            "labels_in_file": split in ("train", "eval"),
             "label_counts": {d: counts.get(d, 0) for d in DIGITS},
             "two_label_examples": sum(len(f["labels"]) == 2 for f in items),
         }
@@ -85,13 +85,13 @@ def render_card(card: dict) -> str:
         "",
         "## Splits",
         "",
-        "| split | examples | two-label | labels in manifest | " + " | ".join(card["classes"]) + " |",
+        "| split | examples | two-label | labels in the file | " + " | ".join(card["classes"]) + " |",
         "|---|---|---|---|" + "---|" * len(card["classes"]),
     ]
     for split, s in card["splits"].items():
         counts = " | ".join(str(s["label_counts"][c]) for c in card["classes"])
         lines.append(f"| {split} | {s['examples']} | {s['two_label_examples']} | "
-                     f"{'yes' if s['labels_in_manifest'] else 'no'} | {counts} |")
+                     f"{'yes' if s['labels_in_file'] else 'no'} | {counts} |")
     lines += ["", "MASD's distillation pools, unlabeled and modality-complete: `distill` is a random "
               "sample of `pretrain` (the same files: clips pretraining saw, `--distill-source pretrain`); "
               "`unseen` is generated on its own (clips pretraining never saw, `--distill-source unseen`).",

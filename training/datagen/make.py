@@ -57,7 +57,7 @@ def _draw_labels(rng: np.random.Generator, cfg: GeneratorConfig) -> list[int]:
 
 
 def _make_example(job: tuple[str, int]) -> tuple[dict, dict]:
-    """One example's files; returns its manifest record and the facts the data card counts."""
+    """One example's files; returns its split-file record and the facts the data card counts."""
     import soundfile as sf
 
     split, index = job
@@ -90,7 +90,7 @@ def _make_example(job: tuple[str, int]) -> tuple[dict, dict]:
 
         record["text"], facts["title_kind"] = make_title(_rng(cfg, split, index, "text"), digits,
                                                          cfg.text)
-    # Pretrain is unlabeled: the manifest carries no labels (the card still counts them).
+    # Pretrain is unlabeled: its split file carries no labels (the card still counts them).
     record["labels"] = facts["labels"] if split in ("train", "eval") else None
     return record, facts
 
@@ -103,7 +103,7 @@ def _speech_bank() -> str:
     return str(bank_path([*DIGITS, *BABBLE], cache_root() / "speech"))
 
 
-def _write_manifest(path: Path, records: list[dict]) -> None:
+def _write_split_file(path: Path, records: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
@@ -144,9 +144,9 @@ def make_dataset(cfg: GeneratorConfig, out: str | os.PathLike, workers: int = 0,
         by_split["distill"] = [by_split["pretrain"][i] for i in sorted(pick)]
         write_text(stage / "classes.txt", "".join(f"{d}\n" for d in DIGITS))
         if not by_split["unseen"]:
-            del by_split["unseen"]  # --unseen-size 0: no pool (an empty manifest is refused on read)
+            del by_split["unseen"]  # --unseen-size 0: no pool (an empty split file is refused on read)
         for split, items in by_split.items():
-            _write_manifest(stage / f"{split}.jsonl", [rec for rec, _ in items])
+            _write_split_file(stage / f"{split}.jsonl", [rec for rec, _ in items])
         card = build_card(cfg, {s: [facts for _, facts in items] for s, items in by_split.items()})
         write_text(stage / "datacard.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         write_text(stage / "DATACARD.md", render_card(card))

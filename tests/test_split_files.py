@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mmrt.errors import UserError
-from mmrt.manifest import multi_hot, read_manifest
+from mmrt.split_files import multi_hot, read_split
 
 
 @pytest.fixture
@@ -37,24 +37,24 @@ GOOD = {"id": "x1", "audio": "a.wav", "text": "a cat", "labels": ["cat"]}
 def test_bad_lines_are_named(root, bad, message):
     write(root, [GOOD, bad])
     with pytest.raises(UserError, match=message):
-        read_manifest(root, "train")
+        read_split(root, "train")
 
 
 def test_empty_and_missing_manifests(root):
     write(root, [])
-    with pytest.raises(UserError, match="empty manifest"):
-        read_manifest(root, "train")
-    with pytest.raises(UserError, match="eval.jsonl: manifest not found"):
-        read_manifest(root, "eval")
+    with pytest.raises(UserError, match="empty split file"):
+        read_split(root, "train")
+    with pytest.raises(UserError, match="eval.jsonl: split file not found"):
+        read_split(root, "eval")
 
 
 def test_unlabeled_splits_ignore_labels_and_nulls_mean_absent(root):
     write(root, [{"id": "p1", "audio": None, "text": "hello", "labels": None}], split="pretrain")
-    [ex] = read_manifest(root, "pretrain")
+    [ex] = read_split(root, "pretrain")
     assert ex.modalities == {"text"} and ex.labels == ()
 
 
 def test_multi_hot(root):
     write(root, [GOOD, {**GOOD, "id": "x2", "labels": ["dog", "cat"]}])
-    y = multi_hot(read_manifest(root, "train"), ["cat", "dog"])
+    y = multi_hot(read_split(root, "train"), ["cat", "dog"])
     assert y.tolist() == [[1, 0], [1, 1]]

@@ -1,4 +1,6 @@
-"""The dataset contract (DESIGN.md section 2): classes.txt plus JSONL manifests.
+"""The dataset contract (DESIGN.md section 2): classes.txt plus one JSONL split file per split
+(``pretrain.jsonl``, ``train.jsonl``, ...; a bundle's ``manifest.json`` is another thing,
+``mmrt.bundle``).
 
 One example a line: ``{"id", "audio": path, "video": path, "text": str, "labels": [names]}``,
 paths relative to the dataset folder, any modality null or absent. The reader
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from mmrt.errors import UserError
 
-# How each known modality is stored in a manifest line: a file path or inline text.
+# How each known modality is stored in a split file's line: a file path or inline text.
 FILE_MODALITIES = ("audio", "video")
 INLINE_MODALITIES = ("text",)
 SPLITS = ("pretrain", "train", "eval", "distill")
@@ -45,16 +47,17 @@ def read_classes(root: str | Path) -> list[str]:
     return names
 
 
-def read_manifest(root: str | Path, split: str, classes: list[str] | None = None,
+def read_split(root: str | Path, split: str, classes: list[str] | None = None,
                   labeled: bool | None = None) -> list[Example]:
     """Read ``<root>/<split>.jsonl``. Labels are required (and checked) for labeled splits."""
     root = Path(root)
     path = root / f"{split}.jsonl"
     if not path.is_file():
-        raise UserError(f"{path}: manifest not found")
+        raise UserError(f"{path}: split file not found")
     labeled = split in LABELED_SPLITS if labeled is None else labeled
     known = set(classes if classes is not None else read_classes(root))
-    examples, seen = [], {}
+    examples: list[Example] = []
+    seen: dict[str, int] = {}
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -70,7 +73,7 @@ def read_manifest(root: str | Path, split: str, classes: list[str] | None = None
             seen[ex.id] = n
             examples.append(ex)
     if not examples:
-        raise UserError(f"{path}: empty manifest (expected one JSON example a line)")
+        raise UserError(f"{path}: empty split file (expected one JSON example a line)")
     return examples
 
 
