@@ -1,5 +1,5 @@
 """Reproduce the training headline on bundled `small` data: every method on every training set,
-three seeds, the paper's robustness metrics, and the ratios the training issue targets.
+three seeds, the paper's robustness metrics, and the ratios and gap shares its targets are set in.
 
     python -m benchmarks.train_robustness --out runs/bench-train [--seeds 0,1,2]
     python -m benchmarks.train_robustness --out runs/bench-train --objective mae

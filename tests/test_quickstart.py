@@ -28,10 +28,12 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     assert 0.0 <= ft <= 1.0 and 0.0 <= masd <= 1.0 and text_row.endswith("transfer")
     # the side-by-side repeats those scores and the workload's, with the signed change
     unseen = next(line for line in lines if line.startswith("text alone (training never saw it)"))
-    assert [float(x) for x in unseen.split()[-3:]] == pytest.approx([ft, masd, masd - ft], abs=1.5e-3)
+    got = [float(x.strip("[],")) for x in unseen.split()[-5:]]
+    assert got[:3] == pytest.approx([ft, masd, masd - ft], abs=1.5e-3)
+    assert got[3] <= got[2] <= got[4]  # the change's 95% bootstrap interval holds it
     workload = next(line for line in lines if line.startswith("video dropped (audio+text"))
     served = next(line for line in lines if line.startswith("video dropped: mAP"))
-    assert float(workload.split()[-2]) == pytest.approx(float(served.split()[3]), abs=1e-3)
+    assert float(workload.split()[-4]) == pytest.approx(float(served.split()[3]), abs=1e-3)
     assert any(line.startswith("served with video dropped: p50") for line in lines)
     for path in ("data/DATACARD.md", "pretrained/model.safetensors",
                  "train/models/ft/audio+video/model.safetensors",
@@ -39,6 +41,8 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
                  "bundle/manifest.json", "bundle/audio.onnx", "bundle/fused.onnx", "bench/report.json",
                  "bench/requests.csv"):
         assert (tmp_path / "qs" / path).is_file()
+    report = (tmp_path / "qs" / "train" / "report.md").read_text()
+    assert "95% bootstrap intervals" in report and " [" in report  # one seed: intervals, not ± std
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and f"reusing {tmp_path / 'qs' / 'pretrained'}" in r.stdout
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from mmrt.modalities import Subset, all_subsets, subset_key
@@ -41,17 +42,21 @@ def fused(features: dict, use: Sequence[str]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subset] | None = None) -> dict:
-    """{subset key: score} for every subset (default: every non-empty subset of the model's)."""
+def subset_probabilities(model: MultimodalModel, features: dict,
+                         subsets: Sequence[Subset] | None = None) -> dict[str, np.ndarray]:
+    """{subset key: [N, C] class probabilities} for every subset (default: every non-empty one)."""
     model.eval()
-    order = model.modalities
-    task = model.config.task
-    out = {}
+    order, out = model.modalities, {}
     for subset in subsets or all_subsets(order):
         logits = model.head(fused(features, [m for m in order if m in subset]))
-        probs = probabilities(logits, task)
-        out[subset_key(subset, order)] = task_score(features["labels"].numpy(), probs.numpy(), task)
+        out[subset_key(subset, order)] = probabilities(logits, model.config.task).numpy()
     return out
+
+
+def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subset] | None = None) -> dict:
+    """{subset key: score} for every subset (default: every non-empty subset of the model's)."""
+    labels, task = features["labels"].numpy(), model.config.task
+    return {k: task_score(labels, p, task) for k, p in subset_probabilities(model, features, subsets).items()}
 
 
 def evaluate_model(model_dir, data, split: str = "eval", device: str | None = None) -> tuple[dict, str]:

@@ -17,19 +17,22 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from mmrt import atomic
 from mmrt.errors import UserError
+from mmrt.intervals import resampled_scores, resamples
 from mmrt.methods import METHODS, with_dependencies
 from mmrt.modalities import all_subsets, parse_subset, subset_key
+from mmrt.scores import task_score
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, read_config, save_model, tokenizer_path
 from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
 from mmrt.training.downstream import StageRun, tuning_stage
-from mmrt.training.evaluate import embed_split, subset_scores
+from mmrt.training.evaluate import embed_split, subset_probabilities
 from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
 from mmrt.training.pretrain import PretrainOptions, pretrain
@@ -41,6 +44,9 @@ from mmrt.training.wiseft import wise
 log = logging.getLogger(__name__)
 
 SCORES = "scores.json"  # per seed: {"methods": {method: {M_T: {M_E: p}}}, "alpha_sweep": {...}}
+# With one seed: each score on the same bootstrap resamples of the eval examples, for intervals:
+# {method: {M_T: {M_E: [score on each resample]}}}.
+BOOTSTRAP = "bootstrap.json"
 
 
 @dataclass
@@ -96,10 +102,16 @@ class SeedRun:
         self.scores = json.loads(path.read_text("utf-8")) if path.is_file() else {}
         self.scores.setdefault("methods", {})
         self.scores.setdefault("alpha_sweep", {})
+        boot = folder / BOOTSTRAP
+        self.bootstrap: dict | None = None  # one seed: resampled scores, for 95% intervals
+        if len(opts.seeds) == 1:
+            self.bootstrap = json.loads(boot.read_text("utf-8")) if boot.is_file() else {}
 
     def save_scores(self) -> None:
         if self.ctx.main:
             atomic.write_text(self.folder / SCORES, json.dumps(self.scores, indent=1) + "\n")
+            if self.bootstrap is not None:
+                atomic.write_text(self.folder / BOOTSTRAP, json.dumps(self.bootstrap) + "\n")
 
     def run(self) -> None:
         opts, ctx = self.opts, self.ctx
@@ -134,11 +146,20 @@ class SeedRun:
             bar.set_postfix(M_T=subset_key(mt, pretrained.modalities))
             self.train_set(pretrained, [m for m in pretrained.modalities if m in mt])
 
-    def score(self, model: MultimodalModel) -> dict:
-        """{M_E: score} on the eval split, or on the held-out validation share of train."""
+    def score(self, model: MultimodalModel) -> tuple[dict, dict | None]:
+        """{M_E: score} on the eval split, or on the held-out validation share of train; with one
+        seed also {M_E: [score on each bootstrap resample]} (the same resamples for every model)."""
         model = model.to(self.ctx.device)
-        return subset_scores(model, embed_split(model, self.eval, model.modalities, indices=self.eval_indices,
-                                                device=self.ctx.device))
+        features = embed_split(model, self.eval, model.modalities, indices=self.eval_indices,
+                               device=self.ctx.device)
+        labels, task = features["labels"].numpy(), model.config.task
+        probs = subset_probabilities(model, features)
+        scores = {k: task_score(labels, p, task) for k, p in probs.items()}
+        if self.bootstrap is None:
+            return scores, None
+        draws = resamples(len(labels))
+        return scores, {k: np.round(resampled_scores(labels, p, task, draws), 5).tolist()
+                        for k, p in probs.items()}
 
     def model_dir(self, method: str, mt_key: str) -> Path:
         return self.folder / "models" / method / mt_key
@@ -151,10 +172,12 @@ class SeedRun:
     def record(self, method: str, mt_key: str, model: MultimodalModel, note: dict) -> None:
         """Score ``model`` on every eval set, save it and its scores."""
         model.config = replace(model.config, history=(*model.config.history, note))
-        scores = self.score(model)
+        scores, samples = self.score(model)
         if self.ctx.main:
             save_model(self.model_dir(method, mt_key), model.cpu(), self.tokenizer, overwrite=True)
         self.scores["methods"].setdefault(method, {})[mt_key] = scores
+        if self.bootstrap is not None:
+            self.bootstrap.setdefault(method, {})[mt_key] = samples
         self.save_scores()
 
     def train_set(self, pretrained: MultimodalModel, use: list[str]) -> None:
@@ -195,7 +218,7 @@ class SeedRun:
             if alpha in (0.0, 1.0):
                 scores = scored["lp" if alpha == 0.0 else base][key]
             else:
-                scores = self.score(wise(models[base].cpu(), models["lp"].cpu(), alpha))
+                scores, _ = self.score(wise(models[base].cpu(), models["lp"].cpu(), alpha))
             rows.setdefault(f"{alpha:g}", {})[key] = scores
         self.save_scores()
 
@@ -235,8 +258,10 @@ def experiment(opts: ExperimentOptions) -> Path:
         log.info("experiment: seed %d took %.1f min", seed, (time.monotonic() - seed_started) / 60)
     if ctx.main:
         settings = run_settings(opts, schedule, recipe)
+        boot = out / BOOTSTRAP
+        samples = json.loads(boot.read_text("utf-8")) if len(opts.seeds) == 1 and boot.is_file() else None
         write_results(out, {s: json.loads((f / SCORES).read_text("utf-8")) for s, f in folders.items()},
-                      list(info.modalities), opts, info.task, time.monotonic() - started, settings)
+                      list(info.modalities), opts, info.task, time.monotonic() - started, settings, samples)
         log.info("experiment: results in %s (report.md, results.json, plots)", out)
     ctx.barrier()
     return out

@@ -9,10 +9,21 @@ from mmrt.robustness_table import STRATUM_TITLES
 from mmrt.training.results import BASELINE, HEADLINE
 
 
-def _cell(mean: float | None, std: float | None, seeds: int) -> str:
+def _cell(mean: float | None, std: float | None, seeds: int, ci: dict | None = None) -> str:
+    """A figure: ± its std over seeds, or with one seed its 95% bootstrap interval where known."""
     if mean is None:
         return "–"
-    return f"{mean:.3f}" if seeds == 1 or std is None else f"{mean:.3f} ± {std:.3f}"
+    if seeds > 1 and std is not None:
+        return f"{mean:.3f} ± {std:.3f}"
+    return f"{mean:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else f"{mean:.3f}"
+
+
+def _ci(res: dict, *path: str) -> dict | None:
+    """The 95% interval at ``path`` under a method's ``ci95`` (one seed), else None."""
+    node = res.get("ci95")
+    for key in path:
+        node = None if node is None else node.get(key)
+    return node
 
 
 def _headline(docs: dict[str, dict]) -> list[str]:
@@ -24,7 +35,8 @@ def _headline(docs: dict[str, dict]) -> list[str]:
     for label, doc in docs.items():
         seeds = len(doc["seeds"])
         for method, res in doc["methods"].items():
-            cells = [_cell(res["metrics"][s][n], res["metrics_std"][f"{s}.{n}"], seeds) for s, n in HEADLINE]
+            cells = [_cell(res["metrics"][s][n], res["metrics_std"][f"{s}.{n}"], seeds,
+                           _ci(res, "metrics", s, n)) for s, n in HEADLINE]
             lines.append("| " + f"{label} | " * labelled + f"{method} | " + " | ".join(cells) + " |")
     return lines
 
@@ -105,8 +117,8 @@ def _pmatrix(doc: dict, method: str) -> list[str]:
     lines = [f"#### {method}", "", "| M_T \\ M_E | " + " | ".join(evals) + " |",
              "|---|" + "---|" * len(evals)]
     for mt, row in res["scores"].items():
-        lines.append(f"| {mt} | " + " | ".join(_cell(row[me], res["scores_std"][mt][me], seeds)
-                                             for me in evals) + " |")
+        lines.append(f"| {mt} | " + " | ".join(_cell(row[me], res["scores_std"][mt][me], seeds,
+                                                   _ci(res, "scores", mt, me)) for me in evals) + " |")
     return lines + [""]
 
 
@@ -144,8 +156,10 @@ def write_report(out: Path, doc: dict) -> None:
         f"WiSE-FT alpha {s['alpha']}. {_recipe(s)}",
         "", "p(M_E; M_T) is the eval-split score of the model trained on M_T and evaluated on M_E. "
         "P is the mean and R the minimum over M_E (averaged over M_T; *_best: the best M_T). "
-        + ("Cells are the mean ± std over seeds." if len(doc["seeds"]) > 1 else "One seed: a single "
-           "cell moves by about ±0.1 between seeds here; use --seeds 0,1,2 for figures to quote."),
+        + ("Cells are the mean ± std over seeds." if len(doc["seeds"]) > 1 else "One seed: in brackets, "
+           "95% bootstrap intervals over the eval examples (resampled 1,000 times, seeded; the same "
+           "resamples for every model); they do not include the seed-to-seed spread, which moves a "
+           "cell by about ±0.1 here: use --seeds 0,1,2 for figures to quote."),
         "", "## Robustness (paper Table 3)", "", *_headline({"": doc}), "", *_ratios({"": doc}), "",
         "## Headroom: the share of the fine-tune-to-oracle gap closed", "",
         "The oracle matches, on every eval set M_E, the fine-tuned model trained on M_E itself (the "

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt import atomic
+from mmrt.intervals import ci95
 from mmrt.robustness import STRATA, PMatrix, robustness_report
 from mmrt.scores import metric_name
 
@@ -61,8 +62,33 @@ def headline_spread(per_seed_metrics: list[dict]) -> dict:
     return out
 
 
-def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -> dict:
-    """Aggregate per-seed ``scores.json`` contents (only methods every seed finished)."""
+def intervals(samples: dict, modalities: list[str]) -> dict:
+    """95% bootstrap intervals of one seed's scores and of P and R per stratum, from each score
+    on the same resamples of the eval examples ({M_T: {M_E: [R values]}})."""
+    cells = {(mt, me): np.asarray(v) for mt, row in samples.items() for me, v in row.items()}
+    count = len(next(iter(cells.values())))
+    figures: dict[tuple[str, str], list[float]] = {}
+    for r in range(count):
+        table: dict = {}
+        for (mt, me), v in cells.items():
+            table.setdefault(mt, {})[me] = float(v[r])
+        metrics = _metrics(table, modalities)
+        for s in STRATA:
+            for n in ("P", "R"):
+                if metrics[s][n] is not None:
+                    figures.setdefault((s, n), []).append(metrics[s][n])
+    out: dict = {"scores": {}, "metrics": {s: {} for s in STRATA}}
+    for (mt, me), v in cells.items():
+        out["scores"].setdefault(mt, {})[me] = ci95(v)
+    for (s, n), values in figures.items():
+        out["metrics"][s][n] = ci95(np.asarray(values)) if len(values) == count else None
+    return out
+
+
+def build_results(per_seed: dict[int, dict], modalities: list[str], task: str,
+                  samples: dict | None = None) -> dict:
+    """Aggregate per-seed ``scores.json`` contents (only methods every seed finished); with one
+    seed's ``samples`` (``bootstrap.json``), each method's 95% intervals."""
     seeds = sorted(per_seed)
     methods = [m for m in per_seed[seeds[0]]["methods"]
                if all(m in per_seed[s]["methods"] for s in seeds)]
@@ -80,6 +106,9 @@ def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -
             "metrics_std": headline_spread(per),
             "per_seed": {str(s): _seed_figures(m, None if base is None else _metrics(base[i], modalities))
                          for i, (s, m) in enumerate(zip(seeds, per, strict=True))}}
+        cells = (samples or {}).get(method, {})
+        if len(seeds) == 1 and cells and set(cells) == set(mean):
+            doc["methods"][method]["ci95"] = intervals(cells, modalities)
     for method in per_seed[seeds[0]]["alpha_sweep"]:
         for alpha in per_seed[seeds[0]]["alpha_sweep"][method]:
             tables = [per_seed[s]["alpha_sweep"].get(method, {}).get(alpha) for s in seeds]
@@ -93,11 +122,11 @@ def build_results(per_seed: dict[int, dict], modalities: list[str], task: str) -
 
 
 def write_results(out: Path, per_seed: dict[int, dict], modalities: list[str], opts, task: str,
-                  seconds: float, settings: dict) -> dict:
+                  seconds: float, settings: dict, samples: dict | None = None) -> dict:
     from mmrt.training.plots import write_plots
     from mmrt.training.report import write_report
 
-    doc = build_results(per_seed, modalities, task)
+    doc = build_results(per_seed, modalities, task, samples)
     doc["settings"] = {"preset": opts.preset, "objective": opts.objective, "data": str(opts.data),
                        "alpha": opts.alpha, **settings, "minutes": round(seconds / 60, 1)}
     atomic.write_text(out / RESULTS, json.dumps(doc, indent=2) + "\n")

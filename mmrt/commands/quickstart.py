@@ -14,6 +14,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mmrt.commands import check_seed
 from mmrt.errors import UserError
 from mmrt.robustness import STRATA
@@ -26,16 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--size", choices=("tiny", "small", "base"), default="small")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrain-epochs", type=int, metavar="N",
-                   help=f"contrastive pretraining epochs (default: the preset's, except small: "
-                        f"{QUICK_PRETRAIN_EPOCHS['small']}, half its 80, to fit 10 minutes on 2 cores; "
-                        "docs/training.md shows what that costs)")
+                   help="contrastive pretraining epochs (default: the preset's, 80 for small; fewer "
+                        "is quicker and costs score: docs/training.md#what-the-quickstart-budget-costs)")
     p.set_defaults(run=run, prog=p.prog)
 
 
 STEPS = 8
-# Half the `small` preset's pretraining keeps the quickstart within 10 minutes on 2 cores; what
-# it costs in score, measured with this command at both budgets, is in docs/training.md.
-QUICK_PRETRAIN_EPOCHS = {"small": 40}
 COMPARED = ("ft", "masd+wiseft")  # the baseline and the method, from one shared linear probe
 STRATUM_NAMES = {"missing": "missing at test", "added": "added at test", "transfer": "transfer"}
 
@@ -92,17 +90,20 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool,
     return folder
 
 
-def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -> dict:
+def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -> tuple[dict, dict]:
     """Fine-tuning and MASD + WiSE-FT on ``train_set``, each scored on every eval subset:
-    {method: {eval subset: score}}; the models are under ``out/models/<method>/<train_set>``."""
-    from mmrt.training.experiment import SCORES, ExperimentOptions, experiment
+    {method: {eval subset: score}} and the same on each bootstrap resample of the eval examples;
+    the models are under ``out/models/<method>/<train_set>``."""
+    from mmrt.training.experiment import BOOTSTRAP, SCORES, ExperimentOptions, experiment
 
     started = time.perf_counter()
     experiment(ExperimentOptions(data, out, methods=COMPARED, seeds=(seed,), alphas=(), pretrained=pretrained,
                                  train_sets=(train_set,), overwrite=True))
     print(f"trained and scored in {time.perf_counter() - started:.0f} s: {out}")
     scores = json.loads((out / SCORES).read_text("utf-8"))["methods"]
-    return {method: scores[method][train_set] for method in COMPARED}
+    samples = json.loads((out / BOOTSTRAP).read_text("utf-8"))
+    return ({method: scores[method][train_set] for method in COMPARED},
+            {method: samples[method][train_set] for method in COMPARED})
 
 
 def _kind(train_set: str, key: str) -> str:
@@ -144,18 +145,23 @@ def _bench(out: Path, data: Path, dropped: str) -> dict:
     return report
 
 
-def _side_by_side(scores: dict, report: dict, train_set: str, unseen: str, dropped: str) -> None:
+def _side_by_side(scores: dict, samples: dict, report: dict, train_set: str, unseen: str,
+                  dropped: str) -> None:
     """The point of the method in four lines: both models trained on ``train_set``, scored where
-    the rig differs from training, and what serving only the present encoders saves."""
+    the rig differs from training, the change with its 95% bootstrap interval (both models on
+    the same resamples of the eval examples), and what serving only the present encoders saves."""
+    from mmrt.intervals import ci95
     left = "+".join(m for m in report["modalities"] if m != dropped)
     rows = [(f"{unseen} alone (training never saw it)", unseen),
             (f"{dropped} dropped ({left}: the bench's workload)", left)]
     head = f"trained on {train_set} (same data, probe and seed)"
     width = max(len(head), *(len(label) for label, _ in rows))
-    print(f"{head:<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  change")
+    print(f"{head:<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  change [95% interval]")
     for label, key in rows:
         ft, masd = (scores[m][key] for m in COMPARED)
-        print(f"{label:<{width}}  {ft:9.3f}  {masd:12.3f}  {masd - ft:+.3f}")
+        ci = ci95(np.subtract(*(samples[m][key] for m in reversed(COMPARED))))  # MASD+WiSE-FT - ft
+        print(f"{label:<{width}}  {ft:9.3f}  {masd:12.3f}  {masd - ft:+.3f} "
+              f"[{ci['low']:+.3f}, {ci['high']:+.3f}]")
     vs = report.get("vs_baseline", {}).get("overall")
     if vs:
         p50, mono = report["overall"]["latency_ms"]["p50"], report["baseline"]["overall"]["latency_ms"]["p50"]
@@ -165,8 +171,8 @@ def _side_by_side(scores: dict, report: dict, train_set: str, unseen: str, dropp
 
 def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
-    epochs = args.pretrain_epochs or QUICK_PRETRAIN_EPOCHS.get(args.size)
-    if args.pretrain_epochs is not None and args.pretrain_epochs <= 0:
+    epochs = args.pretrain_epochs
+    if epochs is not None and epochs <= 0:
         raise UserError(f"--pretrain-epochs {args.pretrain_epochs}: expected a positive number")
     out = Path(args.out)
     try:
@@ -177,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
     data, reused = _dataset(out, args.size, args.seed)
     _step(2, "data card")
     print((data / "DATACARD.md").read_text(encoding="utf-8"))
-    _step(3, f"contrastive pretraining (preset {args.size}"
-          + (f", {epochs} epochs)" if epochs else ")"))
+    from mmrt.training.config import load_preset
+
+    _step(3, f"contrastive pretraining (preset {args.size}, "
+          f"{epochs or load_preset(args.size).recipe['pretrain'].epochs} epochs)")
     pretrained = _pretrain(data, out, args.size, args.seed, reused, epochs)
     from mmrt.training.checkpoint import read_config
 
@@ -187,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     train_set = "+".join(modalities[:-1])
     _step(4, f"fine-tuning and MASD + WiSE-FT on {train_set}: the rig lacked a {unseen} sensor when the "
           "labelled data was recorded")
-    scores = _train(data, pretrained, out / "train", train_set, args.seed)
+    scores, samples = _train(data, pretrained, out / "train", train_set, args.seed)
     _step(5, "scores on every modality subset of the eval split (one seed: expect about ±0.1 a cell)")
     _scores(scores, train_set, config.metric)
     _step(6, "export MASD + WiSE-FT: one ONNX graph per modality encoder, the head and the monolithic "
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
           f"dropped, against the monolithic graph")
     report = _bench(out, data, dropped)
     _step(8, "what the method bought")
-    _side_by_side(scores, report, train_set, unseen, dropped)
+    _side_by_side(scores, samples, report, train_set, unseen, dropped)
     print(f"\nFor all methods on every training set with the paper's report: mmrt experiment "
           f"--data {data} --out runs/exp --preset {args.size} --seeds 0,1,2")
     print(f"To serve it yourself: mmrt serve {out / 'bundle'}   (KServe v2 / Triton gRPC on 127.0.0.1:8001)")
