@@ -166,7 +166,11 @@ def test_experiment_with_mae_writes_the_same_results_and_compares_with_contrasti
     # Table 3 rows: pretraining, method, Overall P_best, R_best, P, R, ...
     cells = [c.strip() for c in rows[("mae", "ft")].strip("|").split("|")]
     overall = doc["methods"]["ft"]["metrics"]["overall"]
-    assert cells[2:6] == [f"{overall[k]:.3f}" for k in ("P_best", "R_best", "P", "R")]
+    figures = [f"{overall[k]:.3f}" for k in ("P_best", "R_best", "P", "R")]
+    assert [c.split(" [")[0] for c in cells[2:6]] == figures
+    # one seed: P and R with their 95% bootstrap interval, P_best and R_best without
+    ci = doc["methods"]["ft"]["ci95"]["metrics"]["overall"]["P"]
+    assert cells[4] == f"{overall['P']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]" and "[" not in cells[2]
     assert ("contrastive", "masd+wiseft") in rows and ("contrastive", "moddrop") in rows
 
 
