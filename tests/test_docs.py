@@ -1,0 +1,38 @@
+"""The README and the docs: every relative link reaches a file, and every #anchor a heading in it
+(as GitHub makes anchors); the README stays a first screen."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    body = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {anchor(m.group(1)) for m in re.finditer(r"^#+ (.+)$", body, flags=re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_reaches_its_file_and_heading(page):
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        assert dest.exists(), f"{page.name}: link to {target}: no such file"
+        if fragment and dest.suffix == ".md":
+            assert fragment in anchors(dest), f"{page.name}: link to {target}: no such heading"
+
+
+def test_the_readme_is_a_first_screen():
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
