@@ -151,6 +151,8 @@ def _side_by_side(scores: dict, samples: dict, report: dict, train_set: str, uns
     the rig differs from training, the change with its 95% bootstrap interval (both models on
     the same resamples of the eval examples), and what serving only the present encoders saves."""
     from mmrt.intervals import ci95
+
+    baseline, method = COMPARED
     left = "+".join(m for m in report["modalities"] if m != dropped)
     rows = [(f"{unseen} alone (training never saw it)", unseen),
             (f"{dropped} dropped ({left}: the bench's workload)", left)]
@@ -158,8 +160,8 @@ def _side_by_side(scores: dict, samples: dict, report: dict, train_set: str, uns
     width = max(len(head), *(len(label) for label, _ in rows))
     print(f"{head:<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  change [95% interval]")
     for label, key in rows:
-        ft, masd = (scores[m][key] for m in COMPARED)
-        ci = ci95(np.subtract(*(samples[m][key] for m in reversed(COMPARED))))  # MASD+WiSE-FT - ft
+        ft, masd = scores[baseline][key], scores[method][key]
+        ci = ci95(np.subtract(samples[method][key], samples[baseline][key]))  # paired: same resamples
         print(f"{label:<{width}}  {ft:9.3f}  {masd:12.3f}  {masd - ft:+.3f} "
               f"[{ci['low']:+.3f}, {ci['high']:+.3f}]")
     vs = report.get("vs_baseline", {}).get("overall")
