@@ -15,6 +15,7 @@ import numpy as np
 
 RESAMPLES = 1000
 SEED = 0
+BLOCK = 1 << 20  # example draws scored at once (resamples x examples): about 8 MB an array
 
 
 def resamples(n: int, count: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
@@ -53,12 +54,20 @@ def resampled_scores(y_true: np.ndarray, scores: np.ndarray, task: str, draws: n
     """The task's score (macro mAP or top-1, as ``mmrt.scores.task_score``) on each resample:
     y_true, scores [N, C]; draws [R, N] -> [R]. ``include`` [N] (default all) marks the examples
     this score is taken over; the others may be drawn but count for nothing, so scores taken over
-    different examples of one split still share its resamples."""
+    different examples of one split still share its resamples. Resamples are scored a block at a
+    time, so memory stays bounded whatever N."""
     y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
     if include is not None:  # ranked last with no positive: outside every AP, and out of top-1's mean
         include = np.asarray(include, dtype=bool)
         y_true = np.where(include[:, None], y_true, 0)
         scores = np.where(include[:, None], scores, -np.inf)
+    rows = max(1, BLOCK // max(1, draws.shape[1]))
+    return np.concatenate([_scored(y_true, scores, task, draws[i:i + rows], include)
+                           for i in range(0, len(draws), rows)])
+
+
+def _scored(y_true: np.ndarray, scores: np.ndarray, task: str, draws: np.ndarray,
+            include: np.ndarray | None) -> np.ndarray:
     if task == "multi-label":
         aps = np.stack([average_precision_rows(y_true[draws, c], scores[draws, c])
                         for c in range(y_true.shape[1])], axis=1)

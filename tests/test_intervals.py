@@ -41,6 +41,19 @@ def test_resampled_scores_equal_task_score_on_each_resample(task):
 
 
 @pytest.mark.parametrize("task", ["multi-label", "single-label"])
+def test_scoring_in_blocks_changes_nothing(task, monkeypatch):
+    import mmrt.intervals as intervals
+
+    y, s = _data(seed=9)
+    if task == "single-label":
+        y = np.eye(5, dtype=np.int64)[np.random.default_rng(9).integers(0, 5, len(y))]
+    draws = resamples(len(y), count=50, seed=10)
+    whole = resampled_scores(y, s, task, draws)
+    monkeypatch.setattr(intervals, "BLOCK", 7 * len(y))  # blocks of 7 resamples, the last short
+    np.testing.assert_array_equal(resampled_scores(y, s, task, draws), whole)
+
+
+@pytest.mark.parametrize("task", ["multi-label", "single-label"])
 def test_excluded_examples_count_for_nothing(task):
     y, s = _data(seed=2, ties=False)
     include = np.arange(len(y)) % 3 != 0
