@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from mmrt.errors import UserError
 
-# The stages a method may train after the probe (``training.downstream`` implements each).
-STAGES = ("finetune", "masd", "masd-cw", "moddrop")
-DISTILLING = ("masd", "masd-cw")  # the stages that read an unlabelled distillation pool
+# The stages a method may train after the probe are "finetune", "masd", "masd-cw" and "moddrop"
+# (``training.downstream`` implements each); these two read an unlabelled distillation pool.
+DISTILLING = ("masd", "masd-cw")
 
 
 @dataclass(frozen=True)
