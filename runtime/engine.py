@@ -70,7 +70,7 @@ class Engine:
         row_bytes = 4 * self.manifest.embedding_dim * len(self.modalities)  # float32, every modality
         self.sequences = SequenceStore(sequences or SequenceLimits(), row_bytes)
         self.preprocess = Preprocessor(bundle.folder, self.manifest, bundle.tokenizer)
-        graphs = with_faults(bundle.encoders, faults, delay_s) if faults or delay_s > 0 else bundle.encoders
+        graphs = with_faults(bundle.encoders, faults, delay_s)  # as they are unless a drill asks
         self.runners = {m: EncoderRunner(m, graphs[m], input_name(m), self.batching, observe)
                         for m in self.modalities}
         self.inputs = {input_name(m): m for m in self.modalities}

@@ -55,8 +55,13 @@ def subset_probabilities(model: MultimodalModel, features: dict,
 
 def subset_scores(model: MultimodalModel, features: dict, subsets: Sequence[Subset] | None = None) -> dict:
     """{subset key: score} for every subset (default: every non-empty subset of the model's)."""
-    labels, task = features["labels"].numpy(), model.config.task
-    return {k: task_score(labels, p, task) for k, p in subset_probabilities(model, features, subsets).items()}
+    probs = subset_probabilities(model, features, subsets)
+    return scores_of(probs, features["labels"].numpy(), model.config.task)
+
+
+def scores_of(probabilities: dict[str, np.ndarray], labels: np.ndarray, task: str) -> dict[str, float]:
+    """{subset key: the task's score} of each subset's [N, C] probabilities."""
+    return {k: task_score(labels, p, task) for k, p in probabilities.items()}
 
 
 def evaluate_model(model_dir, data, split: str = "eval", device: str | None = None) -> tuple[dict, str]:

@@ -26,13 +26,12 @@ from mmrt.errors import UserError
 from mmrt.intervals import resampled_scores, resamples
 from mmrt.methods import METHODS, with_dependencies
 from mmrt.modalities import all_subsets, parse_subset, subset_key
-from mmrt.scores import task_score
 from mmrt.training.checkpoint import CONFIG, WEIGHTS, load_model, read_config, save_model, tokenizer_path
 from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import inspect_data
 from mmrt.training.distributed import setup
 from mmrt.training.downstream import StageRun, tuning_stage
-from mmrt.training.evaluate import embed_split, subset_probabilities
+from mmrt.training.evaluate import embed_split, scores_of, subset_probabilities
 from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
 from mmrt.training.pretrain import PretrainOptions, pretrain
@@ -154,7 +153,7 @@ class SeedRun:
                                device=self.ctx.device)
         labels, task = features["labels"].numpy(), model.config.task
         probs = subset_probabilities(model, features)
-        scores = {k: task_score(labels, p, task) for k, p in probs.items()}
+        scores = scores_of(probs, labels, task)
         if self.bootstrap is None:
             return scores, None
         draws = resamples(len(labels))

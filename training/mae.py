@@ -166,8 +166,8 @@ class MaskedAutoencoding(nn.Module):
             for m in self.model.modalities:
                 rows = batch["present"][m]
                 if rows.any():
-                    x = batch[input_key(batch, m)][rows]
-                    losses.setdefault(m, []).append(self.modality_loss(m, x, generator, input_key(batch, m)))
+                    key = input_key(batch, m)
+                    losses.setdefault(m, []).append(self.modality_loss(m, batch[key][rows], generator, key))
         if not losses:  # keeps the graph connected so every process still takes the step
             return sum(p.sum() for p in self.decoders.parameters()) * 0.0, {}
         per_modality = {m: torch.stack(v).mean() for m, v in losses.items()}
