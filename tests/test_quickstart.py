@@ -76,3 +76,53 @@ def test_quickstart_pretrains_again_when_the_architecture_changed(tiny_data, tin
     out = capsys.readouterr().out
     assert "reusing" not in out and "pretrained in" in out
     assert json.loads((folder / "config.json").read_text())["arch"]["pool"] == current
+
+
+def test_quickstart_continues_an_interrupted_pretraining(tiny_data, tmp_path, capsys, monkeypatch, caplog):
+    import logging
+
+    from mmrt.commands.quickstart import _pretrain
+    from mmrt.training.checkpoint import read_config
+    from mmrt.training.rundir import STATE
+
+    _interrupted_pretraining(tiny_data, tmp_path, monkeypatch)
+    folder = tmp_path / "pretrained"
+    assert (folder / STATE).is_file() and not (folder / "config.json").exists()
+    assert "the same command continues" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="mmrt.training.loop"):
+        assert _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True) == folder
+    assert "resuming at step 2 of" in caplog.text
+    assert not (folder / STATE).exists() and read_config(folder).history[0]["steps"] > 2
+
+
+def test_quickstart_starts_again_when_the_interrupted_pretraining_had_another_recipe(
+        tiny_data, tmp_path, capsys, monkeypatch):
+    from mmrt.commands.quickstart import _pretrain
+    from mmrt.training.rundir import STATE
+
+    _interrupted_pretraining(tiny_data, tmp_path, monkeypatch, epochs=3)
+    _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True)  # the preset's epochs now
+    out = capsys.readouterr().out
+    assert "cannot continue the interrupted pretraining" in out
+    assert "saved with other training settings" in out
+    assert not (tmp_path / "pretrained" / STATE).exists() and "pretrained in" in out
+
+
+def _interrupted_pretraining(data, out, monkeypatch, epochs=None) -> None:
+    """The quickstart's pretraining stopped by the user's Ctrl-C right after its first
+    checkpoint, at step 2."""
+    import mmrt.training.loop as loop
+    import mmrt.training.pretrain as pretrain_module
+    from mmrt.commands.quickstart import _pretrain
+
+    fit, save_state = pretrain_module.fit, loop.save_state
+
+    def save_then_stop(*args, **kwargs):
+        save_state(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pretrain_module, "fit", lambda *a, **k: fit(*a, **{**k, "checkpoint_every": 2}))
+        patched.setattr(loop, "save_state", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            _pretrain(data, out, "tiny", seed=0, data_reused=False, epochs=epochs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,7 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool,
     from mmrt.training.checkpoint import read_config
     from mmrt.training.config import load_preset
     from mmrt.training.pretrain import PretrainOptions, pretrain
+    from mmrt.training.rundir import STATE
 
     folder = out / "pretrained"
     if data_reused and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
@@ -85,7 +87,16 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool,
             print(f"reusing {folder}")
             return folder
     started = time.perf_counter()
-    pretrain(PretrainOptions(data, folder, preset, seed=seed, epochs=epochs, overwrite=True))
+    options = PretrainOptions(data, folder, preset, seed=seed, epochs=epochs, overwrite=True)
+    if data_reused and (folder / STATE).is_file():  # an earlier quickstart stopped mid-way
+        try:
+            pretrain(replace(options, resume=True, overwrite=False))
+        except UserError as e:  # saved with another recipe or architecture
+            print(f"cannot continue the interrupted pretraining ({e}); starting again")
+            pretrain(options)
+    else:
+        print("(saved as it goes: if it is stopped, the same command continues from there)", flush=True)
+        pretrain(options)
     print(f"pretrained in {time.perf_counter() - started:.0f} s: {folder}")
     return folder
 
