@@ -56,15 +56,27 @@ def max_error(module: torch.nn.Module, run: Callable[[dict], dict], input_names:
 
 def check_parity(file: str, module: torch.nn.Module, run: Callable[[dict], dict], input_names: list[str],
                  batches: dict[int, tuple[torch.Tensor, ...]], tolerance: float) -> float:
-    """Max error over ``batches`` (batch size -> inputs); raises past ``tolerance``."""
+    """Max error over ``batches`` (batch size -> inputs); raises past ``tolerance``, and when the
+    runtime cannot run the exported graph at all (an operator it lacks at this opset, say)."""
     worst = 0.0
     for size, inputs in batches.items():
-        error = max_error(module, run, input_names, inputs)
+        error = max_error(module, _refusal_named(file, size, run), input_names, inputs)
         if not error <= tolerance:
             raise UserError(f"{file}: parity check failed at batch {size}: max |exported - torch| = "
                             f"{error:.3g}, tolerance {tolerance:.3g}")
         worst = max(worst, error)
     return worst
+
+
+def _refusal_named(file: str, size: int, run: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    def guarded(feeds: dict) -> dict:
+        try:
+            return run(feeds)
+        except Exception as e:  # noqa: BLE001 - any runtime's refusal, as one line naming the graph
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"{file}: the exported graph does not run at batch {size} ({first[:300]}); "
+                           "another --opset may help") from None
+    return guarded
 
 
 def embedding_agreement(reference: Callable[[dict], dict], other: Callable[[dict], dict],

@@ -88,6 +88,16 @@ def test_graphs_have_a_dynamic_batch_and_only_tensorrt_operators(bundle):
     assert {"Conv", "Log"} <= audio_ops and not audio_ops & {"STFT", "DFT"}  # front-end inside
 
 
+def test_at_opset_23_attention_is_one_operator_and_padded_text_still_matches(tiny_model, tmp_path):
+    out = tmp_path / "bundle23"
+    assert main(["export", str(tiny_model), "--out", str(out), "--opset", "23"]) == 0
+    ops = {n.op_type for n in onnx.load(str(out / "text.onnx")).graph.node}
+    assert "Attention" in ops and "Softmax" not in ops
+    doc = json.loads((out / MANIFEST).read_text())
+    # parity ran on token ids with padding, through ONNX Runtime's Attention kernel
+    assert doc["opset"] == 23 and doc["parity"]["max_error"]["text"] <= doc["parity"]["tolerance"]
+
+
 def test_the_operator_check_catches_a_spectral_op():
     from onnx import TensorProto, helper
 
@@ -227,6 +237,21 @@ def test_bad_input_gets_one_line_and_leaves_no_bundle(tiny_model, tiny_pretraine
 def test_parity_past_the_tolerance_fails_naming_the_graph(tiny_model, tmp_path, capsys):
     _fails(["export", str(tiny_model), "--out", str(tmp_path / "out"), "--tolerance", "1e-12"], capsys,
            tmp_path, "audio.onnx: parity check failed at batch 1")
+
+
+def test_a_graph_the_runtime_cannot_run_fails_naming_it(tiny_model, tmp_path, capsys, monkeypatch):
+    from mmrt.runtime.sessions import OrtGraph
+
+    run = OrtGraph.run
+
+    def refuse_text(self, feeds):
+        if "TEXT" in feeds:
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned\nstack...")
+        return run(self, feeds)
+
+    monkeypatch.setattr(OrtGraph, "run", refuse_text)
+    _fails(["export", str(tiny_model), "--out", str(tmp_path / "out")], capsys, tmp_path,
+           "text.onnx: the exported graph does not run at batch 1 ([ONNXRuntimeError] : 1 : FAIL")
 
 
 def test_tensorrt_where_it_is_not_installed_says_so(tiny_model, tmp_path, capsys):

@@ -30,6 +30,8 @@ class Attention(nn.Module):
         # x: [B, N, W]; keep: [B, 1, 1, N] True where a key may be attended to
         b, n, w = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        if keep is not None:  # one row per query: ONNX Runtime's Attention operator broadcasts no other way
+            keep = keep.expand(b, 1, n, n)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # [B, H, N, W / H]
         return self.out(y.transpose(1, 2).reshape(b, n, w))
 

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("model", type=Path, help="model directory from 'mmrt train'")
     p.add_argument("--out", required=True, type=Path, help="bundle folder to create")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset (default {DEFAULT_OPSET}: GELU is one operator from 20 on)")
+                   help=f"ONNX opset (default {DEFAULT_OPSET}: GELU is one operator from 20 on, "
+                        "attention from 23 on, for ONNX Runtime 1.22+ and TensorRT 10.14+)")
     p.add_argument("--baseline", action="store_true",
                    help="also write fused.onnx, the monolithic graph (every encoder always runs) the "
                    "bench compares against")
