@@ -157,3 +157,17 @@ def test_wiseft_refuses_state_dicts_that_do_not_match():
         interpolate(a, b, 0.5)
     with pytest.raises(ValueError, match="keys"):
         interpolate(a, {k: v for k, v in a.items() if "head" not in k}, 0.5)
+
+
+def test_at_a_high_temperature_multi_label_distillation_matches_logits():
+    """With the T^2 scaling, the gradient of per-class BCE against the teacher's softened
+    probabilities tends to (student - teacher) / 4 per class: logit matching (the `small`
+    preset distils at 16). At temperature 1 a sure teacher's targets saturate instead."""
+    g = torch.Generator().manual_seed(0)
+    student = (torch.randn(4, 10, generator=g) * 3).requires_grad_()
+    teacher = torch.randn(4, 10, generator=g) * 3
+    for t, close in ((16.0, True), (1.0, False)):
+        student.grad = None
+        soft_target_loss(student, teacher, "multi-label", t).backward()
+        matching = (student.detach() - teacher) / 4 / (4 * 10)  # mean over 4 examples and 10 classes
+        assert torch.allclose(student.grad, matching, atol=0.02 * matching.abs().max()) == close
