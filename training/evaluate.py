@@ -29,8 +29,8 @@ def embed_split(model: MultimodalModel, split: Split, modalities: Sequence[str],
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     for batch in split.batches(order, batch_size):
         for m in modalities:
-            x = {k: batch[k].to(device) for k in (input_key(batch, m),)}
-            parts[m].append(model.encode_input(x, m).float().cpu())
+            key = input_key(batch, m)
+            parts[m].append(model.encode_input({key: batch[key].to(device)}, m).float().cpu())
     return {**{m: torch.cat(v) for m, v in parts.items()},
             "present": {m: split.present[m][order] for m in modalities},
             "labels": split.labels[order]}

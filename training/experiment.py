@@ -71,6 +71,11 @@ class ExperimentOptions:
     device: str | None = None
     progress: bool = True
 
+    @property
+    def distills(self) -> bool:
+        """Whether a method of the run, or one it needs, distils (and so reads a distillation pool)."""
+        return any(METHODS[m].distills for m in with_dependencies(self.methods))
+
 
 def downstream_settings(opts: ExperimentOptions, preset_name: str) -> tuple[Schedule, Downstream]:
     """The fine-tuning schedule and downstream recipe of a run: the preset's, with the options'
@@ -129,7 +134,7 @@ class SeedRun:
             raise UserError(f"{self.folder}: made with other downstream settings "
                             f"({self.scores['settings']}); start again without --resume, or in another --out")
         data = open_downstream(pretrained, self.tokenizer, info, schedule, recipe, opts.holdout, self.seed,
-                               any(METHODS[m].distills for m in with_dependencies(opts.methods)), show)
+                               opts.distills, show)
         self.learners = data.learners
         if opts.holdout:  # validation: a seeded share of train, never eval
             self.eval, self.eval_indices = data.train, torch.from_numpy(data.held_out)
@@ -244,7 +249,7 @@ def experiment(opts: ExperimentOptions) -> Path:
         except UserError as e:
             raise UserError(f"--train-sets: {e}") from None
     schedule, recipe = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
-    if any(METHODS[m].distills for m in with_dependencies(opts.methods)):
+    if opts.distills:
         distill_pool(info.root, recipe.distill_source, recipe.distill_examples)
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
