@@ -9,7 +9,9 @@ Per workload (all modalities, video dropped, text only), one `mmrt serve` subpro
    client, and the engine time the server reports (``server_time_ns``): what is transport, what is
    the engine, what is the rest (hand-offs, decoding, encoding).
 2. Throughput of 16 tritonclient clients against the *compute bound*: the requests per second the
-   same graphs reach in this process at their best batch size (1-32 rows), all cores.
+   same graphs reach in this process at their best batch size (1-32 rows), all cores. Beside it,
+   where the cores went: the server's CPU time per answer, the clients', and the same engine's
+   when 16 threads of this process call it with no protocol at all.
 3. Mixed modality sets from 16 clients with per-encoder batching on and off.
 ``--http`` times the same requests through tritonclient.http too. Writes report.md / report.json.
 """
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,26 +68,65 @@ def compute_bound(engine: Engine, arrays: dict, carried, repeats: int = 20) -> t
     return best
 
 
-def clients_rps(url: str, model: str, requests: list, clients: int, seconds: float) -> float:
-    """Answers per second from ``clients`` tritonclient.grpc clients, each cycling through ``requests``."""
+def engine_cpu_ms(engine: Engine, arrays: dict, carried, callers: int, requests: int = 320) -> float:
+    """CPU time per request of the same engine in this process, called from ``callers`` threads at
+    once (batches form as in the server): what the server would spend with no protocol at all."""
+    tensors = tensors_for(arrays, carried)
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(lambda _: engine.infer(tensors), range(2 * callers)))
+        start = time.process_time()
+        list(pool.map(lambda _: engine.infer(tensors), range(requests)))
+        return 1000 * (time.process_time() - start) / requests
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Load:
+    rps: float  # answers per second from all clients together
+    server_cpu_ms: float | None = None  # the server's CPU time per answer (with ``server_pid``)
+    client_cpu_ms: float = 0.0  # this process's (the clients') CPU time per answer
+    cores_busy: float = 0.0  # server and clients together, out of the machine's cores
+
+
+def clients_rps(url: str, model: str, requests: list, clients: int, seconds: float,
+                server_pid: int | None = None) -> Load:
+    """Answers per second from ``clients`` tritonclient.grpc clients, each cycling through ``requests``,
+    over ``seconds`` after a second of warm-up; with ``server_pid``, the CPU each side spent an answer."""
     import tritonclient.grpc as tc
 
     done = [0] * clients
-    stop_at = time.perf_counter() + seconds + 1.0
+    measure_from = time.perf_counter() + 1.0
+    stop_at = measure_from + seconds
 
     def client_loop(i: int) -> None:
         client, rng = tc.InferenceServerClient(url), np.random.default_rng(i)
-        warm_until = time.perf_counter() + 1.0
         while time.perf_counter() < stop_at:
             client.infer(model, requests[rng.integers(len(requests))])
-            done[i] += time.perf_counter() > warm_until
+            done[i] += time.perf_counter() > measure_from
+
+    def cpu() -> tuple[float, float]:
+        return (process_cpu_s(server_pid) if server_pid else 0.0), time.process_time()
 
     workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     for w in workers:
         w.start()
+    time.sleep(max(measure_from - time.perf_counter(), 0))
+    server0, client0 = cpu()
+    time.sleep(max(stop_at - time.perf_counter(), 0))
+    server1, client1 = cpu()
     for w in workers:
         w.join()
-    return sum(done) / seconds
+    answers = max(sum(done), 1)
+    load = Load(sum(done) / seconds, client_cpu_ms=1000 * (client1 - client0) / answers,
+                cores_busy=(server1 - server0 + client1 - client0) / seconds)
+    if server_pid:
+        load.server_cpu_ms = 1000 * (server1 - server0) / answers
+    return load
 
 
 def server_ms(result) -> float:
@@ -109,9 +153,12 @@ def workload(server: ServerProcess, engine: Engine, arrays: dict, carried, args)
         http_request = triton_inputs(arrays, carried, th)
         _, out["http_ms"] = paired_ms(lambda: client.infer(name, request),
                                       lambda: http.infer(name, http_request), args.repeats)
-    rps = clients_rps(server.url, name, [request], args.clients, args.seconds)
+    load = clients_rps(server.url, name, [request], args.clients, args.seconds, server.proc.pid)
     bound, rows = compute_bound(engine, arrays, carried)
-    return {**out, "rps": rps, "compute_bound_rps": bound, "best_batch": rows, "share_of_bound": rps / bound}
+    engine_cpu = engine_cpu_ms(engine, arrays, carried, args.clients)
+    return {**out, "rps": load.rps, "server_cpu_ms": load.server_cpu_ms, "client_cpu_ms": load.client_cpu_ms,
+            "cores_busy": load.cores_busy, "engine_cpu_ms": engine_cpu,
+            "compute_bound_rps": bound, "best_batch": rows, "share_of_bound": load.rps / bound}
 
 
 def main() -> None:
@@ -152,14 +199,19 @@ def main() -> None:
             with ServerProcess(args.bundle, args.threads, batching=setting == "on",
                                pythonpath=args.server_path) as server:
                 requests = [triton_inputs(arrays, s) for s in subsets]
-                mixed[setting].append(clients_rps(server.url, m.name, requests, args.clients, args.seconds))
+                load = clients_rps(server.url, m.name, requests, args.clients, args.seconds)
+                mixed[setting].append(load.rps)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "bundle": str(args.bundle),
               "threads": args.threads, "clients": args.clients, "workloads": results,
               "mixed_rps": {**mixed, "ratio": median(mixed["on"]) / median(mixed["off"])}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = render(report)
-    (args.out / "report.md").write_text(text)
+    write_report(args.out, report, render(report))
+
+
+def write_report(out: Path, report: dict, text: str) -> None:
+    """``out``/report.json and report.md (``text``, also printed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(text)
     print(text)
 
 
@@ -171,6 +223,11 @@ def render(r: dict) -> str:
             ("engine time the server reports", "server_reported_ms", "{:.2f} ms"),
             ("served p50 through tritonclient.http", "http_ms", "{:.2f} ms"),
             (f"throughput, {r['clients']} clients", "rps", "{:.0f} req/s"),
+            ("server CPU per answer at that load", "server_cpu_ms", "{:.2f} ms"),
+            (f"the same engine in-process from {r['clients']} threads, CPU per answer", "engine_cpu_ms",
+             "{:.2f} ms"),
+            ("clients' CPU per answer (this process)", "client_cpu_ms", "{:.2f} ms"),
+            ("cores busy, server and clients (of the machine's)", "cores_busy", "{:.2f}"),
             ("compute bound (in-process, best batch, all cores)", "compute_bound_rps", "{:.0f} req/s"),
             ("best batch in-process", "best_batch", "{}"),
             ("throughput / compute bound (target >= 0.7)", "share_of_bound", "{:.2f}")]

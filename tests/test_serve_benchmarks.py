@@ -1,0 +1,33 @@
+"""The serving benchmarks' own measurements: CPU accounting under load, and the grpc.aio floor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from benchmarks import grpc_floor
+from benchmarks.serve_latency import clients_rps, inputs_for
+from mmrt.bench.client import ServerProcess, triton_inputs
+from mmrt.runtime.bundle import open_bundle
+
+
+def test_clients_rps_accounts_the_cpu_of_the_server_and_of_the_clients(tiny_bundle):
+    m = open_bundle(tiny_bundle).manifest
+    request = triton_inputs(inputs_for(m, np.random.default_rng(0)), ["text"])
+    with ServerProcess(tiny_bundle, 1) as server:
+        load = clients_rps(server.url, m.name, [request], 2, 1.0, server.proc.pid)
+        without_pid = clients_rps(server.url, m.name, [request], 2, 0.5)
+    assert load.rps > 0 and load.server_cpu_ms > 0 and load.client_cpu_ms > 0
+    assert 0 < load.cores_busy
+    assert without_pid.rps > 0 and without_pid.server_cpu_ms is None
+
+
+def test_the_grpc_floor_answers_every_workload_and_reports_it(tiny_bundle, tmp_path):
+    grpc_floor.main(["--bundle", str(tiny_bundle), "--out", str(tmp_path), "--clients", "2",
+                     "--seconds", "0.5", "--repeats", "5", "--hop"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert list(report["workloads"]) == ["all", "video dropped", "text only"]
+    for measured in report["workloads"].values():
+        assert measured["rps"] > 0 and measured["p50_ms"] > 0 and measured["server_cpu_ms"] > 0
+    assert report["hop"] and "on a worker thread" in (tmp_path / "report.md").read_text()
