@@ -58,7 +58,7 @@ def serve(hop: bool) -> None:
         async def ModelInfer(self, request, context):
             return await on_worker(pool, read, request) if hop else read(request)
 
-    async def main(argv: list[str] | None = None) -> None:
+    async def serve_forever() -> None:
         server = grpc.aio.server(options=ServerOptions().grpc_options())
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(AnswerAtOnce(), server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -66,7 +66,7 @@ def serve(hop: bool) -> None:
         print(port, flush=True)
         await server.wait_for_termination()
 
-    new_event_loop().run_until_complete(main())
+    new_event_loop().run_until_complete(serve_forever())
 
 
 def p50_ms(url: str, request: list, repeats: int) -> float:
@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     results = {}
     try:
-        url = f"127.0.0.1:{proc.stdout.readline().strip()}"
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            sys.exit(f"the answer-at-once server did not start (exit status {proc.wait()})")
+        url = f"127.0.0.1:{port}"
         for label, carried in WORKLOADS.items():
             carried = [x for x in m.modalities if carried is None or x in carried]
             request = triton_inputs(arrays, carried)
