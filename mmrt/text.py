@@ -33,7 +33,10 @@ class TextTokenizer:
     def encode(self, texts: list[str]) -> np.ndarray:
         """[B] strings -> int64 [B, max_tokens]; long texts are cut, keeping EOS last."""
         ids = np.full((len(texts), self.max_tokens), PAD_ID, dtype=np.int64)
-        for row, pieces in enumerate(self.sp.encode(list(texts))):
+        for row, text in enumerate(texts):
+            # One string at a time: sentencepiece's list form starts a thread pool on every call,
+            # 61 us for one short title against 3-5 us (and 119 against 48 us for 16).
+            pieces = self.sp.encode_as_ids(text)
             seq = [BOS_ID, *pieces[: self.max_tokens - 2], EOS_ID]
             ids[row, : len(seq)] = seq
         return ids

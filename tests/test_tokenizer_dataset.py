@@ -32,6 +32,15 @@ def test_tokenizer_is_deterministic_and_pads(tiny_data, tmp_path, tokenizer):
     assert ids[1, -1] == EOS_ID  # a long title is cut, keeping EOS
 
 
+def test_rows_are_the_pieces_sentencepiece_gives_the_whole_list(tiny_data, tokenizer):
+    texts = [ex.inputs["text"] for ex in read_split(tiny_data, "eval")]
+    texts += ["", "  ", "Zähl bis sieben 🦆", "x" * 200]
+    rows = tokenizer.encode(texts)
+    for row, pieces in zip(rows, tokenizer.sp.encode(texts), strict=True):
+        want = [BOS_ID, *pieces[: tokenizer.max_tokens - 2], EOS_ID]
+        assert row[: len(want)].tolist() == want and (row[len(want):] == PAD_ID).all()
+
+
 def test_dataset_yields_any_subset_and_collates(tiny_data, tokenizer, tmp_path):
     prep = Preprocessing(clip_samples=16_000, frames=4, frame_size=24, max_tokens=16)
     ds = MultimodalDataset(tiny_data, "train", ("video", "text"), prep, tokenizer,
