@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrt.bench.client import triton_inputs
-from mmrt.bench.timing import machine
+from mmrt.bench.timing import machine, timed
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.options import ServerOptions
 
@@ -75,12 +75,7 @@ def p50_ms(url: str, request: list, repeats: int) -> float:
     client = tc.InferenceServerClient(url)
     for _ in range(20):
         client.infer("floor", request)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        client.infer("floor", request)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(timed(lambda: client.infer("floor", request)) for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -122,11 +122,8 @@ def clients_rps(url: str, model: str, requests: list, clients: int, seconds: flo
     for w in workers:
         w.join()
     answers = max(sum(done), 1)
-    load = Load(sum(done) / seconds, client_cpu_ms=1000 * (client1 - client0) / answers,
-                cores_busy=(server1 - server0 + client1 - client0) / seconds)
-    if server_pid:
-        load.server_cpu_ms = 1000 * (server1 - server0) / answers
-    return load
+    return Load(sum(done) / seconds, 1000 * (server1 - server0) / answers if server_pid else None,
+                1000 * (client1 - client0) / answers, (server1 - server0 + client1 - client0) / seconds)
 
 
 def server_ms(result) -> float:
