@@ -54,6 +54,7 @@ class ExportOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     data: Path | None = None  # real examples for parity; default: the model's training data
     name: str = "mmrt"
+    version: int = 1  # the model version clients will see (the repository folder it goes in)
     tolerance: float = FP32_TOLERANCE
     parity_batch: int = 8
     overwrite: bool = False
@@ -70,6 +71,9 @@ def _check(opts: ExportOptions) -> tuple[MultimodalModel, Path | None]:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name):
         raise UserError(f"--name {opts.name!r}: expected letters, digits, '.', '_' or '-' (clients put it "
                         f"in request paths)")
+    if opts.version < 1:
+        raise UserError(f"--model-version {opts.version}: expected 1 or more (the version folder it is "
+                        f"served from)")
     if opts.calibration_examples < 1:
         raise UserError(f"--calibration-examples {opts.calibration_examples}: expected 1 or more")
     if not opts.max_score_drop >= 0:
@@ -161,7 +165,8 @@ def export_bundle(opts: ExportOptions) -> Manifest:
             int8 = _int8_scores(model, runs, root, tokenizer, int8, opts)
         config = model.config
         manifest = Manifest(
-            name=opts.name, modalities=model.modalities, embedding_dim=config.arch.embed_dim,
+            name=opts.name, version=opts.version,
+            modalities=model.modalities, embedding_dim=config.arch.embed_dim,
             classes=config.classes, task=config.task, preprocessing=_preprocessing(model, tokenizer),
             graphs=specs, opset=opts.opset, producer=_producers(), tensorrt=engines, int8=int8 or None,
             parity={"tolerance": opts.tolerance, "batches": [1, opts.parity_batch],

@@ -110,6 +110,7 @@ class Manifest:
     tensorrt: dict | None = None  # precision, batch profile and version, where engines were built
     int8: dict | None = None  # calibration, what stayed in float, score per subset FP32 vs INT8
     model: dict = field(default_factory=dict)  # preset and training history, for provenance
+    version: int = 0  # the model version it was exported as, which a signature covers (0: none given)
 
     @property
     def metric(self) -> str:
@@ -127,6 +128,7 @@ class Manifest:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+                "version": self.version,
                 "modalities": list(self.modalities), "embedding_dim": self.embedding_dim,
                 "classes": list(self.classes), "task": self.task, "metric": self.metric,
                 "preprocessing": self.preprocessing,
@@ -151,7 +153,7 @@ class Manifest:
                        graphs={k: GraphSpec.from_dict(g) for k, g in doc["graphs"].items()},
                        opset=int(doc["opset"]), producer=doc["producer"], files=doc["files"],
                        parity=doc.get("parity", {}), tensorrt=doc.get("tensorrt"),
-                       int8=doc.get("int8"), model=doc.get("model", {}))
+                       int8=doc.get("int8"), model=doc.get("model", {}), version=int(doc.get("version", 0)))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{source}: malformed manifest ({type(e).__name__}: {e})") from None
 

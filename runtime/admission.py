@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mmrt.runtime.errors import InferError, Status
 
-FLAGS = {"calls": "--max-calls", "streams": "--max-streams"}
+FLAGS = {"calls": "--max-calls", "streams": "--max-streams", "uploads": "--max-uploads"}
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,14 @@ class AdmissionOptions:
     max_calls: int = 64  # inference calls at once, gRPC and REST together (each may hold a worker thread)
     max_streams: int = 64  # open ModelStreamInfer streams (an idle one holds no thread)
     stream_idle_s: float = 120.0  # a stream with no request for this long is closed
+    max_uploads: int = 64  # REST bodies being received at once (read before a call is admitted)
 
 
 class Admission:
     def __init__(self, options: AdmissionOptions):
-        self.caps = {"calls": options.max_calls, "streams": options.max_streams}
-        self.open = {"calls": 0, "streams": 0}
+        self.caps = {"calls": options.max_calls, "streams": options.max_streams,
+                     "uploads": options.max_uploads}
+        self.open = dict.fromkeys(self.caps, 0)
         self.idle = asyncio.Event()
         self.idle.set()
 

@@ -5,7 +5,9 @@ end both run these. No grpc, no torch."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import mmrt
 from mmrt.runtime.batcher import always
@@ -23,6 +25,7 @@ class ServerCalls:
     def __init__(self, repository: Repository, regions: SharedMemoryRegions, metrics: Metrics | None = None):
         self.repository, self.regions = repository, regions
         self.metrics = metrics or Metrics()
+        self.control = ThreadPoolExecutor(1, thread_name_prefix="mmrt-control")  # load calls, one at a time
 
     @property
     def draining(self) -> bool:
@@ -74,14 +77,15 @@ class ServerCalls:
                 response.model_stats.extend(v.api.model_statistics(asked).model_stats)
         return response
 
-    def infer(self, request, alive: Callable[[], bool] = always) -> pb.ModelInferResponse:
+    def infer(self, request, alive: Callable[[], bool] = always, shm: bool = True) -> pb.ModelInferResponse:
+        """``shm``: whether this caller's tensors may name shared-memory regions (``runtime.access``)."""
         try:
             version = self.repository.acquire(request.model_name, request.model_version, request)
         except InferError:  # no such model or version: counted like the versions count their refusals
             self.metrics.requests.labels("error", "invalid").inc()
             raise
         try:
-            return version.api.infer(request, alive)
+            return version.api.infer(request, alive, shm)
         finally:
             self.repository.release(version)
 
@@ -109,9 +113,20 @@ class ServerCalls:
                 response.models.add(**entry)
         return response
 
-    def repository_load(self, request) -> pb.RepositoryModelLoadResponse:
+    async def repository_load(self, request) -> pb.RepositoryModelLoadResponse:
+        """Load on the control thread (verifying and warming take seconds), never on the inference
+        workers; a second load while one runs is refused at once, not queued."""
         self._check_repository(request)
-        self.repository.load(request.model_name)
+        if request.parameters:
+            raise invalid(f"load parameters ({', '.join(shown(k) for k in request.parameters)}): not "
+                          f"taken (a version is a bundle from 'mmrt export', copied into the repository)")
+        self.repository.try_lock_loading()
+        try:
+            future = self.control.submit(self.repository.load_locked, request.model_name)
+        except BaseException:
+            self.repository.loading.release()
+            raise
+        await asyncio.wrap_future(future)
         return pb.RepositoryModelLoadResponse()
 
     def repository_unload(self, request) -> pb.RepositoryModelUnloadResponse:
@@ -120,11 +135,10 @@ class ServerCalls:
         return pb.RepositoryModelUnloadResponse()
 
     def _check_repository(self, request) -> None:
-        if request.repository_name and request.repository_name != str(self.repository.root):
+        if request.repository_name:
             raise InferError(Status.NOT_FOUND, f"repository {shown(request.repository_name)}: not served "
-                             f"here (the server's is {str(self.repository.root)!r})")
-        if self.repository.layout.single:
-            raise invalid(f"serving one bundle ({self.repository.root}): loading and unloading need a "
-                          f"model repository (mmrt serve REPO, with REPO/<model>/<version>/ bundles)")
-        if self.draining:
-            raise InferError(Status.UNAVAILABLE, "the server is shutting down")
+                             f"here (this server has one repository: leave repository_name empty)")
+        self.repository.check_call(request.model_name)
+
+    def close(self) -> None:
+        self.control.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,6 @@ caller has left (``alive()`` false: cancelled, or past its deadline) stops befor
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -74,7 +73,6 @@ class Engine:
         self.runners = {m: EncoderRunner(m, graphs[m], input_name(m), self.batching, observe)
                         for m in self.modalities}
         self.inputs = {input_name(m): m for m in self.modalities}
-        self._probe: threading.Thread | None = None  # the watchdog's probe request, while one runs
 
     def close(self) -> None:
         for runner in self.runners.values():
@@ -86,24 +84,11 @@ class Engine:
             self.bundle.encoders[m].run({input_name(m): self.preprocess(m, PROBES[m])})
         self.bundle.head.run({EMBEDDING: np.zeros((1, self.manifest.embedding_dim), np.float32)})
 
-    def answers(self, timeout_s: float) -> bool:
-        """Whether a probe request through the whole engine (batchers included) is answered within
-        ``timeout_s``; a probe still running from before counts as no."""
-        if self._probe is not None and self._probe.is_alive():
-            return False
-        done = threading.Event()
+    def probe(self) -> None:
+        """One smallest request through the whole engine (batchers included): the watchdog's
+        heartbeat of the inference path. Raises if the engine cannot answer it."""
         m = min(self.modalities, key=("text", "audio", "video").index)
-
-        def run() -> None:
-            try:
-                self.infer({input_name(m): PROBES[m]})
-                done.set()
-            except Exception as e:  # noqa: BLE001 - a failing engine is a no
-                log.warning("watchdog probe failed: %s", e)
-
-        self._probe = threading.Thread(target=run, name="mmrt-watchdog-probe", daemon=True)
-        self._probe.start()
-        return done.wait(timeout_s)
+        self.infer({input_name(m): PROBES[m]})
 
     def parse(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Client tensors by input name -> modality -> array, checked against the wire contract."""

@@ -6,7 +6,9 @@ The engine raises it; the gRPC layer maps the status to a gRPC code in one place
 
 from __future__ import annotations
 
+import re
 from enum import Enum
+from pathlib import Path
 
 
 class Status(Enum):
@@ -17,6 +19,8 @@ class Status(Enum):
     CANCELLED = "cancelled"  # the client cancelled, or its deadline passed: nobody reads the answer
     DEADLINE_EXCEEDED = "deadline exceeded"  # the server's own time limit (an idle stream, a slow upload)
     UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission denied"  # authenticated, but not for this call (or not from there)
+    FAILED_PRECONDITION = "failed precondition"  # the server is not set up for this call (a flag says how)
     ALREADY_EXISTS = "already exists"
     INTERNAL = "internal"
 
@@ -40,3 +44,14 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     a megabyte-long model name must not become a megabyte-long error or log line."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
+_PATH = re.compile(r"(?<![\w.])/[^\s'\"():,]+")
+
+
+def public(message: str, root: Path) -> str:
+    """A server-side message made fit for a client: paths under ``root`` (the model repository)
+    relative to it, any other absolute path replaced by '<server path>'."""
+    inside = re.escape(str(root).rstrip("/")) + r"/?"
+    message = re.sub(inside, "", message)
+    return _PATH.sub("<server path>", message)

@@ -1,32 +1,35 @@
-"""What every call passes before its handler: the bearer token, and the drain (new calls get
-UNAVAILABLE once the server is shutting down). Health checks pass both: an orchestrator must
-see NOT_SERVING, not an error."""
+"""What every gRPC call passes before its handler: the bearer token (``runtime.access``), and
+the end of a drain (once the lame duck is over, new calls get UNAVAILABLE). Health passes both,
+and the liveness calls (ServerLive, ServerReady, ModelReady) the drain: an orchestrator must
+read live=true, ready=false, as Triton answers, not an error."""
 
 from __future__ import annotations
 
-import hmac
-
 import grpc
 
+from mmrt.runtime.access import Access
+from mmrt.runtime.errors import InferError
+
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+LIVENESS = {f"/inference.GRPCInferenceService/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")}
+REFUSED = "the server is shutting down; retry on another"
 
 
 class Gate(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str | None):
-        self.token = token.encode() if token else None
-        self.draining = False
+    def __init__(self, access: Access):
+        self.access = access
+        self.refusing = False  # set once the drain's lame duck is over
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
-        if self.draining:
-            return refusal(handler, grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
-        if self.token:
-            sent = dict(details.invocation_metadata or ()).get("authorization", "")
-            if not hmac.compare_digest(str(sent).encode(), b"Bearer " + self.token):
-                why = "missing bearer token" if not sent else "wrong bearer token"
-                return refusal(handler, grpc.StatusCode.UNAUTHENTICATED, why)
+        if self.refusing and details.method not in LIVENESS:
+            return refusal(handler, grpc.StatusCode.UNAVAILABLE, REFUSED)
+        try:
+            self.access.authenticate(dict(details.invocation_metadata or ()).get("authorization"))
+        except InferError as e:
+            return refusal(handler, grpc.StatusCode.UNAUTHENTICATED, e.message)
         return handler
 
 

@@ -49,6 +49,15 @@ def sequence_flags(request) -> SequenceFlags | None:
     return SequenceFlags(sequence_id, flags["sequence_start"], flags["sequence_end"])
 
 
+def refuse_shared_memory(request) -> None:
+    """Refuse a request with a tensor in a shared-memory region (from a caller on another machine)."""
+    for what, tensors in (("input", request.inputs), ("output", request.outputs)):
+        for t in tensors:
+            if "shared_memory_region" in t.parameters:
+                raise InferError(Status.PERMISSION_DENIED, f"{what} {shown(t.name)}: shared-memory tensors "
+                                 f"are taken only from this machine (the server's --allow-remote-shm)")
+
+
 class Stats:
     """ModelStatistics counters (Triton's names), updated under a lock."""
 
@@ -110,9 +119,13 @@ class KServeModel:
             input=[mc.ModelInput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:], optional=True)
                    for n, t, s in inputs],
             output=[mc.ModelOutput(name=n, data_type=CONFIG_TYPES[t], dims=s[1:]) for n, t, s in outputs])
-        if batching.enabled:
-            config.dynamic_batching.max_queue_delay_microseconds = int(batching.max_delay_s * 1e6)
         m, seq = self.manifest, self.engine.sequences.limits
+        # Sequences are taken (Triton's sequence protocol); requests, in a sequence or not, share
+        # encoder batches oldest first: Triton's sequence batcher with the Oldest strategy.
+        config.sequence_batching.max_sequence_idle_microseconds = int(seq.idle_timeout_s * 1e6)
+        if batching.enabled:
+            config.sequence_batching.oldest.max_candidate_sequences = seq.max_sequences
+            config.sequence_batching.oldest.max_queue_delay_microseconds = int(batching.max_delay_s * 1e6)
         reported = {"modalities": "+".join(m.modalities), "classes": ",".join(m.classes), "task": m.task,
                     "precision": self.engine.bundle.precision,
                     **limits.to_dict(), "max_sequences": seq.max_sequences,
@@ -138,12 +151,15 @@ class KServeModel:
                                                compute_infer=compute))
         return pb.ModelStatisticsResponse(model_stats=[stats])
 
-    def infer(self, request, alive: Callable[[], bool] = always) -> pb.ModelInferResponse:
-        """Answer one ModelInferRequest; ``alive()`` false (the client left) stops it early."""
+    def infer(self, request, alive: Callable[[], bool] = always, shm: bool = True) -> pb.ModelInferResponse:
+        """Answer one ModelInferRequest; ``alive()`` false (the client left) stops it early;
+        ``shm`` false refuses tensors in shared memory (a caller on another machine)."""
         started = time.perf_counter_ns()
         label = "invalid"
         try:
             self._check_model(request.model_name, request.model_version)
+            if not shm:
+                refuse_shared_memory(request)
             tensors = decode_inputs(request, self.engine.limits, self.regions)
             label = "+".join(m for m in self.manifest.modalities if input_name(m) in tensors) or "none"
             wanted = {o.name: shared_memory(o.parameters, f"output {shown(o.name)}") for o in request.outputs}

@@ -3,9 +3,9 @@
     REPO/<model>/<version>/manifest.json ...   (each version folder a bundle from 'mmrt export')
 
 Model names are folder names (the bundle's own ``--name`` must match); versions are positive
-integers. Entries starting with '.' are ignored, so a version can be copied in as ``.7`` and
-renamed to ``7`` when complete. Anything else is an error naming the path and what was expected.
-No torch.
+integers (a bundle served alone: the version its manifest gives, else 1). Entries starting with
+'.' are ignored, so a version can be copied in as ``.7`` and renamed to ``7`` when complete.
+Anything else is an error naming the path and what was expected. No torch.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from pathlib import Path
 
 from mmrt.bundle import MANIFEST
 from mmrt.errors import UserError
+from mmrt.runtime.errors import InferError, Status, invalid, shown
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 128  # characters in a model name
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,12 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def bundle_name(folder: Path) -> str:
-    """The model name a bundle's manifest gives (read, not verified: loading verifies)."""
+def bundle_identity(folder: Path) -> tuple[str, int]:
+    """The model name and version a bundle's manifest gives (read, not verified: loading verifies);
+    version 0 where it gives none."""
     try:
-        return str(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["name"])
+        doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return str(doc["name"]), int(doc.get("version", 0))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{folder / MANIFEST}: cannot read the model's name ({e})") from None
 
@@ -49,7 +53,8 @@ def read_layout(root: str | Path) -> Layout:
     if not root.is_dir():
         raise UserError(f"{root}: not found (expected a bundle folder or a model repository)")
     if (root / MANIFEST).is_file():
-        return Layout(root, True, {bundle_name(root): {1: root}})
+        name, version = bundle_identity(root)
+        return Layout(root, True, {name: {version or 1: root}})
     models: dict[str, dict[int, Path]] = {}
     for entry in _visible(root):
         if not entry.is_dir():
@@ -76,9 +81,24 @@ def _versions(model: Path) -> dict[int, Path]:
     return versions
 
 
-def model_versions(root: Path, name: str) -> dict[int, Path]:
-    """The versions of one model folder as they are now ({} once it is gone)."""
+def model_folder(root: Path, name: str) -> Path:
+    """The folder of model ``name``, a client's string: a model name, directly in ``root`` once
+    resolved (no path, no link out of the repository); else InferError (never echoing ``root``)."""
+    if len(name) > MAX_NAME or not NAME.fullmatch(name):
+        raise invalid(f"model name {shown(name)}: expected at most {MAX_NAME} letters, digits, '.', '_' or "
+                      f"'-', starting with a letter or digit")
     folder = root / name
+    try:
+        inside = folder.resolve().parent == root.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        inside = False
+    if not inside:
+        raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not a model folder of the repository")
+    return folder
+
+
+def model_versions(folder: Path) -> dict[int, Path]:
+    """The versions of one model folder as they are now ({} once it is gone)."""
     return _versions(folder) if folder.is_dir() else {}
 
 

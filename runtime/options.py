@@ -1,13 +1,14 @@
 """What `mmrt serve` is started with (``ServerOptions``, and the gRPC channel options it implies),
-and the warning for a bind that lets the network in unguarded. No torch."""
+and what a bind beyond loopback is refused or warned about. No torch."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmrt.errors import UserError
+from mmrt.runtime.access import is_local_host
 from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.limits import Limits
@@ -27,6 +28,8 @@ class ServerOptions:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # require client certificates signed by this CA (mutual TLS)
     token: str | None = None  # clients send "authorization: Bearer <token>"
+    admin_token: str | None = None  # model control and shared memory (runtime.access); None: local peers only
+    remote_shm: bool = False  # shared memory from other machines too (never unregistering every region)
     verify_key: Path | None = None  # Ed25519 public key: serve only a bundle it signed
     max_message_mb: int = 4  # gRPC's own default; receiving costs ~4x a message's size in transient memory
     admission: AdmissionOptions = AdmissionOptions()
@@ -43,7 +46,8 @@ class ServerOptions:
     delay_s: float = 0.0  # added to every encoder run (fault injection: slow encoders)
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
     precision: str = "auto"  # encoder graphs: "fp32", "int8", or "auto" (runtime.precision)
-    poll_s: float = 5.0  # a model repository: look for new versions this often (0: load calls only)
+    model_control: str | None = None  # none, poll, explicit; None: none for a bundle, poll for a repository
+    poll_s: float = 5.0  # with poll control: look for new versions this often
 
     def grpc_options(self) -> list[tuple[str, int]]:
         limit, a = self.max_message_mb << 20, self.admission
@@ -58,12 +62,17 @@ class ServerOptions:
                 *((k, int(v * 1000)) for k, v in ms.items() if v > 0)]
 
 
-def warn_if_exposed(o: ServerOptions) -> None:
-    """A bind beyond loopback without TLS or a token lets anyone on the network in: say so."""
-    try:
-        loopback = o.host == "localhost" or ipaddress.ip_address(o.host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not (o.tls_cert or o.token):
+def check_exposure(o: ServerOptions) -> None:
+    """A bind beyond loopback: the admin token never over plaintext (refused); without TLS, say
+    that anyone can use the model, or that the token crosses the network in clear."""
+    if is_local_host(o.host) or o.tls_cert:
+        return
+    if o.admin_token:
+        raise UserError(f"--admin-token-file with --host {o.host} and no TLS: the admin token would cross "
+                        f"the network in clear (add --tls-cert/--tls-key, or bind to 127.0.0.1)")
+    if o.token:
+        log.warning("listening on %s without TLS: the bearer token crosses the network in clear "
+                    "(--tls-cert/--tls-key)", o.host)
+    else:
         log.warning("listening on %s without TLS or a token: anyone who can reach it can use the model "
                     "(--tls-cert/--tls-key, --token-file)", o.host)

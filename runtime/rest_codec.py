@@ -17,6 +17,12 @@ from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.tensors import DATATYPES
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+# What a JSON value must be for each kind of numeric tensor (bool is an int in Python: kept apart).
+JSON_KINDS = {"b": lambda v: isinstance(v, bool),
+              "i": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "f": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
+JSON_KINDS["u"] = JSON_KINDS["i"]
+JSON_WHAT = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}
 
 
 @dataclass
@@ -26,7 +32,7 @@ class RestRequest:
     binary_default: bool  # for the outputs the request did not name
 
 
-def _object(value, what: str) -> dict:
+def json_object(value, what: str) -> dict:
     if not isinstance(value, dict):
         raise invalid(f"{what}: expected a JSON object")
     return value
@@ -34,7 +40,7 @@ def _object(value, what: str) -> dict:
 
 def set_parameters(target, parameters, what: str) -> None:
     """JSON parameters -> a protobuf map of InferParameter."""
-    for key, value in _object(parameters, what).items():
+    for key, value in json_object(parameters, what).items():
         p = target[key]
         if isinstance(value, bool):
             p.bool_param = value
@@ -79,8 +85,8 @@ def json_tensor_bytes(name: str, datatype: str, data) -> bytes:
             raise invalid(f"input {shown(name)}: BYTES data must be JSON strings")
         encoded = [v.encode("utf-8", "surrogatepass") for v in values]
         return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
-    if not all(isinstance(v, (int, float)) for v in values):  # bool is an int: BOOL tensors
-        raise invalid(f"input {shown(name)}: {datatype} data must be JSON numbers")
+    if not all(map(JSON_KINDS[dtype.kind], values)):  # never a float silently cut into an integer
+        raise invalid(f"input {shown(name)}: {datatype} data must be JSON {JSON_WHAT[dtype.kind]}")
     try:
         return np.asarray(values, dtype=dtype).astype(dtype.newbyteorder("<"), copy=False).tobytes()
     except (OverflowError, ValueError):
@@ -105,7 +111,7 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         raise invalid(f"the request's JSON is {len(header)} bytes, at most {max_json_bytes} (send large "
                       f"tensors as binary data: Triton's binary tensor data extension, or shared memory)")
     try:
-        doc = _object(json.loads(header), "the request body")
+        doc = json_object(json.loads(header), "the request body")
     except RecursionError:
         raise invalid("the request body nests too deeply") from None
     except ValueError as e:  # UnicodeDecodeError is one
@@ -117,17 +123,17 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         raise invalid("'inputs': expected a non-empty list of tensors")
     offset = 0
     for tensor in inputs:
-        t = _object(tensor, "an input")
+        t = json_object(tensor, "an input")
         name, datatype, shape = t.get("name"), t.get("datatype"), t.get("shape")
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise invalid("an input: expected 'name' and 'datatype' strings")
-        if not isinstance(shape, list) or not all(type(d) is int for d in shape):
-            raise invalid(f"input {shown(name)}: 'shape' must be a list of integers")
+        if not isinstance(shape, list) or not all(type(d) is int and abs(d) < 1 << 63 for d in shape):
+            raise invalid(f"input {shown(name)}: 'shape' must be a list of 64-bit integers")
         if datatype not in DATATYPES:
             raise invalid(f"input {shown(name)}: unknown datatype {shown(datatype)} "
                           f"(expected one of {sorted(DATATYPES)})")
         added = request.inputs.add(name=name, datatype=datatype, shape=shape)
-        params = _object(t.get("parameters", {}), f"input {shown(name)}: 'parameters'")
+        params = json_object(t.get("parameters", {}), f"input {shown(name)}: 'parameters'")
         size = params.get("binary_data_size")
         if "shared_memory_region" in params:  # the bytes are in the region, not in the body
             set_parameters(added.parameters, params, f"input {shown(name)}: parameter")
@@ -146,10 +152,10 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
     default = doc.get("parameters", {}).get("binary_data_output", False) is True
     binary_outputs = {}
     for tensor in doc.get("outputs") or []:
-        t = _object(tensor, "an output")
+        t = json_object(tensor, "an output")
         if not isinstance(t.get("name"), str):
             raise invalid("an output: expected a 'name' string")
-        wanted = _object(t.get("parameters", {}), f"output {shown(t['name'])}: 'parameters'")
+        wanted = json_object(t.get("parameters", {}), f"output {shown(t['name'])}: 'parameters'")
         binary_outputs[t["name"]] = wanted.get("binary_data", default) is True
         added = request.outputs.add(name=t["name"])
         if "shared_memory_region" in wanted:

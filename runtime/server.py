@@ -23,15 +23,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mmrt.errors import UserError
+from mmrt.runtime.access import Access
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.calls import ServerCalls
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.errors import InferError, Status
 from mmrt.runtime.gate import Gate
 from mmrt.runtime.kserve import KServeModel
 from mmrt.runtime.memory import tune_malloc
 from mmrt.runtime.metrics import Metrics
 from mmrt.runtime.monolithic import MonolithicEngine
-from mmrt.runtime.options import ServerOptions, warn_if_exposed
+from mmrt.runtime.options import ServerOptions, check_exposure
 from mmrt.runtime.protocol import POOL
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.repository import Repository
@@ -41,11 +43,12 @@ from mmrt.runtime.sessions import SessionOptions
 from mmrt.runtime.shm import SharedMemoryRegions
 from mmrt.runtime.systemd import Systemd
 from mmrt.runtime.tls import TlsFiles
+from mmrt.runtime.watchdog import Heartbeat, Watchdog
 
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-__all__ = ["Server", "ServerOptions", "new_event_loop", "warn_if_exposed"]  # options live in runtime.options
+__all__ = ["Server", "ServerOptions", "new_event_loop"]  # options live in runtime.options
 
 
 class Server:
@@ -57,20 +60,24 @@ class Server:
             raise UserError("--tls-cert and --tls-key go together")
         if options.tls_client_ca is not None and options.tls_cert is None:
             raise UserError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+        if options.admin_token is not None and options.admin_token == options.token:
+            raise UserError("--admin-token-file and --token-file hold the same token: the admin token must "
+                            "be one inference clients do not have")
         o = options
         self.tls = TlsFiles(o.tls_cert, o.tls_key, o.tls_client_ca) if o.tls_cert and o.tls_key else None
         self.options = options
-        warn_if_exposed(options)
+        check_exposure(options)
         tune_malloc()  # before any worker thread allocates
         self.metrics = Metrics()
         self.regions = SharedMemoryRegions()
-        self.repository = Repository(path, self._open, options.poll_s)
+        self.repository = Repository(path, self._open, options.model_control, options.poll_s)
         self.systemd = Systemd()
         self.model = ServerCalls(self.repository, self.regions, self.metrics)
-        self.servicer = InferenceServicer(self.model, options.admission)
-        self.gate = Gate(options.token)
+        access = Access(options.token, options.admin_token, options.remote_shm)
+        self.servicer = InferenceServicer(self.model, options.admission, access)
+        self.gate = Gate(access)
         rest = RestOptions(max_body_mb=options.max_message_mb, keepalive_s=options.keepalive_s)
-        self.rest = RestFrontEnd(self.model, self.servicer.admission, self.servicer.pool, options.token, rest)
+        self.rest = RestFrontEnd(self.model, self.servicer.admission, self.servicer.pool, access, rest)
         self.rest_runner: Any = None  # aiohttp's AppRunner, once REST listens
         self.http_address: str | None = None
         self.metrics_server: Any = None  # prometheus_client's WSGI server, once metrics listen
@@ -93,6 +100,11 @@ class Server:
         bundle = open_bundle(folder, SessionOptions(threads=o.threads), baseline=o.monolithic,
                              verify_key=o.verify_key,
                              precision="fp32" if o.monolithic and o.precision == "auto" else o.precision)
+        signed = bundle.manifest.version
+        if o.verify_key is not None and signed != version:  # the signature covers name and version
+            raise UserError(f"{folder}: signed as version {signed or '(none)'}, found as version {version} "
+                            f"(an older signed version copied in under a new number is refused: export it "
+                            f"with --model-version {version} --sign)")
         if o.monolithic:
             engine: Engine = MonolithicEngine(bundle, o.limits)
         else:
@@ -136,8 +148,9 @@ class Server:
         from aiohttp import web
 
         o = self.options
+        # Admitted calls have finished before cleanup (``_drain``): what is left is refusals.
         self.rest_runner = web.AppRunner(self.rest.app, access_log=None, handler_cancellation=True,
-                                         keepalive_timeout=o.keepalive_s, shutdown_timeout=o.grace_s)
+                                         keepalive_timeout=o.keepalive_s, shutdown_timeout=1.0)
         await self.rest_runner.setup()
         site = web.TCPSite(self.rest_runner, o.host, o.http_port,
                            ssl_context=self.tls.ssl_context() if self.tls is not None else None)
@@ -178,15 +191,37 @@ class Server:
         rest = f"REST on {self.http_address}" if self.http_address else "no REST"
         self.systemd.notify("READY=1", f"STATUS=serving {served} on {self.address}"
                             + (f" and {self.http_address}" if self.http_address else ""))
-        self.systemd.start_watchdog(self.answers)
+        self._start_watchdog()
         log.info("serving %s%s on %s (gRPC), %s%s; metrics on %s", served,
                  ", monolithic baseline" if o.monolithic else "", self.address, rest,
                  " with mutual TLS" if o.tls_client_ca else " with TLS" if o.tls_cert else "", metrics)
         return self
 
-    def answers(self, timeout_s: float) -> bool:
-        """The watchdog's check: every serving version answers a probe request within ``timeout_s``."""
-        return all(api.engine.answers(timeout_s) for api in self.repository.serving())
+    def _start_watchdog(self) -> None:
+        """Feed systemd's watchdog while the event loop and the inference path answer
+        (``runtime.watchdog``)."""
+        tick = self.systemd.tick_s
+        if tick is None:
+            return
+        beats = [Heartbeat("event loop", lambda answered: self.loop.call_soon_threadsafe(answered, True)),
+                 Heartbeat("inference path",
+                           lambda answered: self.servicer.pool.submit(self._probe, answered))]
+        self.systemd.start_watchdog(Watchdog(beats, stale_s=2 * tick).tick)
+
+    def _probe(self, answered) -> None:
+        """A probe request through every serving version, each counted in flight by the repository."""
+        try:
+            for name in list(self.repository.models):
+                try:
+                    self.repository.call(name, "", lambda api: api.engine.probe())
+                except InferError as e:
+                    if e.status is not Status.NOT_FOUND:  # NOT_FOUND: unloaded meanwhile
+                        raise
+        except Exception as e:  # noqa: BLE001 - a failing engine is a missed heartbeat
+            log.warning("watchdog probe failed: %s", e)
+            answered(False)
+            return
+        answered(True)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop. Idempotent (a second SIGTERM, or a stop after a signal, waits for the first)."""
@@ -199,20 +234,22 @@ class Server:
             log.info("stopped")
 
     async def _drain(self, grace_s: float, delay_s: float) -> None:
-        """Lame duck first (health NOT_SERVING, new calls UNAVAILABLE, no new sequences) while the
-        listener stays open, so clients and balancers move away; then admitted calls and open
-        streams get the rest of the grace; then gRPC stops."""
+        """Lame duck first: health NOT_SERVING and ready=false (live stays true), no new sequence,
+        while every call is still served, so clients and balancers move away; then new calls get
+        UNAVAILABLE (retryable, never anything else) while admitted calls and open streams finish
+        within the grace; then the listeners close. Everything together within ``grace_s``."""
         deadline = time.monotonic() + grace_s
         self.systemd.stop()
         self.systemd.notify("STOPPING=1", "STATUS=draining")
-        self.gate.draining = self.model.draining = self.rest.draining = True
+        self.model.draining = True
         await self.health.enter_graceful_shutdown()
         await asyncio.sleep(delay_s)
+        self.gate.refusing = self.rest.refusing = True
         if not await self.servicer.admission.wait_idle(deadline - time.monotonic()):
             log.warning("drain: calls still open after %.0f s; stopping anyway", grace_s)
-        await self.grpc.stop(max(deadline - time.monotonic(), 0))
-        if self.rest_runner is not None:
-            await self.rest_runner.cleanup()
+        left = max(deadline - time.monotonic(), 0)
+        rest = self.rest_runner.cleanup() if self.rest_runner is not None else asyncio.sleep(0)
+        await asyncio.gather(self.grpc.stop(left), asyncio.wait_for(rest, left + 1))
 
     def _close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -220,6 +257,7 @@ class Server:
         if not self.loop.is_running():
             self.loop.close()
         self.servicer.close()
+        self.model.close()
         self.repository.close()
         self.regions.close()
         if self.metrics_server is not None:

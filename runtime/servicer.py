@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from mmrt.runtime.access import Access, Caller, is_local_grpc_peer
 from mmrt.runtime.admission import Admission, AdmissionOptions
 from mmrt.runtime.calls import ServerCalls
 from mmrt.runtime.errors import InferError, Status, shown
@@ -29,6 +30,8 @@ GRPC_CODES = {Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
               Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE, Status.CANCELLED: grpc.StatusCode.CANCELLED,
               Status.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
               Status.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+              Status.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+              Status.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
               Status.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
               Status.INTERNAL: grpc.StatusCode.INTERNAL}
 
@@ -43,6 +46,11 @@ def watch(context) -> Callable[[], bool]:
     return lambda: not ended.is_set() and (deadline is None or time.monotonic() < deadline)
 
 
+def caller(context) -> Caller:
+    metadata = dict(context.invocation_metadata() or ())
+    return Caller(metadata.get("authorization"), is_local_grpc_peer(context.peer()))
+
+
 def grpc_code(e: InferError, context) -> grpc.StatusCode:
     """The gRPC code of a refusal; a request dropped because its deadline passed says so."""
     if e.status is Status.CANCELLED:
@@ -53,8 +61,9 @@ def grpc_code(e: InferError, context) -> grpc.StatusCode:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, model: ServerCalls, admission: AdmissionOptions | None = None):
-        self.model = model
+    def __init__(self, model: ServerCalls, admission: AdmissionOptions | None = None,
+                 access: Access | None = None):
+        self.model, self.access = model, access or Access()
         self.options = admission = admission or AdmissionOptions()
         self.admission = Admission(admission)
         # A thread per admitted call or stream at most: neither ever waits for a free worker.
@@ -94,35 +103,47 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(self, request, context):
         return await self._answer(context, self.model.model_statistics, request)
 
+    # ---- the admin category (runtime.access): shared memory and model control
+    def _shared_memory(self, context, fn, request, what: str, every_region: bool = False):
+        self.access.shared_memory(caller(context), what, every_region)
+        return fn(request)
+
+    def _model_control(self, context, fn, request, what: str):
+        self.access.admin(caller(context), what)
+        return fn(request)  # a load returns a coroutine: it runs on the control thread, never a worker
+
     async def SystemSharedMemoryStatus(self, request, context):
-        return await self._answer(context, self.model.shm_status, request)
+        return await self._answer(context, self._shared_memory, context, self.model.shm_status, request,
+                                  "shared-memory status")
 
     async def SystemSharedMemoryRegister(self, request, context):
-        return await self._answer(context, self.model.shm_register, request)
+        return await self._answer(context, self._shared_memory, context, self.model.shm_register, request,
+                                  "registering shared memory")
 
     async def SystemSharedMemoryUnregister(self, request, context):
-        return await self._answer(context, self.model.shm_unregister, request)
+        return await self._answer(context, self._shared_memory, context, self.model.shm_unregister, request,
+                                  "unregistering shared memory", not request.name)
 
     async def RepositoryIndex(self, request, context):
-        return await self._answer(context, self.model.repository_index, request)
+        return await self._answer(context, self._model_control, context, self.model.repository_index,
+                                  request, "the repository index")
 
-    async def RepositoryModelLoad(self, request, context):  # verifying and warming take seconds
-        return await self._answer(context, self._on_worker, self.model.repository_load, request)
+    async def RepositoryModelLoad(self, request, context):
+        return await self._answer(context, self._model_control, context, self.model.repository_load,
+                                  request, "loading a model")
 
     async def RepositoryModelUnload(self, request, context):
-        return await self._answer(context, self.model.repository_unload, request)
+        return await self._answer(context, self._model_control, context, self.model.repository_unload,
+                                  request, "unloading a model")
 
-    async def _on_worker(self, fn, request):
-        return await on_worker(self.pool, fn, request)
-
-    async def _infer(self, request, alive) -> pb.ModelInferResponse:
+    async def _infer(self, request, alive, shm: bool) -> pb.ModelInferResponse:
         """One inference on a worker thread (InferError and bugs raise through)."""
-        return await on_worker(self.pool, self.model.infer, request, alive)
+        return await on_worker(self.pool, self.model.infer, request, alive, shm)
 
     async def ModelInfer(self, request, context):
         try:
             async with self.admission.slot("calls"):
-                return await self._infer(request, watch(context))
+                return await self._infer(request, watch(context), self.access.shm_tensors(caller(context)))
         except InferError as e:
             await context.abort(grpc_code(e, context), e.message)
         except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
@@ -139,6 +160,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _stream(self, request_iterator, context):
         alive, requests = watch(context), request_iterator.__aiter__()
+        shm = self.access.shm_tensors(caller(context))
         while True:
             try:
                 request = await asyncio.wait_for(requests.__anext__(), self.options.stream_idle_s)
@@ -149,7 +171,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise InferError(Status.DEADLINE_EXCEEDED, f"stream idle for {idle:g} s (the server's "
                                  f"--stream-idle-s)") from None
             try:
-                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request, alive))
+                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request, alive, shm))
             except InferError as e:  # the stream stays open; the error rides in the response
                 response = pb.ModelStreamInferResponse(error_message=e.message)
                 response.infer_response.id = request.id

@@ -24,6 +24,8 @@ import numpy as np
 from mmrt.runtime.errors import InferError, Status, invalid, shown
 
 SHM_DIR = Path("/dev/shm")
+MAX_NAME = 255  # characters in a region's name or a key (NAME_MAX)
+CANNOT_OPEN = "cannot be opened (expected a shared-memory object this server's user may read and write)"
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,21 @@ class SharedMemoryRegions:
         self.regions: dict[str, Region] = {}
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
-        if not name:
-            raise invalid("a shared-memory region needs a name")
+        if not name or len(name) > MAX_NAME:
+            raise invalid(f"a shared-memory region needs a name of 1 to {MAX_NAME} characters")
         plain = key.lstrip("/")
-        if not plain or "/" in plain or plain in (".", ".."):
+        if not plain or len(plain) > MAX_NAME or "/" in plain or "\0" in plain or plain in (".", ".."):
             raise invalid(f"shared-memory key {shown(key)}: expected one name under {SHM_DIR} (no path)")
         if not SHM_DIR.is_dir():
             raise InferError(Status.UNAVAILABLE, f"system shared memory needs {SHM_DIR} (Linux)")
-        try:
-            fd = os.open(SHM_DIR / plain, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            raise invalid(f"shared-memory key {shown(key)}: cannot open it ({e.strerror}; the server's "
-                          f"user must be able to read and write it)") from None
+        try:  # one answer for every failure: a client learns nothing of what else is there
+            fd = os.open(SHM_DIR / plain, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            raise invalid(f"shared-memory key {shown(key)}: {CANNOT_OPEN}") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise invalid(f"shared-memory key {shown(key)}: not a shared-memory object")
+                raise invalid(f"shared-memory key {shown(key)}: {CANNOT_OPEN}")
             if offset < 0 or byte_size <= 0 or offset + byte_size > info.st_size:
                 raise invalid(f"region {shown(name)}: offset {offset} + byte_size {byte_size} is outside "
                               f"{shown(key)} ({info.st_size} bytes)")

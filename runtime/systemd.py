@@ -1,8 +1,9 @@
-"""systemd's notify protocol, when the server runs under a ``Type=notify`` unit: READY=1 once every
-graph is loaded and warmed, STATUS= lines, WATCHDOG=1 pings at half of ``WATCHDOG_USEC`` from a
-thread that first checks the engine answers (a hung engine stops the pings, and systemd restarts
-the service), STOPPING=1 when a drain starts. Without ``NOTIFY_SOCKET`` every call is a no-op.
-No torch, no libsystemd: a datagram to a Unix socket is the whole protocol.
+"""systemd's notify protocol, when the server runs under a ``Type=notify`` unit: READY=1 once
+every graph is loaded and warmed, STATUS= lines, WATCHDOG=1 pings every quarter of
+``WATCHDOG_USEC`` while ``runtime.watchdog`` judges the server alive (a dead loop, a stalled
+pool or a hung engine stops them, and systemd restarts the service), STOPPING=1 when a drain
+starts. Without ``NOTIFY_SOCKET`` every call is a no-op. No torch, no libsystemd: a datagram to
+a Unix socket is the whole protocol.
 """
 
 from __future__ import annotations
@@ -34,18 +35,21 @@ class Systemd:
         except OSError as e:  # systemd gone or the socket unreadable: serving goes on
             log.warning("systemd notify failed (%s)", e)
 
-    def start_watchdog(self, answers: Callable[[float], bool]) -> None:
-        """Ping every half watchdog interval while ``answers(timeout_s)`` says the engine answers."""
-        if self.address is None or self.watchdog_s is None:
+    @property
+    def tick_s(self) -> float | None:
+        """How often the watchdog is judged and fed (a quarter of WatchdogSec); None without one."""
+        return self.watchdog_s / 4 if self.address is not None and self.watchdog_s is not None else None
+
+    def start_watchdog(self, healthy: Callable[[], bool]) -> None:
+        """Every ``tick_s``, ping if ``healthy()`` (which must not block: ``runtime.watchdog``)."""
+        tick = self.tick_s
+        if tick is None:
             return
-        interval = self.watchdog_s / 2
 
         def loop() -> None:
-            while not self.stopped.wait(interval):
-                if answers(interval):
+            while not self.stopped.wait(tick):
+                if healthy():
                     self.notify("WATCHDOG=1")
-                else:
-                    log.warning("watchdog: the engine did not answer within %.1f s; no ping", interval)
 
         threading.Thread(target=loop, name="mmrt-watchdog", daemon=True).start()
 

@@ -26,7 +26,8 @@ class Model:
     current: Version | None = None  # what new requests go to
     loaded: list[Version] = field(default_factory=list)  # the current version and those retiring
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)  # version -> (fingerprint, why)
-    unloaded: bool = False  # by a call: the poller leaves it alone until a load call
+    unloaded: bool = False  # by a call, and not loaded since
+    generation: int = 0  # counts unload calls: a load that started before one is discarded
 
     def version(self, number: int) -> Version | None:
         """The loaded version ``number`` (the current one first: a version reloaded in place

@@ -13,9 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.fuzz_streams import text_request
 from mmrt.commands.serve import read_token
+from mmrt.errors import UserError
 from mmrt.runtime.admission import AdmissionOptions
+from mmrt.runtime.options import check_exposure
+from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.server import Server, ServerOptions, warn_if_exposed
+from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +110,7 @@ def test_a_stream_idle_past_its_limit_is_closed(serve):
     assert s.servicer.admission.open["streams"] == 0
 
 
-def test_the_lame_duck_refuses_new_work_and_open_streams_finish(serve):
+def test_the_lame_duck_serves_then_new_calls_get_unavailable_while_open_streams_finish(serve):
     s = serve(drain_delay_s=1.0, grace_s=20)
     with grpc.insecure_channel(s.address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -115,14 +118,21 @@ def test_the_lame_duck_refuses_new_work_and_open_streams_finish(serve):
         assert stream.send(request(sequence=4, start=True)).error_message == ""
         stopping = threading.Thread(target=s.stop)
         stopping.start()
-        while not s.gate.draining:
+        while not s.model.draining:
             threading.Event().wait(0.01)
+        # the lame duck: not ready, still live, and every call still served but a new sequence
         assert health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live
+        assert not stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready
+        assert stub.ModelInfer(request(), timeout=5).parameters["modalities_used"].string_param == "text"
+        assert "shutting down" in stream.send(request(sequence=5, start=True)).error_message
+        while not s.gate.refusing:
+            threading.Event().wait(0.01)
+        # past it: new calls refused with UNAVAILABLE only; liveness answers; the open stream is served
         with pytest.raises(grpc.RpcError) as info:
             stub.ModelInfer(request(), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "shutting down" in stream.send(request(sequence=5, start=True)).error_message
-        threading.Event().wait(1.5)  # past the lame duck: the open stream is still served
+        assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live
         last = stream.send(request(b"eight", sequence=4, end=True))
         assert last.error_message == "" and stopping.is_alive()  # the drain waits for the stream
         stream.close()
@@ -136,12 +146,17 @@ def test_risky_settings_are_warned_about(tmp_path, caplog):
     token.chmod(0o644)
     with caplog.at_level(logging.WARNING):
         assert read_token(token) == "s3cret"
-        warn_if_exposed(ServerOptions(host="0.0.0.0"))
+        check_exposure(ServerOptions(host="0.0.0.0"))
         token.chmod(0o600)
         read_token(token)
-        warn_if_exposed(ServerOptions(host="127.0.0.1"))
-        warn_if_exposed(ServerOptions(host="0.0.0.0", token="t"))
+        check_exposure(ServerOptions(host="127.0.0.1", token="t", admin_token="a"))
+        check_exposure(ServerOptions(host="0.0.0.0", token="t"))
+        tls = {"tls_cert": token, "tls_key": token}
+        check_exposure(ServerOptions(host="0.0.0.0", token="t", admin_token="a", **tls))
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 2
+    assert len(messages) == 3, messages
     assert "other users may read it (mode 644)" in messages[0] and "without TLS or a token" in messages[1]
+    assert "the bearer token crosses the network in clear" in messages[2]
+    with pytest.raises(UserError, match="the admin token would cross the network in clear"):
+        check_exposure(ServerOptions(host="0.0.0.0", token="t", admin_token="a"))
     assert ServerOptions().metrics_host == "127.0.0.1"

@@ -78,8 +78,8 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(tin
     mmrt = os.path.join(os.path.dirname(sys.executable), "mmrt")
     env = {**os.environ, "MMRT_INJECT_DELAY_MS": "1500"}  # every encoder run takes 1.5 s longer
     proc = subprocess.Popen([mmrt, "serve", str(tiny_bundle), "--port", "0", "--http-port", "0",
-                             "--metrics-port", "-1", "--threads", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                             "--metrics-port", "-1", "--threads", "1", "--drain-delay-s", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     address = proc.stdout.readline().split()[-1]
     outcomes: queue.Queue = queue.Queue()
 
@@ -97,7 +97,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(tin
     time.sleep(0.8)  # all four are inside the server (even on a busy machine), waiting on their encoders
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.1)
-    request(["text"])  # arrives while the server drains
+    request(["text"])  # arrives while the server drains (no lame duck: refused at once)
     late = outcomes.get(timeout=30)
     for t in in_flight:
         t.join()

@@ -26,7 +26,7 @@ from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 
-OPTIONS = ServerOptions(port=0, http_port=0, metrics_port=None, threads=1, poll_s=0)
+OPTIONS = ServerOptions(port=0, http_port=0, metrics_port=None, threads=1, model_control="explicit")
 AUDIO = (np.random.default_rng(0).standard_normal((1, 16_000)) * 0.1).astype(np.float32)
 
 
@@ -74,7 +74,7 @@ def test_two_models_each_at_its_newest_version(repo, tiny_bundle):
         client = tc.InferenceServerClient(server.address)
         assert answered_by(client, "mmrt") == "1" and answered_by(client, "alpha") == "3"
         assert client.get_model_metadata("alpha", as_json=True)["versions"] == ["3"]
-        with pytest.raises(InferenceServerException, match=r"version '1': not loaded \(serving version 3\)"):
+        with pytest.raises(InferenceServerException, match=r"version '1': not served \(serving version 3\)"):
             answered_by(client, "alpha", "1")
         with pytest.raises(InferenceServerException, match="not served here"):
             answered_by(client, "beta")
@@ -160,7 +160,7 @@ def test_a_bad_version_never_serves_and_the_old_one_keeps_on(repo, tiny_bundle):
 
 
 def test_polling_skips_a_broken_copy_and_swaps_in_the_fixed_one(repo, tiny_bundle):
-    with serving(repo, replace(OPTIONS, poll_s=0.1)) as server:
+    with serving(repo, replace(OPTIONS, model_control="poll", poll_s=0.1)) as server:
         client = tc.InferenceServerClient(server.address)
         bad = add_version(repo, "mmrt", 2, tiny_bundle)
         (bad / "audio.onnx").unlink()  # a copy that lost a file
@@ -200,12 +200,16 @@ def test_the_token_guards_the_repository_calls(repo):
 
 
 def test_one_bundle_is_a_repository_of_one_model_that_cannot_be_reloaded(tiny_bundle):
-    with serving(tiny_bundle) as server:
+    with pytest.raises(UserError, match="--model-control explicit: serving one bundle, nothing can be"):
+        Server(tiny_bundle, OPTIONS)
+    with serving(tiny_bundle, replace(OPTIONS, model_control=None)) as server:
         client = tc.InferenceServerClient(server.address)
         index = client.get_model_repository_index(as_json=True)["models"]
         assert index == [{"name": "mmrt", "version": "1", "state": "READY"}]
-        with pytest.raises(InferenceServerException, match="loading and unloading need a model repository"):
+        with pytest.raises(InferenceServerException, match="serving one bundle: load and unload calls are "
+                           "refused") as refused:
             client.unload_model("mmrt")
+        assert refused.value.status() == "StatusCode.FAILED_PRECONDITION"
         assert answered_by(client) == "1"
 
 
@@ -246,7 +250,7 @@ def test_twenty_swaps_under_eight_clients_fail_nothing(tmp_path, tiny_bundle):
     from the version it started on, and resident memory returns after the old versions unload."""
     repo = tmp_path / "repo"
     add_version(repo, "mmrt", 1, tiny_bundle)
-    with ServerProcess(repo, threads=1, flags=("--poll-s", "0", "--grace-s", "5")) as server:
+    with ServerProcess(repo, threads=1, flags=("--model-control", "explicit", "--grace-s", "5")) as server:
         control = tc.InferenceServerClient(server.url)
         stop, errors, seen, sequences = threading.Event(), [], [], []
 

@@ -4,6 +4,7 @@ the same errors, token, admission and drain."""
 
 import gzip
 import json
+import queue
 import struct
 import threading
 import urllib.error
@@ -238,13 +239,23 @@ def test_one_call_cap_for_both_protocols_and_the_drain_refuses_rest(tiny_bundle,
             client.infer("mmrt", http_inputs(arrays, ["TEXT"]))
         assert "--max-calls" in info.value.message()
         held.join(30)
+        errors: queue.Queue = queue.Queue()
+        slow.start_stream(lambda result, error: errors.put(error))  # an open stream: the drain waits for it
+        slow.async_stream_infer("mmrt", inputs)
+        assert errors.get(timeout=30) is None
         stopping = threading.Thread(target=s.stop)
         stopping.start()
-        while not s.rest.draining:
+        while not s.model.draining:
             threading.Event().wait(0.01)
-        assert not client.is_server_ready()
+        assert not client.is_server_ready() and client.is_server_live()  # the lame duck: still served
+        assert client.infer("mmrt", http_inputs(arrays, ["TEXT"])).as_numpy("SCORES").shape[1] == 10
+        while not s.rest.refusing:
+            threading.Event().wait(0.01)
+        assert not client.is_server_ready() and client.is_server_live()
         status, message = error_of(post(s, "/v2/models/mmrt/infer", b"{}"))
         assert status == 503 and "shutting down" in message
+        slow.stop_stream()
         stopping.join(30)
+        assert not stopping.is_alive()
     finally:
         s.stop(0)

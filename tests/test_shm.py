@@ -86,7 +86,7 @@ def test_registrations_and_windows_are_bounds_checked(server, region):
     client = tc.InferenceServerClient(server.address)
     handle = region("small", 1024)
     cases = [(("a", "../../etc/passwd", 0, 8), "expected one name"),
-             (("a", "/mmrt-no-such-object", 0, 8), "cannot open it"),
+             (("a", "/mmrt-no-such-object", 0, 8), "cannot be opened"),
              (("a", _key(handle), 1000, 100), "is outside"),
              (("", _key(handle), 0, 8), "needs a name")]
     for args, expected in cases:

@@ -43,6 +43,10 @@ def add_parser(sub) -> None:
                    help="dataset folder whose examples the parity check (and --int8's calibration and "
                    "score check) use (default: the model's training data, as recorded in its config.json)")
     p.add_argument("--name", default="mmrt", help="model name clients ask for (default mmrt)")
+    p.add_argument("--model-version", type=int, default=1,
+                   help="the version it is served as, REPO/<name>/<version>/ (default 1); with --sign the "
+                   "signature covers name and version, so a signed bundle serves only as what it was "
+                   "signed as")
     p.add_argument("--tolerance", type=float, default=None,
                    help="max |ONNX - PyTorch| on embeddings and scores (default 1e-4)")
     p.add_argument("--parity-batch", type=int, default=8, help="the larger parity batch (default 8)")
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     sign = None if args.sign is None else load_private_key(args.sign)  # a bad key fails before any work
     manifest = export_bundle(ExportOptions(
         model=args.model, out=args.out, opset=args.opset, baseline=args.baseline, tensorrt=args.tensorrt,
-        engine=engine, data=args.data, name=args.name, tolerance=tolerance,
+        engine=engine, data=args.data, name=args.name, version=args.model_version, tolerance=tolerance,
         parity_batch=args.parity_batch, overwrite=args.overwrite, sign=sign, int8=args.int8,
         calibration_examples=args.calibration_examples, max_score_drop=args.max_score_drop))
     worst = max(manifest.parity["max_error"].values())

@@ -29,6 +29,8 @@ CAPACITY_FLAGS = {
     "--max-calls": (int, 64, 1, "ModelInfer calls at once; past it, RESOURCE_EXHAUSTED at once"),
     "--max-streams": (int, 64, 1, "open ModelStreamInfer streams; past it, RESOURCE_EXHAUSTED"),
     "--stream-idle-s": (float, 120.0, 0.001, "close a stream with no request for this long"),
+    "--max-uploads": (int, 64, 1, "REST bodies being received at once, read before a call is admitted "
+                      "(a slow upload holds no --max-calls slot); past it, 429"),
     "--max-sequences": (int, 1024, 1, "open streaming sequences"),
     "--sequence-idle-s": (float, 60.0, 0.001, "drop a sequence idle this long"),
     "--max-sequence-mb": (float, 64.0, 0, "embeddings held by open sequences, all together"),
@@ -62,9 +64,15 @@ def add_parser(sub) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE|REPO",
                    help="bundle folder from 'mmrt export', or a model repository: REPO/<model>/<version>/ "
                    "with a bundle in each (exported with --name <model>), versions numbered 1, 2, ...")
+    p.add_argument("--model-control", choices=("none", "poll", "explicit"),
+                   help="as Triton's --model-control-mode: 'none' serves what loaded at start and refuses "
+                   "load and unload calls (the default for one bundle); 'poll' swaps in new versions "
+                   "dropped into the repository and refuses the calls (the default for a repository); "
+                   "'explicit' takes load and unload calls, from an admin (--admin-token-file, else only "
+                   "from this machine)")
     p.add_argument("--poll-s", type=float, default=5.0,
-                   help="with a repository: look for new versions this often, and swap the newest in "
-                   "once it verifies and warms up (default 5; 0: only on a load call)")
+                   help="with --model-control poll: look for new versions this often, and swap the newest "
+                   "in once it verifies and warms up (default 5)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback "
                    "only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001; 0 picks a free one)")
@@ -81,6 +89,13 @@ def add_parser(sub) -> None:
                    help="PEM CA certificate: require client certificates it signed (mutual TLS)")
     p.add_argument("--token-file", type=Path,
                    help="file holding a bearer token clients must send ('authorization: Bearer ...')")
+    p.add_argument("--admin-token-file", type=Path,
+                   help="file holding the admin token that model control (repository index, load, unload) "
+                   "and shared memory need, apart from the inference token; without it those calls come "
+                   "only from this machine. Refused on a bind beyond loopback without TLS")
+    p.add_argument("--allow-remote-shm", action="store_true",
+                   help="take shared-memory calls and tensors from other machines too (default: only "
+                   "from loopback or a Unix socket; unregistering every region never is)")
     p.add_argument("--verify-key", type=Path, help="Ed25519 public key (PEM): refuse a bundle it did not "
                    "sign ('mmrt export --sign')")
     p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
@@ -100,16 +115,17 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, prog=p.prog)
 
 
-def read_token(path: Path) -> str:
+def read_token(path: Path, flag: str = "--token-file") -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
         mode = path.stat().st_mode
-    except OSError as e:
-        raise UserError(f"--token-file {path}: cannot read it ({e.strerror})") from None
-    if not token:
-        raise UserError(f"--token-file {path}: empty (expected a token)")
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or "not UTF-8"
+        raise UserError(f"{flag} {path}: cannot read it ({why})") from None
+    if not token or not token.isascii() or not token.isprintable():
+        raise UserError(f"{flag} {path}: expected a token of printable ASCII characters")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("--token-file %s: other users may read it (mode %o); chmod 600 it", path, mode & 0o777)
+        log.warning("%s %s: other users may read it (mode %o); chmod 600 it", flag, path, mode & 0o777)
     return token
 
 
@@ -126,8 +142,9 @@ def _options(args: argparse.Namespace):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value < low:
             raise UserError(f"{flag} {value}: expected {low:g} or more")
-    if args.poll_s < 0:
-        raise UserError(f"--poll-s {args.poll_s}: expected 0 or more")
+    if args.poll_s <= 0:
+        raise UserError(f"--poll-s {args.poll_s:g}: expected more than 0 (for load calls only: "
+                        f"--model-control explicit)")
     if args.max_queue_delay_ms < 0:
         raise UserError(f"--max-queue-delay-ms {args.max_queue_delay_ms}: expected 0 or more")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
@@ -145,8 +162,11 @@ def _options(args: argparse.Namespace):
         metrics_port=None if a.metrics_port < 0 else a.metrics_port,
         metrics_host=a.metrics_host, tls_cert=a.tls_cert, tls_key=a.tls_key, tls_client_ca=a.tls_client_ca,
         verify_key=a.verify_key,
-        token=read_token(a.token_file) if a.token_file is not None else None, max_message_mb=a.max_message_mb,
-        admission=AdmissionOptions(a.max_calls, a.max_streams, a.stream_idle_s), keepalive_s=a.keepalive_s,
+        token=read_token(a.token_file) if a.token_file is not None else None,
+        admin_token=read_token(a.admin_token_file, "--admin-token-file") if a.admin_token_file else None,
+        remote_shm=a.allow_remote_shm, max_message_mb=a.max_message_mb,
+        admission=AdmissionOptions(a.max_calls, a.max_streams, a.stream_idle_s, a.max_uploads),
+        keepalive_s=a.keepalive_s,
         max_connection_idle_s=a.max_connection_idle_s, max_connection_age_s=a.max_connection_age_s,
         threads=a.threads,
         batching=BatchingOptions(not a.no_batching, a.max_batch, a.max_queue_delay_ms / 1000),
@@ -154,7 +174,7 @@ def _options(args: argparse.Namespace):
                       a.max_video_aspect, a.max_text_bytes, a.max_shm_mb),
         sequences=SequenceLimits(a.max_sequences, a.sequence_idle_s, a.max_sequence_mb),
         grace_s=a.grace_s, drain_delay_s=a.drain_delay_s, faults=faults, delay_s=delay_s,
-        monolithic=a.monolithic, precision=a.precision, poll_s=a.poll_s)
+        monolithic=a.monolithic, precision=a.precision, model_control=a.model_control, poll_s=a.poll_s)
 
 
 def run(args: argparse.Namespace) -> int:

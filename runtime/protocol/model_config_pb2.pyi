@@ -73,10 +73,19 @@ class ModelDynamicBatching(_message.Message):
     def __init__(self, preferred_batch_size: _Optional[_Iterable[int]] = ..., max_queue_delay_microseconds: _Optional[int] = ...) -> None: ...
 
 class ModelSequenceBatching(_message.Message):
-    __slots__ = ("max_sequence_idle_microseconds",)
+    __slots__ = ("max_sequence_idle_microseconds", "oldest")
+    class StrategyOldest(_message.Message):
+        __slots__ = ("max_candidate_sequences", "max_queue_delay_microseconds")
+        MAX_CANDIDATE_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+        MAX_QUEUE_DELAY_MICROSECONDS_FIELD_NUMBER: _ClassVar[int]
+        max_candidate_sequences: int
+        max_queue_delay_microseconds: int
+        def __init__(self, max_candidate_sequences: _Optional[int] = ..., max_queue_delay_microseconds: _Optional[int] = ...) -> None: ...
     MAX_SEQUENCE_IDLE_MICROSECONDS_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_FIELD_NUMBER: _ClassVar[int]
     max_sequence_idle_microseconds: int
-    def __init__(self, max_sequence_idle_microseconds: _Optional[int] = ...) -> None: ...
+    oldest: ModelSequenceBatching.StrategyOldest
+    def __init__(self, max_sequence_idle_microseconds: _Optional[int] = ..., oldest: _Optional[_Union[ModelSequenceBatching.StrategyOldest, _Mapping]] = ...) -> None: ...
 
 class ModelParameter(_message.Message):
     __slots__ = ("string_value",)
