@@ -3,10 +3,10 @@
     python -m benchmarks.drain --bundle runs/quickstart/bundle [--drains 20] [--clients 8]
 
 Each round starts a server and lets `--clients` threads call it back to back: most send
-ModelInfer with the retry policy the README shows (UNAVAILABLE retried with backoff), the
-others stream three-request sequences, one stream each, without a retry policy. After
-`--load-s` the server gets SIGTERM; the clients keep going until it has exited. Every call's
-final status is counted.
+ModelInfer with the retry policy the README shows (UNAVAILABLE retried with backoff; none with
+`--no-retry`), the others stream three-request sequences, one stream each, without a retry
+policy. After `--load-s` the server gets SIGTERM; the clients keep going until it has exited.
+Every call's final status is counted.
 Pass: no CANCELLED, no failure other than UNAVAILABLE (a refusal, which a client retries
 elsewhere), every sequence either refused at its start or answered to its end, exit code 0.
 """
@@ -56,11 +56,11 @@ class Tally:
             self.counts[key] += 1
 
 
-def unary_client(url: str, until: threading.Event, counts: Tally) -> None:
+def unary_client(url: str, until: threading.Event, counts: Tally, retry: bool = True) -> None:
     import tritonclient.grpc as tc
     from tritonclient.utils import InferenceServerException
 
-    client = tc.InferenceServerClient(url, channel_args=CHANNEL_OPTIONS)
+    client = tc.InferenceServerClient(url, channel_args=CHANNEL_OPTIONS if retry else None)
     x = tc.InferInput("AUDIO", [1, 16000], "FP32")
     x.set_data_from_numpy(np.zeros((1, 16000), np.float32))
     while not until.is_set():
@@ -96,11 +96,12 @@ def stream_client(url: str, until: threading.Event, counts: Tally, first_id: int
             counts.add("sequence broken")
 
 
-def one_drain(bundle: Path, clients: int, streams: int, load_s: float) -> tuple[collections.Counter, int]:
+def one_drain(bundle: Path, clients: int, streams: int, load_s: float, retry: bool = True
+              ) -> tuple[collections.Counter, int]:
     counts = Tally()
     server = ServerProcess(bundle, threads=1)
     until = threading.Event()
-    threads = [threading.Thread(target=unary_client, args=(server.url, until, counts))
+    threads = [threading.Thread(target=unary_client, args=(server.url, until, counts, retry))
                for _ in range(clients - streams)]
     threads += [threading.Thread(target=stream_client, args=(server.url, until, counts, 1000 * i))
                 for i in range(streams)]
@@ -116,6 +117,11 @@ def one_drain(bundle: Path, clients: int, streams: int, load_s: float) -> tuple[
     return counts.counts, code
 
 
+def failures(counts: collections.Counter) -> dict:
+    """Every outcome that is neither an answer nor a retryable refusal (UNAVAILABLE)."""
+    return {k: v for k, v in counts.items() if not k.endswith(("OK", "UNAVAILABLE", "complete", "start"))}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", type=Path, required=True)
@@ -123,16 +129,19 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--streams", type=int, default=2, help="how many of the clients stream (default 2)")
     p.add_argument("--load-s", type=float, default=1.5, help="load before each SIGTERM (default 1.5)")
+    p.add_argument("--no-retry", action="store_true",
+                   help="unary clients without the retry policy: every refusal is seen and counted")
     args = p.parse_args()
     total: collections.Counter = collections.Counter()
     codes = []
     for i in range(args.drains):
-        counts, code = one_drain(args.bundle, args.clients, args.streams, args.load_s)
+        counts, code = one_drain(args.bundle, args.clients, args.streams, args.load_s, not args.no_retry)
         total.update(counts)
         codes.append(code)
         print(f"drain {i + 1}/{args.drains}: exit {code}, {dict(sorted(counts.items()))}", flush=True)
-    bad = {k: v for k, v in total.items() if not (k.endswith(("OK", "UNAVAILABLE", "complete", "start")))}
+    bad = failures(total)
     print(json.dumps({"drains": args.drains, "clients": args.clients, "streams": args.streams,
+                      "retry": not args.no_retry,
                       "counts": dict(sorted(total.items())), "exit_codes": sorted(set(codes)),
                       "failures": bad}, indent=1))
     return 0 if not bad and set(codes) == {0} else 1

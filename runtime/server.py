@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -229,15 +231,32 @@ class Server:
             if self.stopped.is_set():
                 return
             grace = self.options.grace_s if grace_s is None else grace_s
-            self._on_loop(self._drain(grace, min(self.options.drain_delay_s, grace)))
+            deadline = self._on_loop(self._drain(grace, min(self.options.drain_delay_s, grace)))
+            self._on_loop(self._close_listeners(deadline))
             self._close()
             log.info("stopped")
 
-    async def _drain(self, grace_s: float, delay_s: float) -> None:
+    def _exit_after_drain(self) -> None:
+        """SIGTERM's drain, then the process ends without gRPC's graceful transport shutdown: that
+        cancels (CANCELLED, which clients do not retry) every call arriving after it starts,
+        until the clients have read its GOAWAY; a connection that closes with the process
+        fails them UNAVAILABLE, which they retry elsewhere. By then nothing admitted is open."""
+        with self.stop_lock:
+            if self.stopped.is_set():
+                return
+            grace = self.options.grace_s
+            self._on_loop(self._drain(grace, min(self.options.drain_delay_s, grace)))
+            log.info("drained; exiting")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    async def _drain(self, grace_s: float, delay_s: float) -> float:
         """Lame duck first: health NOT_SERVING and ready=false (live stays true), no new sequence,
         while every call is still served, so clients and balancers move away; then new calls get
         UNAVAILABLE (retryable, never anything else) while admitted calls and open streams finish
-        within the grace; then the listeners close. Everything together within ``grace_s``."""
+        within the grace. Returns the grace's deadline (``time.monotonic``)."""
         deadline = time.monotonic() + grace_s
         self.systemd.stop()
         self.systemd.notify("STOPPING=1", "STATUS=draining")
@@ -247,6 +266,10 @@ class Server:
         self.gate.refusing = self.rest.refusing = True
         if not await self.servicer.admission.wait_idle(deadline - time.monotonic()):
             log.warning("drain: calls still open after %.0f s; stopping anyway", grace_s)
+        return deadline
+
+    async def _close_listeners(self, deadline: float) -> None:
+        """gRPC's graceful shutdown and REST's cleanup, within what is left of the grace."""
         left = max(deadline - time.monotonic(), 0)
         rest = self.rest_runner.cleanup() if self.rest_runner is not None else asyncio.sleep(0)
         await asyncio.gather(self.grpc.stop(left), asyncio.wait_for(rest, left + 1))
@@ -268,10 +291,10 @@ class Server:
         self.stopped.wait()
 
     def serve_until_signal(self) -> None:
-        """Block until SIGTERM or SIGINT, then drain and return (the process exits 0)."""
+        """Block until SIGTERM or SIGINT, then drain and exit the process with status 0."""
         def drain(signum, frame):
             log.info("%s: draining in-flight requests", signal.Signals(signum).name)
-            threading.Thread(target=self.stop, daemon=True).start()
+            threading.Thread(target=self._exit_after_drain, daemon=True).start()
 
         def reload(signum, frame):  # systemctl reload: never fatal, whatever there is to reload
             if self.tls is None:
