@@ -155,7 +155,7 @@ class Manifest:
                        parity=doc.get("parity", {}), tensorrt=doc.get("tensorrt"),
                        int8=doc.get("int8"), model=doc.get("model", {}), version=int(doc.get("version", 0)))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UserError(f"{source}: malformed manifest ({type(e).__name__}: {e})") from None
+            raise UserError(f"{source}: malformed manifest", f"{type(e).__name__}: {e}") from None
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Manifest:
@@ -190,7 +190,7 @@ def read_bundle(folder: str | Path, verify_key: Path | None = None) -> tuple[Man
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+        raise UserError(f"{path}: not valid JSON", str(e)) from None
     if not isinstance(doc, dict):
         raise UserError(f"{path}: expected a JSON object")
     manifest = Manifest.from_dict(doc, str(path))

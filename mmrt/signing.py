@@ -33,7 +33,7 @@ def _load(flag: str, path: Path, load, kind, what: str):
     except OSError as e:
         raise UserError(f"{flag} {path}: cannot read it ({e.strerror})") from None
     except (ValueError, TypeError) as e:
-        raise UserError(f"{flag} {path}: not {what} ({e})") from None
+        raise UserError(f"{flag} {path}: not {what}", str(e)) from None
     if not isinstance(key, kind):
         raise UserError(f"{flag} {path}: expected an Ed25519 key (openssl genpkey -algorithm ed25519)")
     return key

@@ -118,7 +118,7 @@ class ServerCalls:
         workers; a second load while one runs is refused at once, not queued."""
         self._check_repository(request)
         if request.parameters:
-            raise invalid(f"load parameters ({', '.join(shown(k) for k in request.parameters)}): not "
+            raise invalid(f"load parameters ({', '.join(shown(k) for k in sorted(request.parameters))}): not "
                           f"taken (a version is a bundle from 'mmrt export', copied into the repository)")
         self.repository.try_lock_loading()
         try:

@@ -45,7 +45,7 @@ def bundle_identity(folder: Path) -> tuple[str, int]:
         doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         return str(doc["name"]), int(doc.get("version", 0))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{folder / MANIFEST}: cannot read the model's name ({e})") from None
+        raise UserError(f"{folder / MANIFEST}: cannot read the model's name", str(e)) from None
 
 
 def read_layout(root: str | Path) -> Layout:

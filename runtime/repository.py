@@ -76,8 +76,7 @@ class Repository:
                 served = ", ".join(repr(n) for n, m in self.models.items() if m.current) or "none"
                 raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here (serving {served})")
             current: Version = model.current
-            held = self._holder(model, request)
-            chosen = held or current
+            chosen = self._route(model, request) or current
             if version and version != str(chosen.number):
                 raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
                                  f"served (serving version {current.number})")
@@ -85,19 +84,25 @@ class Repository:
             return chosen
 
     @staticmethod
-    def _holder(model: Model, request) -> Version | None:
-        """The version holding the open sequence this request continues (the current one first:
-        an id restarted there belongs to it), or None."""
+    def _route(model: Model, request) -> Version | None:
+        """The version holding the open sequence this request continues (the current one first),
+        or None. A sequence starting again on the current version ends its namesake on the
+        retiring ones: the client has left it."""
         if request is None:
             return None
         try:
             flags = sequence_flags(request)
         except InferError:  # malformed: the version refuses it, and counts the failure
             return None
-        if flags is None or flags.start:  # a sequence ends where it started
+        if flags is None:
             return None
-        ordered = [model.current, *(v for v in reversed(model.loaded) if v is not model.current)]
-        return next((v for v in ordered if v is not None and flags.id in v.api.engine.sequences), None)
+        retiring = [v for v in reversed(model.loaded) if v is not model.current]
+        if flags.start:  # a sequence ends where it started
+            for v in retiring:
+                v.api.engine.sequences.end(flags.id)
+            return None
+        return next((v for v in [model.current, *retiring]
+                     if v is not None and flags.id in v.api.engine.sequences), None)
 
     def release(self, version: Version) -> None:
         with self.lock:
@@ -189,7 +194,7 @@ class Repository:
         try:
             versions = self.layout.models[name] if fatal else model_versions(model_folder(self.root, name))
         except UserError as e:
-            raise invalid(public(str(e), self.root)) from None
+            raise invalid(public(e.summary, self.root)) from None
         if not versions:
             raise InferError(Status.NOT_FOUND, f"model {shown(name)}: no version folder in the repository")
         number = max(versions)
@@ -211,7 +216,7 @@ class Repository:
                 raise
             log.warning("model %s version %d failed to load (%s)", name, number,
                         e if isinstance(e, UserError) else f"{type(e).__name__}: {e}")
-            reason = public(str(e), self.root) if isinstance(e, UserError) else LOAD_FAILED
+            reason = public(e.summary, self.root) if isinstance(e, UserError) else LOAD_FAILED
             with self.lock:
                 model.failed[number] = (mark, reason)
             keeping = f"version {current.number} keeps serving" if current else "nothing serves it"

@@ -171,6 +171,16 @@ class SequenceStore:
             if not seq.busy and now - seq.touched > self.limits.idle_timeout_s:
                 self._drop(key, seq)
 
+    def end(self, sequence_id) -> None:
+        """End a sequence from outside (its id started again on another model version): dropped now,
+        or after the request running on it."""
+        with self.lock:
+            seq = self.open.get(sequence_id)
+            if seq is not None:
+                seq.ended = True
+                if not seq.busy:
+                    self._drop(sequence_id, seq)
+
     def __len__(self) -> int:
         with self.lock:
             return len(self.open)

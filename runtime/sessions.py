@@ -70,7 +70,7 @@ class OrtGraph:
             source = str(path) if model is None else model
             self.session = ort.InferenceSession(source, so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise UserError(f"{path}: ONNX Runtime cannot load the graph ({e})") from None
+            raise UserError(f"{path}: ONNX Runtime cannot load the graph", str(e)) from None
         self.providers = self.session.get_providers()
         self.output_names = [o.name for o in spec.outputs]
 

@@ -6,14 +6,17 @@ import shutil
 
 import numpy as np
 import pytest
+import tritonclient.grpc as tc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tritonclient.utils import InferenceServerException
 
 import mmrt.runtime.bundle as runtime_bundle
 from mmrt.cli import main
 from mmrt.errors import UserError
 from mmrt.runtime.bundle import open_bundle
 from mmrt.runtime.engine import Engine
+from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +98,34 @@ def test_mmrt_serve_refuses_an_unsigned_bundle_in_one_line(tiny_bundle, signed, 
                  "--verify-key", str(signed[1])])
     err = capsys.readouterr().err
     assert code != 0 and "unsigned bundle" in err and "Traceback" not in err
+
+
+def test_a_signature_covers_the_model_name_and_version(signed, tmp_path, capsys):
+    """An old signed version copied in under a new number, or a signed bundle of another model, is
+    refused: the signed manifest names the model and the version it was exported as."""
+    bundle, public = signed
+    assert json.loads((bundle / "manifest.json").read_text())["version"] == 1  # export's default
+    repo = tmp_path / "repo"
+    shutil.copytree(bundle, repo / "mmrt" / "1")
+    options = ServerOptions(port=0, metrics_port=None, threads=1, verify_key=public, model_control="explicit")
+    server = Server(repo, options).start()
+    try:
+        client = tc.InferenceServerClient(server.address)
+        shutil.copytree(bundle, repo / "mmrt" / "2")  # version 1, replayed as version 2
+        with pytest.raises(InferenceServerException, match="signed as version 1, found as version 2"):
+            client.load_model("mmrt")
+        assert client.infer("mmrt", text_input()).get_response().model_version == "1"
+        shutil.copytree(bundle, repo / "alpha" / "1")  # another model's signed bundle
+        with pytest.raises(InferenceServerException, match="the bundle is named 'mmrt', its model folder "
+                           "'alpha'"):
+            client.load_model("alpha")
+    finally:
+        server.stop(0)
+    code = main(["export", str(bundle), "--out", str(tmp_path / "b"), "--model-version", "0"])
+    assert code != 0 and "--model-version 0: expected 1 or more" in capsys.readouterr().err
+
+
+def text_input():
+    x = tc.InferInput("TEXT", [1], "BYTES")
+    x.set_data_from_numpy(TEXT["TEXT"])
+    return [x]
