@@ -7,7 +7,8 @@ raw_input_contents counts that do not match the inputs, payloads of the wrong le
 parameters, model names and versions, 100 KB strings in every field a message could echo, and
 stream requests with broken sequence flags; then well-formed requests built to cost the most
 (``fuzz_cost``) and stream and deadline abuse (``fuzz_streams``), all while idle and half-open
-streams hold the stream slots they can, and hostile REST bodies (``fuzz_rest``).
+streams hold the stream slots they can, hostile REST bodies (``fuzz_rest``), and hostile
+control-plane and shared-memory calls over both (``fuzz_control``).
 Pass: the server never crashes, every request gets a
 proper status (never UNKNOWN, never a dropped connection) with a short message, health stays
 SERVING, and a valid request afterwards gets the right answer. The test suite runs the same
@@ -140,12 +141,14 @@ class Fuzzer:
 
 def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float = 0.1, held: int = 8,
          pid: int | None = None, max_bytes: int = (4 << 20) - (64 << 10), rest: str | None = None,
-         rest_share: float = 0.2) -> dict:
+         rest_share: float = 0.2, control_share: float = 0.1, forbidden: tuple[str, ...] = ()) -> dict:
     """Send at least ``count`` hostile requests: about ``stream_share`` inside streams of 1-6
     requests and ``cost_share`` built to cost the most (under ``max_bytes``), then shared-sequence
     and short-deadline abuse, all while ``held`` idle and ``held`` half-open streams hang on;
-    with the server's ``rest`` address, ``rest_share`` more as REST bodies. The status tallies,
-    the costs against normal requests (memory too, given the server's ``pid``) and the checks after."""
+    with the server's ``rest`` address, ``rest_share`` more as REST bodies; ``control_share`` more
+    as control-plane and shared-memory calls, whose answers must not name a ``forbidden`` path.
+    The status tallies, the costs against normal requests (memory too, given the server's
+    ``pid``) and the checks after."""
     fuzzer = Fuzzer(address)
     before = fuzzer.answer()
     hanging = HeldStreams(address, idle=held, half_open=held)
@@ -188,6 +191,13 @@ def fuzz(address: str, count: int, stream_share: float = 0.1, cost_share: float 
         rest_codes, rest_unexpected = fuzz_rest(rest, max(int(count * rest_share), 1))
         fuzzer.codes.update({f"REST_{code}": n for code, n in rest_codes.items()})
         fuzzer.unexpected += [f"REST {u}" for u in rest_unexpected]
+    if control_share > 0:
+        from benchmarks.fuzz_control import fuzz_control
+
+        control_codes, control_unexpected = fuzz_control(address, max(int(count * control_share), 1), rest,
+                                                         forbidden)
+        fuzzer.codes.update({f"CONTROL_{code}": n for code, n in control_codes.items()})
+        fuzzer.unexpected += [f"control {u}" for u in control_unexpected]
     healthy_while_held = fuzzer.healthy()
     held_codes = hanging.close()
     seconds = time.perf_counter() - start
@@ -214,7 +224,7 @@ def main() -> None:
     max_bytes = (defaults.max_message_mb << 20) - (64 << 10)  # room for the message's framing
     with ServerProcess(args.bundle, threads=1, http=True) as server:
         result = fuzz(server.url, args.requests, held=held, pid=server.proc.pid, max_bytes=max_bytes,
-                      rest=server.http_url)
+                      rest=server.http_url, forbidden=(str(args.bundle.resolve()),))
     result["server_exit_code"] = server.proc.returncode  # 0: it drained and stopped cleanly
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
