@@ -18,6 +18,9 @@ def test_the_systemd_unit_verifies(tmp_path):
     assert re.search(r"^Type=notify$", unit, re.M) and re.search(r"^WatchdogSec=\d+$", unit, re.M)
     for key in ("User=mmrt", "NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure"):
         assert f"\n{key}\n" in unit, key
+    start = re.search(r"^ExecStart=((?:.*\\\n)*.*)$", unit, re.M).group(1)
+    assert "--host 0.0.0.0" in start and "--tls-cert" in start and "--tls-key" in start  # TLS on the network
+    assert "--model-control poll" in start and "--admin-token-file" not in start  # no remote admin
     mmrt = Path(sys.executable).parent / "mmrt"  # verify wants ExecStart's program to exist
     local = tmp_path / "mmrt.service"
     local.write_text(unit.replace("/opt/mmrt/venv/bin/mmrt", str(mmrt)))
@@ -33,3 +36,6 @@ def test_the_container_recipe_installs_the_torch_free_runtime_as_a_non_root_user
     assert re.findall(r"pip install .*", recipe) == ['pip install --no-cache-dir ".[serve]" && rm -rf /src']
     assert re.search(r"^USER mmrt$", recipe, re.M)
     assert '"mmrt", "serve"' in recipe and "HEALTHCHECK" in recipe
+    entry = recipe[recipe.index("ENTRYPOINT"):]
+    assert '"--tls-cert"' in entry and '"--token-file"' in entry and "--admin-token-file" not in entry
+    assert "https://127.0.0.1:8000/v2/health/ready" in recipe
