@@ -102,13 +102,19 @@ def plot(path: Path, sizes: list[int], points: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
+    drawn = 0
     for m in METHODS:
         for key, style, what in (("closed_R", "o-", "Overall R"),
                                  ("closed_R_transfer", "s--", "Transferability R")):
             values = [points[str(n)][m][key] for n in sizes]
+            drawn += sum(v is not None for v in values)
             ax.plot(sizes, [float("nan") if v is None else v for v in values], style, label=f"{m}: {what}")
     ax.axhline(0.76, color="grey", lw=0.8, ls=":", label="paper: 76% (Overall R)")
+    if not drawn:  # fine-tuning at or above the specialists everywhere: no share to plot
+        ax.text(0.5, 0.5, "no gap to close at any pool size\n(fine-tuning at or above the specialists)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=8)
     ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)  # set, not found from the data: there may be none
     ax.set_xlabel("distillation pool (unseen clips)")
     ax.set_ylabel("share of the ft-to-oracle gap closed")
     ax.legend(fontsize=7)

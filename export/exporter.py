@@ -10,7 +10,6 @@ so a failed export leaves nothing behind.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,15 @@ import torch
 
 import mmrt
 from mmrt import atomic
-from mmrt.bundle import DEFAULT_OPSET, TOKENIZER, GraphSpec, Manifest, write_manifest
+from mmrt.bundle import (
+    DEFAULT_OPSET,
+    MODEL_NAME,
+    MODEL_NAME_RULE,
+    TOKENIZER,
+    GraphSpec,
+    Manifest,
+    write_manifest,
+)
 from mmrt.errors import UserError
 from mmrt.export.graphs import bundle_graphs
 from mmrt.export.int8 import quantize_graph
@@ -68,9 +75,8 @@ def _check(opts: ExportOptions) -> tuple[MultimodalModel, Path | None]:
     check_opset(opts.opset)
     if opts.parity_batch < 2:
         raise UserError(f"--parity-batch {opts.parity_batch}: expected 2 or more (batch 1 is always checked)")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", opts.name):
-        raise UserError(f"--name {opts.name!r}: expected letters, digits, '.', '_' or '-' (clients put it "
-                        f"in request paths)")
+    if not MODEL_NAME.fullmatch(opts.name):
+        raise UserError(f"--name {opts.name!r}: expected {MODEL_NAME_RULE} (clients put it in request paths)")
     if opts.version < 1:
         raise UserError(f"--model-version {opts.version}: expected 1 or more (the version folder it is "
                         f"served from)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from mmrt import atomic
 from mmrt.errors import UserError
 from mmrt.preprocess import Preprocessing
 from mmrt.scores import metric_name
+
+# A model's name: what clients put in request paths, and its folder in a model repository.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MODEL_NAME_RULE = "at most 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 FORMAT = "mmrt-bundle"
 FORMAT_VERSION = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import urllib.parse
 from dataclasses import dataclass
 
 from mmrt.runtime.errors import InferError, Status
@@ -19,25 +20,25 @@ from mmrt.runtime.errors import InferError, Status
 BEARER = b"Bearer "
 
 
-def is_local_host(host: str | None) -> bool:
-    """Whether an address (a peer's, or a bind's) is on this machine only: loopback, or no
-    address at all (a Unix socket)."""
-    if not host:
-        return True
-    if host == "localhost":
+def is_loopback(address: str | None) -> bool:
+    """Whether an IP address (a peer's, or a bind's) is this machine's loopback (an IPv4 one
+    mapped into IPv6 too). Anything else, no address or a wildcard included, is not."""
+    if address == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ip = ipaddress.ip_address((address or "").strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def is_local_grpc_peer(peer: str) -> bool:
-    """gRPC's peer string: 'ipv4:127.0.0.1:5000', 'ipv6:[::1]:5000', 'unix:/run/x.sock' ..."""
-    kind, _, address = peer.partition(":")
+    """gRPC's peer string: 'ipv4:127.0.0.1:5000', 'ipv6:%5B::1%5D:5000', 'unix:/run/x.sock' ..."""
+    kind, _, address = urllib.parse.unquote(peer).partition(":")
     if kind in ("unix", "unix-abstract"):
         return True
-    return kind in ("ipv4", "ipv6") and is_local_host(address.rpartition(":")[0])
+    return kind in ("ipv4", "ipv6") and is_loopback(address.rpartition(":")[0])
 
 
 def _raw(sent: str | bytes | None) -> bytes:
@@ -87,7 +88,8 @@ class Access:
         self.admin(caller, what)
         if not caller.local and (every_region or not self.remote_shm):
             raise InferError(Status.PERMISSION_DENIED, f"{what} is taken only from this machine" + (
-                "" if every_region else " (the server's --allow-remote-shm lets other machines register)"))
+                "" if every_region else " (the server's --allow-remote-shm, with --admin-token-file, lets "
+                "other machines in)"))
 
     def shm_tensors(self, caller: Caller) -> bool:
         """Whether this caller's tensors may name shared-memory regions."""

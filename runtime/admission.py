@@ -48,11 +48,13 @@ class Admission:
                 self.idle.set()
 
     async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until nothing admitted is open (or ``timeout_s`` passes); True if idle."""
-        if self.idle.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self.idle.wait(), max(timeout_s, 0))
-        except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
-            return False
+        """Wait until nothing admitted is open (or ``timeout_s`` passes); True if idle. Counted
+        again after each wake-up: a REST call takes its call slot as its upload slot frees."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0)
+        while any(self.open.values()):
+            try:
+                await asyncio.wait_for(self.idle.wait(), max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+                return False
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,18 +38,22 @@ class Bundle:
 
 
 def open_bundle(folder: str | Path, options: SessionOptions | None = None, baseline: bool = False,
-                verify_key: Path | None = None, precision: str = "fp32") -> Bundle:
+                verify_key: Path | None = None, precision: str = "fp32",
+                check: Callable[[Manifest], None] | None = None) -> Bundle:
     """Verify ``folder`` (format version, every checksum; its signature with ``verify_key``) and
     open its graphs from the bytes that were verified.
 
     The monolithic ``fused`` graph is opened only with ``baseline`` (the bench asks for it).
     ``precision``: "fp32", "int8" (the bundle's INT8 encoders; an error if it has none) or
     "auto" (INT8 where the bundle has it and it is faster here: ``runtime.precision``).
+    ``check``: called with the verified manifest before any graph is opened (raises to refuse).
     """
     folder = Path(folder)
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
     manifest, blobs = read_bundle(folder, verify_key)
+    if check is not None:
+        check(manifest)
     options = options or SessionOptions()
     if baseline and FUSED not in manifest.graphs:
         raise UserError(f"{folder}: the bundle has no {FUSED}.onnx baseline (export with --baseline)")

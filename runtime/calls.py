@@ -106,9 +106,9 @@ class ServerCalls:
         return pb.SystemSharedMemoryUnregisterResponse()
 
     # ---- the model repository extension
-    def repository_index(self, request) -> pb.RepositoryIndexResponse:
+    async def repository_index(self, request) -> pb.RepositoryIndexResponse:
         response = pb.RepositoryIndexResponse()
-        for entry in self.repository.index():
+        for entry in await asyncio.to_thread(self.repository.index):  # it lists folders: off the loop
             if not request.ready or entry["state"] == "READY":
                 response.models.add(**entry)
         return response
@@ -118,14 +118,19 @@ class ServerCalls:
         workers; a second load while one runs is refused at once, not queued."""
         self._check_repository(request)
         if request.parameters:
-            raise invalid(f"load parameters ({', '.join(shown(k) for k in sorted(request.parameters))}): not "
-                          f"taken (a version is a bundle from 'mmrt export', copied into the repository)")
+            keys = sorted(request.parameters)
+            named = ", ".join(shown(k) for k in keys[:3]) + (f" and {len(keys) - 3} more" if keys[3:] else "")
+            raise invalid(f"load parameters ({named}): not taken (a version is a bundle from 'mmrt export', "
+                          f"copied into the repository)")
         self.repository.try_lock_loading()
         try:
             future = self.control.submit(self.repository.load_locked, request.model_name)
         except BaseException:
             self.repository.loading.release()
             raise
+        # A caller that leaves before the load starts cancels it: the lock goes back here then
+        # (once started, ``load_locked`` gives it back, and the load runs to its end).
+        future.add_done_callback(lambda f: f.cancelled() and self.repository.loading.release())
         await asyncio.wrap_future(future)
         return pb.RepositoryModelLoadResponse()
 

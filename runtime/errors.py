@@ -32,6 +32,9 @@ class InferError(Exception):
         self.message = message
 
 
+INTERNAL_MESSAGE = "internal error (the server's log has the details)"  # never a Python exception's text
+
+
 def invalid(message: str) -> InferError:
     return InferError(Status.INVALID_ARGUMENT, message)
 

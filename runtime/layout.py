@@ -11,16 +11,12 @@ Anything else is an error naming the path and what was expected. No torch.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrt.bundle import MANIFEST
+from mmrt.bundle import MANIFEST, MODEL_NAME, MODEL_NAME_RULE
 from mmrt.errors import UserError
 from mmrt.runtime.errors import InferError, Status, invalid, shown
-
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-MAX_NAME = 128  # characters in a model name
 
 
 @dataclass(frozen=True)
@@ -28,10 +24,6 @@ class Layout:
     root: Path
     single: bool  # one bundle folder: a repository of one model at version 1
     models: dict[str, dict[int, Path]]  # model -> version -> bundle folder
-
-    def newest(self, model: str) -> int | None:
-        versions = self.models.get(model)
-        return max(versions) if versions else None
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -60,8 +52,8 @@ def read_layout(root: str | Path) -> Layout:
         if not entry.is_dir():
             raise UserError(f"{entry}: a file in a model repository (expected only model folders: "
                             f"REPO/<model>/<version>/ with a bundle in each)")
-        if not NAME.fullmatch(entry.name):
-            raise UserError(f"{entry}: model folder names are letters, digits, '.', '_' or '-'")
+        if not MODEL_NAME.fullmatch(entry.name):
+            raise UserError(f"{entry}: a model folder's name is {MODEL_NAME_RULE}")
         models[entry.name] = _versions(entry)
     if not models:
         raise UserError(f"{root}: neither a bundle ({MANIFEST} not found) nor a model repository (no "
@@ -84,9 +76,8 @@ def _versions(model: Path) -> dict[int, Path]:
 def model_folder(root: Path, name: str) -> Path:
     """The folder of model ``name``, a client's string: a model name, directly in ``root`` once
     resolved (no path, no link out of the repository); else InferError (never echoing ``root``)."""
-    if len(name) > MAX_NAME or not NAME.fullmatch(name):
-        raise invalid(f"model name {shown(name)}: expected at most {MAX_NAME} letters, digits, '.', '_' or "
-                      f"'-', starting with a letter or digit")
+    if not MODEL_NAME.fullmatch(name):
+        raise invalid(f"model name {shown(name)}: expected {MODEL_NAME_RULE}")
     folder = root / name
     try:
         inside = folder.resolve().parent == root.resolve()

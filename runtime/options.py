@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrt.errors import UserError
-from mmrt.runtime.access import is_local_host
+from mmrt.runtime.access import is_loopback
 from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.batcher import BatchingOptions
 from mmrt.runtime.limits import Limits
@@ -65,7 +65,7 @@ class ServerOptions:
 def check_exposure(o: ServerOptions) -> None:
     """A bind beyond loopback: the admin token never over plaintext (refused); without TLS, say
     that anyone can use the model, or that the token crosses the network in clear."""
-    if is_local_host(o.host) or o.tls_cert:
+    if is_loopback(o.host) or o.tls_cert:
         return
     if o.admin_token:
         raise UserError(f"--admin-token-file with --host {o.host} and no TLS: the admin token would cross "

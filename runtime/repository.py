@@ -30,10 +30,21 @@ from mmrt.runtime.versions import Model, Version
 log = logging.getLogger(__name__)
 warn = RateLimitedLog(log)
 
-Opener = Callable[[Path, int], KServeModel]  # bundle folder, version number -> a loaded, warmed model
+# bundle folder, model name (None: a bundle served alone), version -> a loaded, warmed model, or UserError
+Opener = Callable[[Path, str | None, int], KServeModel]
 REAP_S = 0.05  # how often retiring versions are checked for the last request to finish
 CONTROL_MODES = ("none", "poll", "explicit")
 LOAD_FAILED = "the runtime could not load it; the server's log has the details"  # for anything not ours
+
+
+def _sequence(request):
+    """A request's sequence flags, or None (none, or malformed: the version refuses it then)."""
+    if request is None:
+        return None
+    try:
+        return sequence_flags(request)
+    except InferError:
+        return None
 
 
 class Repository:
@@ -73,36 +84,22 @@ class Repository:
         with self.lock:
             model = self.models.get(name)
             if model is None or model.current is None:
-                served = ", ".join(repr(n) for n, m in self.models.items() if m.current) or "none"
-                raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here (serving {served})")
+                raise InferError(Status.NOT_FOUND, f"model {shown(name)}: not served here")
             current: Version = model.current
-            chosen = self._route(model, request) or current
+            flags = _sequence(request)
+            retiring = [v for v in reversed(model.loaded) if v is not current]
+            chosen = current
+            if flags is not None and not flags.start:  # a sequence goes on where it started
+                holders = (v for v in [current, *retiring] if flags.id in v.api.engine.sequences)
+                chosen = next(holders, current)
             if version and version != str(chosen.number):
                 raise InferError(Status.NOT_FOUND, f"model {shown(name)} version {shown(version)}: not "
                                  f"served (serving version {current.number})")
+            if flags is not None and flags.start:  # started again here: the client left its namesake
+                for v in retiring:
+                    v.api.engine.sequences.end(flags.id)
             chosen.inflight += 1
             return chosen
-
-    @staticmethod
-    def _route(model: Model, request) -> Version | None:
-        """The version holding the open sequence this request continues (the current one first),
-        or None. A sequence starting again on the current version ends its namesake on the
-        retiring ones: the client has left it."""
-        if request is None:
-            return None
-        try:
-            flags = sequence_flags(request)
-        except InferError:  # malformed: the version refuses it, and counts the failure
-            return None
-        if flags is None:
-            return None
-        retiring = [v for v in reversed(model.loaded) if v is not model.current]
-        if flags.start:  # a sequence ends where it started
-            for v in retiring:
-                v.api.engine.sequences.end(flags.id)
-            return None
-        return next((v for v in [model.current, *retiring]
-                     if v is not None and flags.id in v.api.engine.sequences), None)
 
     def release(self, version: Version) -> None:
         with self.lock:
@@ -205,12 +202,7 @@ class Repository:
             if current is not None and (current.number, current.fingerprint) == (number, mark):
                 return number
         try:
-            api = self.opener(folder, number)
-            named = api.manifest.name  # as verified (and, for a signed bundle, as signed)
-            if not self.layout.single and named != name:
-                api.engine.close()
-                raise UserError(f"{folder}: the bundle is named {named!r}, its model folder {name!r} "
-                                f"(export it with --name {name})")
+            api = self.opener(folder, None if self.layout.single else name, number)
         except Exception as e:  # noqa: BLE001 - any failure keeps the old version serving
             if fatal:
                 raise

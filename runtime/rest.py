@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from mmrt.runtime.access import Access, Caller, is_local_host
+from mmrt.runtime.access import Access, Caller, is_loopback
 from mmrt.runtime.admission import Admission
 from mmrt.runtime.calls import ServerCalls
-from mmrt.runtime.errors import InferError, Status, invalid, shown
+from mmrt.runtime.errors import INTERNAL_MESSAGE, InferError, Status, invalid, shown
 from mmrt.runtime.gate import REFUSED
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.ratelimit import RateLimitedLog
@@ -35,7 +35,6 @@ HTTP_CODES = {Status.INVALID_ARGUMENT: 400, Status.NOT_FOUND: 404, Status.RESOUR
               Status.UNAVAILABLE: 503, Status.CANCELLED: 499, Status.DEADLINE_EXCEEDED: 408,
               Status.UNAUTHENTICATED: 401, Status.PERMISSION_DENIED: 403, Status.FAILED_PRECONDITION: 400,
               Status.ALREADY_EXISTS: 409, Status.INTERNAL: 500}
-INTERNAL_MESSAGE = "internal error (the server's log has the details)"
 MODEL = "/v2/models/{name}"
 VERSIONED = "/v2/models/{name}/versions/{version}"
 
@@ -77,8 +76,9 @@ class RestFrontEnd:
         """Token and drain (health passes both, readiness the drain, as on gRPC); every refusal a
         JSON ``error``."""
         try:
-            if not request.path.startswith("/v2/health/"):
-                if self.refusing and not request.path.endswith("/ready"):
+            route = request.match_info.route.handler  # decided by the route matched, not the path's text
+            if route not in (self.live, self.ready):
+                if self.refusing and route != self.model_ready:
                     raise InferError(Status.UNAVAILABLE, REFUSED)
                 self.access.authenticate(request.headers.get("Authorization"))
             return await handler(request)
@@ -126,13 +126,13 @@ class RestFrontEnd:
         return self._call(request, self.model.model_statistics, pb.ModelStatisticsRequest)
 
     async def shm_status(self, request: web.Request) -> web.Response:
-        self.access.shared_memory(caller(request), "shared-memory status")
+        self.access.shared_memory(rest_caller(request), "shared-memory status")
         name = request.match_info.get("region", "")
         status = self.model.shm_status(pb.SystemSharedMemoryStatusRequest(name=name))
         return web.json_response([message_json(r) for r in status.regions.values()])
 
     async def shm_register(self, request: web.Request) -> web.Response:
-        self.access.shared_memory(caller(request), "registering shared memory")
+        self.access.shared_memory(rest_caller(request), "registering shared memory")
         doc = await self._small_json(request, "a region's registration")
         key, offset, size = (doc.get(k) for k in ("key", "offset", "byte_size"))
         if not isinstance(key, str) or type(size) is not int or type(offset or 0) is not int \
@@ -145,21 +145,21 @@ class RestFrontEnd:
 
     async def shm_unregister(self, request: web.Request) -> web.Response:
         name = request.match_info.get("region", "")
-        self.access.shared_memory(caller(request), "unregistering shared memory", every_region=not name)
+        self.access.shared_memory(rest_caller(request), "unregistering shared memory", every_region=not name)
         await self._small_json(request, "an unregister request")
         self.model.shm_unregister(pb.SystemSharedMemoryUnregisterRequest(name=name))
         return web.Response(status=200)
 
     async def repository_index(self, request: web.Request) -> web.Response:
-        self.access.admin(caller(request), "the repository index")
+        self.access.admin(rest_caller(request), "the repository index")
         ready = (await self._small_json(request, "an index request")).get("ready", False)
         if not isinstance(ready, bool):
             raise invalid("'ready': expected true or false")
-        index = self.model.repository_index(pb.RepositoryIndexRequest(ready=ready))
+        index = await self.model.repository_index(pb.RepositoryIndexRequest(ready=ready))
         return web.json_response([message_json(m) for m in index.models])
 
     async def repository_load(self, request: web.Request) -> web.Response:
-        self.access.admin(caller(request), "loading a model")
+        self.access.admin(rest_caller(request), "loading a model")
         doc = await self._small_json(request, "a load request")
         message = pb.RepositoryModelLoadRequest(model_name=request.match_info["name"])
         for key in json_object(doc.get("parameters", {}), "a load request's 'parameters'"):
@@ -168,7 +168,7 @@ class RestFrontEnd:
         return web.Response(status=200)
 
     async def repository_unload(self, request: web.Request) -> web.Response:
-        self.access.admin(caller(request), "unloading a model")
+        self.access.admin(rest_caller(request), "unloading a model")
         await self._small_json(request, "an unload request")
         self.model.repository_unload(pb.RepositoryModelUnloadRequest(model_name=request.match_info["name"]))
         return web.Response(status=200)
@@ -178,7 +178,7 @@ class RestFrontEnd:
         upload never holds an inference slot that gRPC calls need."""
         async with self.admission.slot("uploads"):
             body = await read_body(request, self.options.max_body_mb << 20, self.options.body_timeout_s)
-        shm = self.access.shm_tensors(caller(request))
+        shm = self.access.shm_tensors(rest_caller(request))
         async with self.admission.slot("calls"):
             name, version = request.match_info["name"], request.match_info.get("version", "")
             header_length = request.headers.get(HEADER_LENGTH)
@@ -233,8 +233,9 @@ async def small_json(request: web.Request, what: str, timeout_s: float, limit: i
     return doc
 
 
-def caller(request: web.Request) -> Caller:
-    return Caller(request.headers.get("Authorization"), is_local_host(request.remote))
+def rest_caller(request: web.Request) -> Caller:
+    """REST listens on TCP only: local means a loopback peer address (none known: not local)."""
+    return Caller(request.headers.get("Authorization"), is_loopback(request.remote))
 
 
 def connected(request: web.Request) -> Callable[[], bool]:

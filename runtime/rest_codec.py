@@ -114,8 +114,10 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         doc = json_object(json.loads(header), "the request body")
     except RecursionError:
         raise invalid("the request body nests too deeply") from None
-    except ValueError as e:  # UnicodeDecodeError is one
-        raise invalid(f"the request body is not JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise invalid(f"the request body is not JSON (not UTF-8 at byte {e.start})") from None
+    except json.JSONDecodeError as e:  # where, not the parser's own words
+        raise invalid(f"the request body is not JSON (at line {e.lineno}, column {e.colno})") from None
     request = pb.ModelInferRequest(model_name=model, model_version=version, id=str(doc.get("id", ""))[:256])
     set_parameters(request.parameters, doc.get("parameters", {}), "parameter")
     inputs = doc.get("inputs")

@@ -50,6 +50,10 @@ from mmrt.runtime.watchdog import Heartbeat, Watchdog
 log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
+# After the drain's last admitted call, before the process exits: for its answer, handed to the
+# transport as the call ended, to leave (a socket closed with unread input resets, dropping
+# what it had not sent).
+FLUSH_S = 0.5
 __all__ = ["Server", "ServerOptions", "new_event_loop"]  # options live in runtime.options
 
 
@@ -96,17 +100,23 @@ class Server:
             raise
         self.address = f"{options.host}:{self.port}"
 
-    def _open(self, folder: Path, version: int) -> KServeModel:
-        """One bundle as a served version: verified, its graphs loaded, warmed (before it takes traffic)."""
+    def _open(self, folder: Path, name: str | None, version: int) -> KServeModel:
+        """One bundle as model ``name`` (None: whatever it is named) version ``version``: verified,
+        its identity checked, its graphs loaded, warmed (before it takes traffic)."""
         o = self.options
+
+        def identity(manifest) -> None:  # the verified manifest; signed, it covers name and version
+            if name is not None and manifest.name != name:
+                raise UserError(f"{folder}: the bundle is named {manifest.name!r}, its model folder {name!r} "
+                                f"(export it with --name {name})")
+            if o.verify_key is not None and manifest.version != version:
+                raise UserError(f"{folder}: signed as version {manifest.version or '(none)'}, found as "
+                                f"version {version} (an older signed version copied in under a new number is "
+                                f"refused: export it with --model-version {version} --sign)")
+
         bundle = open_bundle(folder, SessionOptions(threads=o.threads), baseline=o.monolithic,
-                             verify_key=o.verify_key,
+                             verify_key=o.verify_key, check=identity,
                              precision="fp32" if o.monolithic and o.precision == "auto" else o.precision)
-        signed = bundle.manifest.version
-        if o.verify_key is not None and signed != version:  # the signature covers name and version
-            raise UserError(f"{folder}: signed as version {signed or '(none)'}, found as version {version} "
-                            f"(an older signed version copied in under a new number is refused: export it "
-                            f"with --model-version {version} --sign)")
         if o.monolithic:
             engine: Engine = MonolithicEngine(bundle, o.limits)
         else:
@@ -246,6 +256,7 @@ class Server:
                 return
             grace = self.options.grace_s
             self._on_loop(self._drain(grace, min(self.options.drain_delay_s, grace)))
+            time.sleep(FLUSH_S)  # still refusing: the last admitted answers' bytes leave meanwhile
             log.info("drained; exiting")
             logging.shutdown()
             sys.stdout.flush()

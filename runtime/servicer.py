@@ -16,14 +16,13 @@ import grpc
 from mmrt.runtime.access import Access, Caller, is_local_grpc_peer
 from mmrt.runtime.admission import Admission, AdmissionOptions
 from mmrt.runtime.calls import ServerCalls
-from mmrt.runtime.errors import InferError, Status, shown
+from mmrt.runtime.errors import INTERNAL_MESSAGE, InferError, Status, shown
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from mmrt.runtime.ratelimit import RateLimitedLog
 from mmrt.runtime.workers import on_worker
 
 warn = RateLimitedLog(logging.getLogger(__name__))
-INTERNAL_MESSAGE = "internal error (the server's log has the details)"  # never a Python exception's text
 GRPC_CODES = {Status.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
               Status.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
               Status.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -46,7 +45,7 @@ def watch(context) -> Callable[[], bool]:
     return lambda: not ended.is_set() and (deadline is None or time.monotonic() < deadline)
 
 
-def caller(context) -> Caller:
+def grpc_caller(context) -> Caller:
     metadata = dict(context.invocation_metadata() or ())
     return Caller(metadata.get("authorization"), is_local_grpc_peer(context.peer()))
 
@@ -105,11 +104,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     # ---- the admin category (runtime.access): shared memory and model control
     def _shared_memory(self, context, fn, request, what: str, every_region: bool = False):
-        self.access.shared_memory(caller(context), what, every_region)
+        self.access.shared_memory(grpc_caller(context), what, every_region)
         return fn(request)
 
     def _model_control(self, context, fn, request, what: str):
-        self.access.admin(caller(context), what)
+        self.access.admin(grpc_caller(context), what)
         return fn(request)  # a load returns a coroutine: it runs on the control thread, never a worker
 
     async def SystemSharedMemoryStatus(self, request, context):
@@ -143,7 +142,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request, context):
         try:
             async with self.admission.slot("calls"):
-                return await self._infer(request, watch(context), self.access.shm_tensors(caller(context)))
+                shm = self.access.shm_tensors(grpc_caller(context))
+                return await self._infer(request, watch(context), shm)
         except InferError as e:
             await context.abort(grpc_code(e, context), e.message)
         except Exception:  # noqa: BLE001 - a bug answers INTERNAL and the server keeps serving
@@ -160,7 +160,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _stream(self, request_iterator, context):
         alive, requests = watch(context), request_iterator.__aiter__()
-        shm = self.access.shm_tensors(caller(context))
+        shm = self.access.shm_tensors(grpc_caller(context))
         while True:
             try:
                 request = await asyncio.wait_for(requests.__anext__(), self.options.stream_idle_s)

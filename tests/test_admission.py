@@ -2,6 +2,7 @@
 idle streams hold no thread (health and inference still answer past them), an idle stream is
 closed, and SIGTERM's lame-duck period refuses new work while open streams finish theirs."""
 
+import asyncio
 import logging
 import queue
 import threading
@@ -14,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from benchmarks.fuzz_streams import text_request
 from mmrt.commands.serve import read_token
 from mmrt.errors import UserError
-from mmrt.runtime.admission import AdmissionOptions
+from mmrt.runtime.admission import Admission, AdmissionOptions
 from mmrt.runtime.options import check_exposure
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
@@ -157,6 +158,24 @@ def test_risky_settings_are_warned_about(tmp_path, caplog):
     assert len(messages) == 3, messages
     assert "other users may read it (mode 644)" in messages[0] and "without TLS or a token" in messages[1]
     assert "the bearer token crosses the network in clear" in messages[2]
-    with pytest.raises(UserError, match="the admin token would cross the network in clear"):
-        check_exposure(ServerOptions(host="0.0.0.0", token="t", admin_token="a"))
+    for host in ("0.0.0.0", "", "::"):  # every interface, however written
+        with pytest.raises(UserError, match="the admin token would cross the network in clear"):
+            check_exposure(ServerOptions(host=host, token="t", admin_token="a"))
     assert ServerOptions().metrics_host == "127.0.0.1"
+
+
+def test_the_drain_waits_for_a_call_that_takes_its_slot_as_its_upload_frees_one():
+    async def scenario() -> list[str]:
+        admission, seen = Admission(AdmissionOptions()), []
+        upload = admission.slot("uploads")
+        await upload.__aenter__()
+        waiting = asyncio.ensure_future(admission.wait_idle(5))
+        await asyncio.sleep(0)
+        await upload.__aexit__(None, None, None)  # the body is in ...
+        async with admission.slot("calls"):  # ... and its call admitted, before the waiter runs
+            await asyncio.sleep(0.05)
+            seen.append("idle" if waiting.done() else "waiting")
+        seen.append("idle" if await waiting else "timed out")
+        return seen
+
+    assert asyncio.run(scenario()) == ["waiting", "idle"]

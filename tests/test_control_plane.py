@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 import mmrt.runtime.rest as rest_module
 import mmrt.runtime.servicer as servicer_module
 from mmrt.bundle import sha256_file
-from mmrt.runtime.access import Access, Caller, is_local_grpc_peer, is_local_host
+from mmrt.runtime.access import Access, Caller, is_local_grpc_peer, is_loopback
 from mmrt.runtime.admission import AdmissionOptions
 from mmrt.runtime.errors import InferError, Status
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
@@ -88,7 +88,7 @@ def test_traversal_over_grpc_and_a_link_out_of_the_repository_are_refused(repo, 
         for name in ("../../etc", "/etc", ".."):
             e = refusal(lambda name=name: client.load_model(name))
             assert e.status() == "StatusCode.INVALID_ARGUMENT"
-            assert "expected at most 128 letters" in e.message()
+            assert "expected at most 128 letters, digits" in e.message()
             assert str(repo) not in e.message()
         e = refusal(lambda: client.load_model("evil"))
         assert e.status() == "StatusCode.NOT_FOUND" and "not a model folder of the repository" in e.message()
@@ -141,7 +141,7 @@ def test_without_an_admin_token_admin_calls_come_only_from_this_machine(repo, mo
         http_client = th.InferenceServerClient(server.http_address)
         assert len(client.get_model_repository_index().models) == 1  # loopback: taken
         monkeypatch.setattr(servicer_module, "is_local_grpc_peer", lambda peer: False)  # as if remote
-        monkeypatch.setattr(rest_module, "is_local_host", lambda host: False)
+        monkeypatch.setattr(rest_module, "is_loopback", lambda host: False)
         for call in (lambda: client.unload_model("mmrt"), lambda: http_client.unload_model("mmrt"),
                      lambda: client.register_system_shared_memory("r", "/mmrt-x", 64)):
             e = refusal(call)
@@ -186,19 +186,20 @@ def test_the_access_rules_and_who_counts_as_this_machine():
     with pytest.raises(InferError, match="--allow-remote-shm"):
         access.shared_memory(remote_admin, "registering")
     assert access.shm_tensors(local_admin) and not access.shm_tensors(remote_admin)
-    assert [is_local_grpc_peer(p) for p in ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/run/x.sock",
-                                            "ipv4:10.0.0.7:5000", "ipv6:[2001:db8::1]:80")] \
-        == [True, True, True, False, False]
-    assert is_local_host("127.0.0.2") and is_local_host("") and not is_local_host("192.168.1.4")
+    peers = ("ipv4:127.0.0.1:5000", "ipv6:%5B::1%5D:5000", "ipv6:[::ffff:127.0.0.1]:5000", "unix:/run/x.sock",
+             "ipv4:10.0.0.7:5000", "ipv6:%5B2001:db8::1%5D:80", "ipv6:%5B::ffff:10.0.0.7%5D:80")
+    assert [is_local_grpc_peer(p) for p in peers] == [True, True, True, True, False, False, False]
+    assert is_loopback("127.0.0.2") and is_loopback("::ffff:127.0.0.1") and is_loopback("localhost")
+    assert not any(is_loopback(a) for a in ("", None, "0.0.0.0", "::", "192.168.1.4"))  # every interface
 
 
 def slow_opener(server, seconds: float):
     """Make every load of ``server`` take ``seconds`` longer (verifying and warming a big model)."""
     real = server.repository.opener
 
-    def opener(folder, number):
+    def opener(folder, name, number):
         time.sleep(seconds)
-        return real(folder, number)
+        return real(folder, name, number)
 
     server.repository.opener = opener
 
@@ -320,7 +321,7 @@ def test_a_load_failure_and_the_index_carry_no_server_path_or_exception_text(rep
         (bad / "head.onnx").write_bytes(b"tampered")
         e = refusal(lambda: client.load_model("mmrt"))
         assert "mmrt/2/head.onnx: checksum mismatch" in e.message() and str(repo) not in e.message()
-        def broken(folder, number):  # a bug, or a library failing its own way
+        def broken(folder, name, number):  # a bug, or a library failing its own way
             raise RuntimeError(f"internal state of {folder}")
 
         server.repository.opener = broken
@@ -331,3 +332,17 @@ def test_a_load_failure_and_the_index_carry_no_server_path_or_exception_text(rep
         rows = client.get_model_repository_index(as_json=True)["models"]
         assert all(str(repo) not in row.get("reason", "") for row in rows)
         assert all("ONNXRuntimeError" not in row.get("reason", "") for row in rows)
+
+
+def test_a_load_whose_caller_left_before_it_started_gives_the_lock_back(repo, tiny_bundle):
+    with serving(repo) as server:
+        client = tc.InferenceServerClient(server.address)
+        held = threading.Event()
+        server.model.control.submit(held.wait, 30)  # the control thread busy: the load waits for it
+        e = refusal(lambda: client.load_model("mmrt", client_timeout=0.5))
+        assert e.status() == "StatusCode.DEADLINE_EXCEEDED"
+        wait_for(lambda: not server.repository.loading.locked())  # cancelled unstarted: lock back
+        held.set()
+        add_version(repo, "mmrt", 2, tiny_bundle)
+        client.load_model("mmrt")  # not "a load is in progress" forever
+        assert answered_by(client) == "2"

@@ -29,3 +29,10 @@ def test_the_curve_runs_ft_once_and_masd_per_pool_size(tiny_data, tiny_pretraine
             assert 0.0 <= point["R"] <= 1.0
             assert point["closed_R"] is None or isinstance(point["closed_R"], float)
     assert "| 32 | masd+wiseft |" in (out / "curve.md").read_text()
+
+
+def test_the_plot_draws_when_no_size_has_a_gap_to_close(tmp_path):
+    """Fine-tuning at or above the specialists leaves every share empty: still a figure, saying so."""
+    none = {m: {"closed_R": None, "closed_R_transfer": None} for m in distill_pool_curve.METHODS}
+    distill_pool_curve.plot(tmp_path / "curve.png", [8, 32], {"8": none, "32": none})
+    assert (tmp_path / "curve.png").stat().st_size > 1000

@@ -94,8 +94,9 @@ def add_parser(sub) -> None:
                    "and shared memory need, apart from the inference token; without it those calls come "
                    "only from this machine. Refused on a bind beyond loopback without TLS")
     p.add_argument("--allow-remote-shm", action="store_true",
-                   help="take shared-memory calls and tensors from other machines too (default: only "
-                   "from loopback or a Unix socket; unregistering every region never is)")
+                   help="take tensors naming shared-memory regions from other machines too, and with "
+                   "--admin-token-file the shared-memory calls (default: only from loopback or a Unix "
+                   "socket; unregistering every region never is)")
     p.add_argument("--verify-key", type=Path, help="Ed25519 public key (PEM): refuse a bundle it did not "
                    "sign ('mmrt export --sign')")
     p.add_argument("--max-queue-delay-ms", type=float, default=0.0,
@@ -142,9 +143,6 @@ def _options(args: argparse.Namespace):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value < low:
             raise UserError(f"{flag} {value}: expected {low:g} or more")
-    if args.poll_s <= 0:
-        raise UserError(f"--poll-s {args.poll_s:g}: expected more than 0 (for load calls only: "
-                        f"--model-control explicit)")
     if args.max_queue_delay_ms < 0:
         raise UserError(f"--max-queue-delay-ms {args.max_queue_delay_ms}: expected 0 or more")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
