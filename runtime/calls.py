@@ -130,9 +130,13 @@ class ServerCalls:
             raise
         # A caller that leaves before the load starts cancels it: the lock goes back here then
         # (once started, ``load_locked`` gives it back, and the load runs to its end).
-        future.add_done_callback(lambda f: f.cancelled() and self.repository.loading.release())
+        future.add_done_callback(self._release_if_cancelled)
         await asyncio.wrap_future(future)
         return pb.RepositoryModelLoadResponse()
+
+    def _release_if_cancelled(self, future) -> None:
+        if future.cancelled():
+            self.repository.loading.release()
 
     def repository_unload(self, request) -> pb.RepositoryModelUnloadResponse:
         self._check_repository(request)
