@@ -8,7 +8,9 @@ Steps, each recorded in DIR/report.md and DIR/report.json as ok, skipped (with w
 1. environment: the GPU (nvidia-smi), torch's CUDA, ONNX Runtime's providers, TensorRT;
    ``--install`` first pip-installs the ``gpu`` extra (onnxruntime-gpu, tensorrt) where pip can;
 2. data (``mmrt data make --size tiny`` unless ``--data``), a pretraining epoch and a fine-tuning
-   epoch of ``--preset`` on CUDA;
+   epoch of ``--preset`` on CUDA; then the training speed levers as a same-run A/B on CUDA
+   (``benchmarks.train_speed``: channels-last, fused AdamW, torch.compile, bf16 autocast against
+   fp32);
 3. export, with INT8 copies of the encoders and FP16 (and INT8) TensorRT engines where TensorRT
    is importable (export checks every graph's parity against PyTorch and fails past its
    tolerance; the INT8 score changes are recorded, not enforced, on the tiny data);
@@ -113,6 +115,19 @@ def train(out: Path, data: Path | None, preset: str, device: str) -> dict:
     mmrt("train", "--data", str(data), "--pretrained", str(out / "pretrained"), "--method", "ft",
          "--modalities", "audio+video+text", "--out", str(out / "model"), *common)
     return {"data": str(data), "preset": preset, "device": device}
+
+
+def training_speed(out: Path, data: str, preset: str, device: str) -> dict:
+    """The training speed levers' A/B on ``device`` (short on the CPU, where it is only tested)."""
+    from benchmarks import train_speed
+
+    length = ["--rounds", "3", "--steps", "4"] if device == "cuda" else ["--rounds", "1", "--steps", "1",
+                                                                        "--no-compile"]
+    results = train_speed.main(["--data", data, "--preset", preset, "--device", device,
+                                "--out", str(out / "train_speed.json"), *length])
+    return {f"{r['stage']}: {row['variant']}": f"{row['median_ms']:.1f} ms a step, "
+            f"{row['speedup_median']:.2f}x every lever off, weights "
+            f"{row['max_weight_difference_vs_off']:.1e} from its" for r in results for row in r["rows"]}
 
 
 def export(out: Path, tensorrt: bool) -> dict:
@@ -242,8 +257,10 @@ def main() -> int:
     if env is None:
         return 1
     device = "cuda" if env["torch_cuda"] else "cpu"
-    if report.step("train", train, args.out, args.data, args.preset, device) is None:
+    trained = report.step("train", train, args.out, args.data, args.preset, device)
+    if trained is None:
         return 1
+    report.step("training speed", training_speed, args.out, trained["data"], args.preset, device)
     if report.step("export", export, args.out, bool(env["tensorrt"])) is None:
         return 1
     report.step("batch 1 against batch 32", batching, args.out, env)

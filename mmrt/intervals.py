@@ -25,28 +25,37 @@ def resamples(n: int, count: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(count, n))
 
 
-def average_precision_rows(y_true: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """AP of one class on each row: y_true, score [R, n] -> [R] (NaN where a row has no positive).
+def average_precision_counts(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AP of one class on each resample given as counts: y_true, score [n]; counts [R, n], how
+    many times each example was drawn -> [R] (NaN where a resample has no positive).
 
-    The same definition as ``mmrt.scores.average_precision`` (equal scores form one threshold),
-    vectorised over rows: each positive counts the precision at the end of its run of equal
-    scores.
+    The same definition as ``mmrt.scores.average_precision`` (equal scores form one threshold):
+    a resample ranks its draws as the examples rank, so the examples are sorted once and each
+    resample weighs them by their counts; each positive draw counts the precision at the end of
+    its run of equal scores.
     """
-    order = np.argsort(-score, axis=1, kind="stable")
-    s = np.take_along_axis(score, order, axis=1)
-    y = np.take_along_axis(y_true.astype(bool), order, axis=1)
-    n = s.shape[1]
-    tp = np.cumsum(y, axis=1)
-    precision = tp / np.arange(1, n + 1)
-    run_end = np.ones_like(s, dtype=bool)
-    run_end[:, :-1] = s[:, 1:] != s[:, :-1]
-    # the index of the end of each position's run: the first run end at or after it
-    ends = np.where(run_end, np.arange(n), n)
-    ends = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
-    at_end = np.take_along_axis(precision, ends, axis=1)
-    positives = tp[:, -1]
+    order = np.argsort(-score, kind="stable")
+    s, y = score[order], y_true[order].astype(bool)
+    w = counts[:, order].astype(np.float64)  # [R, n] draws of each example, in rank order
+    drawn = np.cumsum(w, axis=1)
+    hits = np.cumsum(w * y, axis=1)
+    run_end = np.ones(len(s), dtype=bool)
+    run_end[:-1] = s[1:] != s[:-1]
+    ends = np.flatnonzero(run_end)
+    end_of = np.repeat(ends, np.diff(np.r_[-1, ends]))  # [n] the last rank of each rank's run
+    positive = np.flatnonzero(y)
+    at = end_of[positive]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(positives > 0, (y * at_end).sum(axis=1) / positives, np.nan)
+        # a run nobody drew (drawn 0) holds no positive draw: its precision is weighted by zero
+        precision = hits[:, at] / np.maximum(drawn[:, at], 1.0)
+        return np.where(hits[:, -1] > 0, (w[:, positive] * precision).sum(axis=1) / hits[:, -1], np.nan)
+
+
+def draw_counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """[R, n]: how many times each of n examples appears in each resample of ``draws`` [R, N]."""
+    rows = len(draws)
+    flat = draws + (np.arange(rows) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n)
 
 
 def resampled_scores(y_true: np.ndarray, scores: np.ndarray, task: str, draws: np.ndarray,
@@ -69,7 +78,8 @@ def resampled_scores(y_true: np.ndarray, scores: np.ndarray, task: str, draws: n
 def _scored(y_true: np.ndarray, scores: np.ndarray, task: str, draws: np.ndarray,
             include: np.ndarray | None) -> np.ndarray:
     if task == "multi-label":
-        aps = np.stack([average_precision_rows(y_true[draws, c], scores[draws, c])
+        counts = draw_counts(draws, len(y_true))
+        aps = np.stack([average_precision_counts(y_true[:, c], scores[:, c], counts)
                         for c in range(y_true.shape[1])], axis=1)
         with warnings.catch_warnings():  # a resample with no positive at all: NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -90,3 +90,53 @@ def test_unknown_method_in_the_list_is_refused(tiny_av_single, tmp_path, capsys)
                  "--preset", "tiny", "--methods", "ft,best"]) == 2
     assert "unknown method 'best'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_stage_that_collapses_to_fine_tuning_reuses_ft(run, tiny_av_single, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from mmrt.training.checkpoint import load_model
+
+    models = run / "seed-0" / "models"
+    scores = json.loads((run / "seed-0" / "scores.json").read_text())
+
+    def weights(method, mt):
+        return load_file(str(models / method / mt / "model.safetensors"))
+
+    # moddrop has nothing to drop on one modality; MASD has no student when trained on both
+    both = "audio+video"
+    for method, mt, twin in [("moddrop", "audio", "ft"), ("moddrop", "video", "ft"), ("masd", both, "ft"),
+                             ("masd-cw", both, "ft"), ("masd+wiseft", both, "wiseft")]:
+        note = load_model(models / method / mt).config.history[-1]
+        assert (note["method"], note["same_as"]) == (method, twin)
+        mine, theirs = weights(method, mt), weights(twin, mt)
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+        assert scores["methods"][method][mt] == scores["methods"][twin][mt]
+    assert all(row["audio+video"] == scores["alpha_sweep"]["wiseft"][a]["audio+video"]
+               for a, row in scores["alpha_sweep"]["masd+wiseft"].items())
+    assert "same_as" not in load_model(models / "masd" / "audio").config.history[-1]  # trained for real
+
+    # The premise, checked by training both: moddrop on one modality gives ft's model exactly.
+    pre = run / "seed-0" / "pretrained"
+    for method in ("ft", "moddrop"):
+        assert main(["train", "--data", str(tiny_av_single), "--pretrained", str(pre), "--method", method,
+                     "--modalities", "audio", "--out", str(tmp_path / method), "--quiet"]) == 0
+    ft, moddrop = load_file(str(tmp_path / "ft" / "model.safetensors")), load_file(
+        str(tmp_path / "moddrop" / "model.safetensors"))
+    assert all(torch.equal(ft[k], moddrop[k]) for k in ft)
+
+
+def test_one_seed_reuse_copies_the_bootstrap_and_the_sweep_scores_its_alpha_once(tiny_av_single, tmp_path):
+    out = tmp_path / "one"
+    assert main(["experiment", "--data", str(tiny_av_single), "--out", str(out), "--preset", "tiny",
+                 "--seed", "0", "--methods", "ft,wiseft,masd+wiseft", "--train-sets", "audio+video",
+                 "--alphas", "0,0.75,1", "--quiet"]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    samples = json.loads((out / "bootstrap.json").read_text())
+    both = "audio+video"
+    for method, twin in (("masd", "ft"), ("masd+wiseft", "wiseft")):
+        assert samples[method][both] == samples[twin][both]  # intervals from the same resampled scores
+        assert scores["methods"][method][both] == scores["methods"][twin][both]
+    assert scores["alpha_sweep"]["wiseft"]["0.75"][both] == scores["methods"]["wiseft"][both]
+    assert scores["alpha_sweep"]["masd+wiseft"] == scores["alpha_sweep"]["wiseft"]

@@ -4,7 +4,14 @@ excluded examples included, and the intervals behave as intervals."""
 import numpy as np
 import pytest
 
-from mmrt.intervals import average_precision_rows, ci95, figure_intervals, resampled_scores, resamples
+from mmrt.intervals import (
+    average_precision_counts,
+    ci95,
+    draw_counts,
+    figure_intervals,
+    resampled_scores,
+    resamples,
+)
 from mmrt.scores import average_precision, chance_score, task_score
 
 
@@ -20,9 +27,14 @@ def _data(n=60, classes=5, seed=0, ties=True):
 
 def test_vectorised_average_precision_equals_the_scalar_one_with_ties_and_duplicates():
     y, s = _data()
+    y[:, 0] = 0
+    y[7, 0] = 1  # one positive: a third of the resamples draw none (NaN)
     draws = resamples(len(y), count=40, seed=3)  # drawing with replacement duplicates examples
+    counts = draw_counts(draws, len(y))
+    assert (counts.sum(axis=1) == len(y)).all()
+    assert np.isnan(average_precision_counts(y[:, 0], s[:, 0], counts)).sum() > 5
     for c in range(y.shape[1]):
-        rows = average_precision_rows(y[draws, c], s[draws, c])
+        rows = average_precision_counts(y[:, c], s[:, c], counts)
         for r, d in enumerate(draws):
             expected = average_precision(y[d, c], s[d, c]) if y[d, c].any() else np.nan
             assert rows[r] == pytest.approx(expected, nan_ok=True)

@@ -19,6 +19,8 @@ from mmrt.training.config import ModelConfig
 from mmrt.training.model import MultimodalModel
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.model"
+# Optimizer settings that say how its update runs, not what it computes.
+IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
 
 
 def cpu_state(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -116,5 +118,18 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    saved_groups = header["param_groups"]
+    if len(saved_groups) != len(optimizer.param_groups):
+        raise UserError(f"{path}: saved by an optimizer with {len(saved_groups)} parameter groups, this "
+                        f"stage has {len(optimizer.param_groups)}; start again without --resume")
+    # How the update runs (fused, foreach) is the running optimizer's choice, not the saved one's.
+    groups = [{**saved, **{k: own[k] for k in IMPLEMENTATION if k in own}}
+              for saved, own in zip(saved_groups, optimizer.param_groups, strict=True)]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    for group in optimizer.param_groups:  # moments in their parameter's layout (channels-last or not)
+        for p in group["params"]:
+            slots = optimizer.state.get(p, {})
+            for name, value in slots.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    slots[name] = torch.empty_like(p).copy_(value)
     return header["meta"]

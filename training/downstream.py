@@ -11,7 +11,7 @@ import copy
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from mmrt.training.evaluate import embed_split, fused
 from mmrt.training.loop import epoch_batches, epoch_order, fit, global_batch
 from mmrt.training.model import MultimodalModel
 from mmrt.training.objectives import Probe, SelfDistillation, Supervised, any_present
+from mmrt.training.speed import Speed
 from mmrt.training.splits import Split
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class StageRun:
     resume: bool = False
     progress: bool = True
     checkpoint_every: int = 50
+    speed: Speed = field(default_factory=Speed)
 
 
 def probe(pretrained: MultimodalModel, train: Split, indices: torch.Tensor, use: Sequence[str],
@@ -62,7 +64,8 @@ def probe(pretrained: MultimodalModel, train: Split, indices: torch.Tensor, use:
             yield {"features": x[idx].to(run.ctx.device), "labels": y[idx].to(run.ctx.device)}
 
     result = fit(Probe(model), list(model.head.parameters()), batches, steps, schedule, run.ctx,
-                 run.seed, f"probe {'+'.join(use)}", progress=run.progress)
+                 run.seed, f"probe {'+'.join(use)}", progress=run.progress, speed=run.speed,
+                 distributed=False)
     return model, {"stage": "probe", "use": list(use), "examples": len(x), "schedule": asdict(schedule),
                    **result}
 
@@ -77,9 +80,9 @@ def finetune(start: MultimodalModel, train: Split, indices: torch.Tensor, use: S
     batches, steps = epoch_batches(train, indices, batch_size, run.seed, run.ctx)
     name = "moddrop" if drop else "finetune"
     params = [p for n, p in model.named_parameters() if n != "logit_scale"]
-    result = fit(run.ctx.wrap(Supervised(model, use, drop, recipe)), params, batches, steps, schedule,
+    result = fit(Supervised(model, use, drop, recipe), params, batches, steps, schedule,
                  run.ctx, run.seed, f"{name} {'+'.join(use)}", state_file=run.state_file, resume=run.resume,
-                 checkpoint_every=run.checkpoint_every, progress=run.progress)
+                 checkpoint_every=run.checkpoint_every, progress=run.progress, speed=run.speed)
     model.set_drop_path(0.0)
     return model, {"stage": name, "use": list(use), "drop": drop, "batch_size": batch_size,
                    "schedule": asdict(schedule), "recipe": recipe.to_dict(), **result}
@@ -112,9 +115,10 @@ def self_distill(start: MultimodalModel, train: Split, indices: torch.Tensor, di
     objective = SelfDistillation(model, use, recipe, confidence_weighted)
     stage = "masd-cw" if confidence_weighted else "masd"
     params = [p for n, p in model.named_parameters() if n != "logit_scale"]
-    result = fit(run.ctx.wrap(objective), params, _paired(labeled, steps, unlabeled, distill_steps), steps,
+    result = fit(objective, params, _paired(labeled, steps, unlabeled, distill_steps), steps,
                  schedule, run.ctx, run.seed, f"{stage} {'+'.join(use)}", state_file=run.state_file,
-                 resume=run.resume, checkpoint_every=run.checkpoint_every, progress=run.progress)
+                 resume=run.resume, checkpoint_every=run.checkpoint_every, progress=run.progress,
+                 speed=run.speed)
     model.set_drop_path(0.0)
     return model, {"stage": stage, "use": list(use), "student": list(objective.student_use),
                    "distill_examples": len(distill_indices), "batch_size": batch_size,

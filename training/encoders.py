@@ -186,9 +186,18 @@ class AudioEncoder(nn.Module):
         self.patch = patch_embedding(2, 1, arch.width, (p, p), arch.stem_channels, arch.stem_norm)
         self.grid = (arch.n_mels // p, self.time_patches)  # mel bands x time, raster order
         self.trunk = TokenEncoder(arch, self.grid, shared)
+        self.dense_input = False  # set by training.speed.prepare; never saved, unused in export
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_mel(self.mel(x))
+
+    def covered(self, mel: torch.Tensor) -> torch.Tensor:
+        """A precomputed log-mel as training feeds it to ``embed_mel``: with ``dense_input``, only
+        the frames the patches cover, contiguous in memory (the stem's convolutions then read
+        dense memory; the same numbers); as given otherwise (``normalised`` trims it)."""
+        if not self.dense_input:
+            return mel
+        return mel[:, :, : self.time_patches * self.patch_size].contiguous()
 
     def embed_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: [B, n_mels, frames] from ``self.mel`` (training precomputes it once per clip) -> [B, d]."""

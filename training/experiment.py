@@ -11,6 +11,7 @@ killed run stopped; a resumed run with other downstream settings is refused, nev
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -37,6 +38,7 @@ from mmrt.training.model import MultimodalModel
 from mmrt.training.pretrain import PretrainOptions, pretrain
 from mmrt.training.results import write_results
 from mmrt.training.rundir import prepare_out
+from mmrt.training.speed import Speed
 from mmrt.training.splits import Split, distill_pool
 from mmrt.training.wiseft import wise
 
@@ -70,6 +72,7 @@ class ExperimentOptions:
     overwrite: bool = False
     device: str | None = None
     progress: bool = True
+    speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
 
     @property
     def distills(self) -> bool:
@@ -123,7 +126,7 @@ class SeedRun:
         if opts.pretrained is None and not ((pre_dir / WEIGHTS).is_file() and (pre_dir / CONFIG).is_file()):
             pretrain(PretrainOptions(opts.data, pre_dir, opts.preset, objective=opts.objective,
                                      seed=self.seed, epochs=opts.pretrain_epochs, resume=True,
-                                     device=opts.device, progress=opts.progress))
+                                     device=opts.device, progress=opts.progress, speed=opts.speed))
         pretrained = load_model(pre_dir).to(ctx.device)
         self.tokenizer = tokenizer_path(pre_dir)
         info = inspect_data(opts.data, "train")
@@ -173,10 +176,12 @@ class SeedRun:
         return (mt_key in self.scores["methods"].get(method, {}) and (folder / WEIGHTS).is_file()
                 and (folder / CONFIG).is_file())
 
-    def record(self, method: str, mt_key: str, model: MultimodalModel, note: dict) -> None:
-        """Score ``model`` on every eval set, save it and its scores."""
+    def record(self, method: str, mt_key: str, model: MultimodalModel, note: dict,
+               scored: tuple[dict, dict | None] | None = None) -> None:
+        """Score ``model`` on every eval set (unless ``scored`` already holds its scores), save it
+        and its scores."""
         model.config = replace(model.config, history=(*model.config.history, note))
-        scores, samples = self.score(model)
+        scores, samples = scored or self.score(model)
         if self.ctx.main:
             save_model(self.model_dir(method, mt_key), model.cpu(), self.tokenizer, overwrite=True)
         self.scores["methods"].setdefault(method, {})[mt_key] = scores
@@ -184,9 +189,20 @@ class SeedRun:
             self.bootstrap.setdefault(method, {})[mt_key] = samples
         self.save_scores()
 
+    def scored_as(self, method: str, mt_key: str) -> tuple[dict, dict | None] | None:
+        """The scores (and bootstrap samples) recorded for ``method`` on ``mt_key``, or None where
+        a run stopped between writing the two."""
+        if self.bootstrap is None:
+            return self.scores["methods"][method][mt_key], None
+        samples = self.bootstrap.get(method, {}).get(mt_key)
+        return None if samples is None else (self.scores["methods"][method][mt_key], samples)
+
     def train_set(self, pretrained: MultimodalModel, use: list[str]) -> None:
         key = subset_key(use, pretrained.modalities)
         models: dict[str, MultimodalModel] = {}
+        # method -> the method of this set whose model it is, computed the same way (a stage that
+        # collapses to plain fine-tuning is ft's; WiSE-FT of equal models is the same average)
+        same: dict[str, str] = {}
         for method in with_dependencies(self.opts.methods):
             started = time.monotonic()
             if self.done(method, key):
@@ -195,35 +211,72 @@ class SeedRun:
                 continue
             (self.folder / "models").mkdir(parents=True, exist_ok=True)
             run = StageRun(self.ctx, self.seed, state_file=self.folder / "models" / f"{method}-{key}.resume",
-                           resume=True, progress=self.opts.progress)
+                           resume=True, progress=self.opts.progress, speed=self.opts.speed)
             torch.manual_seed(self.seed)
-            if method == "lp":
+            scored = None
+            twin = self.twin(method, use, pretrained.modalities, models, same)
+            if twin is not None:
+                same[method] = twin
+                model, scored = copy.deepcopy(models[twin]), self.scored_as(twin, key)
+                *earlier, note = model.config.history  # the twin's own record gives way to this one
+                model.config = replace(model.config, history=tuple(earlier))
+                note = {**note, "same_as": twin}
+                if METHODS[method].averages:
+                    self.copy_sweep(method, twin, key)
+            elif method == "lp":
                 model, note = self.learners.probe(pretrained, use, run)
             elif METHODS[method].averages:
                 base = METHODS[method].averages
                 model = wise(models[base].cpu(), models["lp"].cpu(), self.opts.alpha)
                 note = {"stage": "wiseft", "alpha": self.opts.alpha}
-                self.sweep(method, key, base, models)
+                scored = self.sweep(method, key, base, models, model)
             else:
                 stage = tuning_stage(method, use, pretrained.modalities)
                 model, note = self.learners.tune(stage, models["lp"], use, run)
             note = {**note, "method": method, "train_modalities": key,
                     "seconds": round(time.monotonic() - started, 1)}
-            self.record(method, key, model, note)
+            self.record(method, key, model, note, scored)
             models[method] = model.cpu()
             run.state_file.unlink(missing_ok=True)
 
-    def sweep(self, method: str, key: str, base: str, models: dict[str, MultimodalModel]) -> None:
+    def twin(self, method: str, use: list[str], modalities, models: dict, same: dict) -> str | None:
+        """A method of this set already done whose model ``method``'s would equal, or None: a
+        stage that collapses to plain fine-tuning (``tuning_stage``) gives ft's model, and WiSE-FT
+        of a method equal to another's base gives that other's average."""
+        if METHODS[method].averages:
+            base = same.get(METHODS[method].averages)
+            return next((m for m in models if METHODS[m].averages == base), None) if base else None
+        if method not in ("lp", "ft") and "ft" in models \
+                and tuning_stage(method, use, modalities) == METHODS["ft"].trains:
+            return "ft"
+        return None
+
+    def sweep(self, method: str, key: str, base: str, models: dict[str, MultimodalModel],
+              model: MultimodalModel) -> tuple[dict, dict | None]:
         """Eval scores of alpha * base + (1 - alpha) * lp for each alpha of the sweep; the ends
-        are the lp and base models themselves, already scored."""
+        are the lp and base models themselves, already scored, and ``model`` is the one at the
+        run's alpha: its scores (and samples) are returned for its row."""
         rows = self.scores["alpha_sweep"].setdefault(method, {})
         scored = self.scores["methods"]
+        own = None
         for alpha in self.opts.alphas:
             if alpha in (0.0, 1.0):
                 scores = scored["lp" if alpha == 0.0 else base][key]
+            elif alpha == self.opts.alpha:
+                own = self.score(model)
+                scores = own[0]
             else:
                 scores, _ = self.score(wise(models[base].cpu(), models["lp"].cpu(), alpha))
             rows.setdefault(f"{alpha:g}", {})[key] = scores
+        self.save_scores()
+        return own or self.score(model)
+
+    def copy_sweep(self, method: str, twin: str, key: str) -> None:
+        """``method``'s sweep on ``key`` is ``twin``'s (their averaged models are equal)."""
+        rows = self.scores["alpha_sweep"].setdefault(method, {})
+        for alpha, row in self.scores["alpha_sweep"].get(twin, {}).items():
+            if key in row:
+                rows.setdefault(alpha, {})[key] = row[key]
         self.save_scores()
 
 

@@ -21,6 +21,7 @@ from mmrt.errors import UserError
 from mmrt.training.checkpoint import load_state, save_state
 from mmrt.training.config import Schedule
 from mmrt.training.distributed import Context
+from mmrt.training.speed import DEFAULT, Speed, make_optimizer, prepare, release
 from mmrt.training.splits import Split
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,35 @@ def epoch_order(indices: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
 
 def fit(loss_module: nn.Module, params: list[nn.Parameter], batches: Batches, steps_per_epoch: int,
         schedule: Schedule, ctx: Context, seed: int, desc: str, state_file: Path | None = None,
-        resume: bool = False, checkpoint_every: int = 50, progress: bool = True) -> dict:
+        resume: bool = False, checkpoint_every: int = 50, progress: bool = True,
+        speed: Speed = DEFAULT, distributed: bool = True) -> dict:
     """Train ``params`` of ``loss_module`` for the schedule's steps (or epochs); returns a metrics dict.
 
     With ``state_file`` set, the weights and optimizer are saved there every
-    ``checkpoint_every`` steps and at the end; ``resume`` continues from it.
+    ``checkpoint_every`` steps and at the end; ``resume`` continues from it. ``speed``: how
+    the steps run (the same model up to float rounding; see ``speed.py``). Under torchrun the
+    loss module is wrapped for DDP here, after ``speed``'s layout (DDP's gradient buckets take
+    the parameters' layout when built), unless ``distributed`` is False (every process then fits
+    the same parameters alone, as the probe does).
     """
     total = schedule.total_steps(steps_per_epoch)
-    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
-    inner = getattr(loss_module, "module", loss_module)  # DDP-wrapped or not
     # What a resumable state holds: the MultimodalModel, or more where the loss has its own
     # weights (MAE's decoders).
-    model = getattr(inner, "checkpointed", inner.model)
+    model = getattr(loss_module, "checkpointed", loss_module.model)
+    prepare(model, speed)
+    try:
+        return _steps(ctx.wrap(loss_module) if distributed else loss_module, model, params, batches,
+                      steps_per_epoch, total, schedule, ctx, seed, desc, state_file, resume,
+                      checkpoint_every, progress, speed)
+    finally:
+        release(model)
+
+
+def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter], batches: Batches,
+           steps_per_epoch: int, total: int, schedule: Schedule, ctx: Context, seed: int, desc: str,
+           state_file: Path | None, resume: bool, checkpoint_every: int, progress: bool,
+           speed: Speed) -> dict:
+    optimizer = make_optimizer(params, schedule, speed)
     step = 0
     if resume and state_file is not None and state_file.is_file():
         meta = load_state(state_file, model, optimizer)

@@ -131,7 +131,7 @@ class MaskedAutoencoding(nn.Module):
             valid = x != PAD_ID
             return enc.embed(x), x, valid
         if modality == "audio":
-            mel = x if key == LOG_MEL else enc.mel(x)
+            mel = enc.covered(x) if key == LOG_MEL else enc.mel(x)
             image, sizes = enc.normalised(mel), (enc.patch_size, enc.patch_size)
         else:
             image, sizes = enc.normalised(x), tuple(self.model.config.arch.video_tubelet)

@@ -52,7 +52,8 @@ class MultimodalModel(nn.Module):
         """``modality``'s embedding from a batch, whose audio may be its precomputed log-mel
         (under ``LOG_MEL``) instead of PCM."""
         if input_key(inputs, modality) == LOG_MEL:
-            return self.encoders["audio"].embed_mel(inputs[LOG_MEL])
+            audio = self.encoders["audio"]
+            return audio.embed_mel(audio.covered(inputs[LOG_MEL]))
         return self.encode(modality, inputs[modality])
 
     def set_drop_path(self, rate: float) -> None:

@@ -4,7 +4,7 @@ default) or masked autoencoding (``objective="mae"``, see ``mae.py``)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from mmrt.training.mae import MaskedAutoencoding
 from mmrt.training.model import MultimodalModel
 from mmrt.training.objectives import Contrastive
 from mmrt.training.rundir import STATE, prepare_out
+from mmrt.training.speed import Speed
 from mmrt.training.splits import Split
 from mmrt.training.tokenizer import train_tokenizer
 
@@ -46,6 +47,7 @@ class PretrainOptions:
     overwrite: bool = False
     device: str | None = None
     progress: bool = True
+    speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
 
 
 def pretrain(opts: PretrainOptions) -> Path:
@@ -95,10 +97,9 @@ def pretrain(opts: PretrainOptions) -> Path:
         params = [p for n, p in objective.named_parameters() if n != "model.logit_scale"]
     else:
         objective, params = Contrastive(model), list(model.parameters())
-    result = fit(ctx.wrap(objective), params, batches, steps, schedule, ctx,
+    result = fit(objective, params, batches, steps, schedule, ctx,
                  opts.seed, stage_name, state_file=out / STATE, resume=opts.resume,
-                 checkpoint_every=opts.checkpoint_every,
-                 progress=opts.progress)
+                 checkpoint_every=opts.checkpoint_every, progress=opts.progress, speed=opts.speed)
 
     if ctx.main:
         checks = (alignment_checks(model, split, info.root, prep, tokenizer, batch_size, ctx.device)

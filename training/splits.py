@@ -139,11 +139,13 @@ def open_distill(root: Path, modalities: Sequence[str], prep: Preprocessing, tok
 def precompute_log_mel(split: Split, log_mel: torch.nn.Module, batch_size: int = 256) -> None:
     """Replace an in-memory split's audio PCM by its log-mel, once.
 
-    The front-end has no weights and training applies no audio augmentation, so this gives
-    the same numbers as running it every step, at a fraction of the cost.
+    The front-end has no weights and augmentation works on the log-mel, so this gives the same
+    numbers as running it every step, at a fraction of the cost. It runs on the front-end's
+    device; the split stays in host memory (batches move to the device as they are taken).
     """
     if split.tensors is None or "audio" not in split.tensors:
         return
     pcm = split.tensors.pop("audio")
-    chunks = [log_mel(pcm[i:i + batch_size]) for i in range(0, len(pcm), batch_size)]
+    device = next(log_mel.buffers()).device
+    chunks = [log_mel(pcm[i:i + batch_size].to(device)).cpu() for i in range(0, len(pcm), batch_size)]
     split.tensors[LOG_MEL] = torch.cat(chunks)

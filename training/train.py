@@ -26,6 +26,7 @@ from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
 from mmrt.training.rundir import prepare_out
+from mmrt.training.speed import Speed
 from mmrt.training.splits import distill_pool
 from mmrt.training.wiseft import wise
 
@@ -53,6 +54,7 @@ class TrainOptions:
     keep_stages: bool = False
     device: str | None = None
     progress: bool = True
+    speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
 
 
 def check_options(opts: TrainOptions, model_modalities: tuple[str, ...]) -> tuple[str, ...]:
@@ -110,7 +112,7 @@ def train(opts: TrainOptions) -> Path:
                            stage in DISTILLING, opts.progress and ctx.main)
     learners, train_split, val = data.learners, data.train, data.held_out
     run = StageRun(ctx, opts.seed, resume=opts.resume, progress=opts.progress,
-                   checkpoint_every=opts.checkpoint_every)
+                   checkpoint_every=opts.checkpoint_every, speed=opts.speed)
     torch.manual_seed(opts.seed)
     lp = _stage(out, "probe", run, lambda r: learners.probe(pretrained, use, r))
     tuned = lp if stage is None else _stage(out, stage, run, lambda r: learners.tune(stage, lp, use, r))

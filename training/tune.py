@@ -25,6 +25,7 @@ from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.experiment import ExperimentOptions, experiment
 from mmrt.training.results import RESULTS
 from mmrt.training.rundir import prepare_out
+from mmrt.training.speed import Speed
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class TuneOptions:
     overwrite: bool = False
     device: str | None = None
     progress: bool = True
+    speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
 
 
 def grid_points(grid: dict[str, tuple]) -> list[dict]:
@@ -84,7 +86,8 @@ def _experiment_options(opts: TuneOptions, point: dict, folder: Path) -> Experim
     return ExperimentOptions(data=opts.data, out=folder, methods=("lp", "ft"), seeds=(opts.seed,),
                              alphas=(0.0, 1.0), pretrained=opts.pretrained, holdout=opts.holdout,
                              lr=point["lr"], steps=point["steps"], epochs=point.get("epochs"), recipe=recipe,
-                             resume=folder.is_dir(), device=opts.device, progress=opts.progress)
+                             resume=folder.is_dir(), device=opts.device, progress=opts.progress,
+                             speed=opts.speed)
 
 
 def in_distribution(results: dict, method: str) -> dict[str, float]:

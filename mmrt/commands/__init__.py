@@ -30,6 +30,27 @@ def training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    speed_flags(p)
+
+
+def speed_flags(p: argparse.ArgumentParser) -> None:
+    """How training steps run: the same model either way, up to float rounding (docs/training.md#speed)."""
+    g = p.add_argument_group("speed (the same model either way, up to float rounding)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile each encoder's transformer while a stage trains (a C++ compiler "
+                   "on CPU, Triton on CUDA; on 2 CPU cores it did not repay its compile time)")
+    g.add_argument("--no-speedups", action="store_true",
+                   help="run steps as before the speed-ups (no channels-last layout, no fused AdamW): "
+                   "for comparisons")
+
+
+def speed_of(args: argparse.Namespace):
+    """The ``training.speed.Speed`` the flags of ``speed_flags`` ask for."""
+    from mmrt.training.speed import Speed
+
+    if args.no_speedups and args.compile:
+        raise UserError("--compile and --no-speedups: choose one")
+    return Speed.off() if args.no_speedups else Speed(compile=args.compile)
 
 
 def downstream_flags(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_seed, downstream_flags, downstream_overrides
+from mmrt.commands import check_seed, downstream_flags, downstream_overrides, speed_flags, speed_of
 from mmrt.errors import UserError
 from mmrt.methods import METHODS, OBJECTIVES
 
@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    speed_flags(p)
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -75,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
         train_sets=_list(args.train_sets, str.strip, "--train-sets") if args.train_sets else (),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, steps=args.steps, lr=args.lr,
         resume=args.resume,
-        overwrite=args.overwrite, device=args.device, progress=not args.quiet))
+        overwrite=args.overwrite, device=args.device, progress=not args.quiet, speed=speed_of(args)))
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.commands import check_checkpoint_every, check_seed, training_flags
+from mmrt.commands import check_checkpoint_every, check_seed, speed_of, training_flags
 from mmrt.methods import OBJECTIVES
 from mmrt.modalities import parse_modality_list
 
@@ -40,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         resume=args.resume, checkpoint_every=check_checkpoint_every(args.checkpoint_every),
         overwrite=args.overwrite,
-        device=args.device, progress=not args.quiet))
+        device=args.device, progress=not args.quiet, speed=speed_of(args)))
     return 0

@@ -11,6 +11,7 @@ from mmrt.commands import (
     check_seed,
     downstream_flags,
     downstream_overrides,
+    speed_of,
     training_flags,
 )
 from mmrt.methods import METHODS
@@ -52,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, checkpoint_every=check_checkpoint_every(args.checkpoint_every),
         overwrite=args.overwrite,
         keep_stages=args.keep_stages, device=args.device,
-        progress=not args.quiet))
+        progress=not args.quiet, speed=speed_of(args)))
     return 0

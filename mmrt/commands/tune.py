@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmrt.commands import check_seed
+from mmrt.commands import check_seed, speed_flags, speed_of
 from mmrt.errors import UserError
 
 GRID_FLAGS = {"lr": float, "steps": int, "mixup": float, "drop_path": float, "augment": str}
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    speed_flags(p)
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             for axis, kind in GRID_FLAGS.items() if getattr(args, axis) is not None}
     doc = tune(TuneOptions(data=args.data, pretrained=args.pretrained, out=args.out, grid=grid,
                            holdout=args.holdout, seed=check_seed(args.seed), resume=args.resume,
-                           overwrite=args.overwrite, device=args.device, progress=not args.quiet))
+                           overwrite=args.overwrite, device=args.device, progress=not args.quiet,
+                           speed=speed_of(args)))
     print((args.out / "tune.md").read_text("utf-8"), end="")
     if doc["chosen"] is None:
         print("mmrt tune: no grid point passes the guard (ft above lp on every training set)",
