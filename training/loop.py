@@ -44,7 +44,7 @@ def fit(loss_module: nn.Module, params: list[nn.Parameter], batches: Batches, st
 
     With ``state_file`` set, the weights and optimizer are saved there every
     ``checkpoint_every`` steps and at the end; ``resume`` continues from it. ``speed``: how
-    the steps run (the same model up to float rounding; see ``speed.py``). Under torchrun the
+    the steps run (the same arithmetic, rounded differently; see ``speed.py``). Under torchrun the
     loss module is wrapped for DDP here, after ``speed``'s layout (DDP's gradient buckets take
     the parameters' layout when built), unless ``distributed`` is False (every process then fits
     the same parameters alone, as the probe does).

@@ -1,11 +1,12 @@
-"""How a training step runs fast on the device it has: the same model, up to float rounding.
+"""How a training step runs fast on the device it has: the same arithmetic, rounded differently.
 
 Each lever is a switch of ``Speed``, measured as a same-run A/B by
 ``benchmarks/train_speed.py`` (figures in docs/results/training-throughput.md; the defaults
 were chosen on a CPU, and the GPU check runs the same A/B on CUDA). With every switch off a
 step runs as it did before the levers existed, which is what the A/B compares against.
 
-No lever changes the model or what is saved, only the order in which floats are summed:
+No lever changes the model or what is saved, only the order in which floats are summed (over a
+whole pretraining that makes two runs part as two seeds do; the results page compares them):
 channels-last is a memory layout (checkpoints are written contiguous), the fused optimizer is
 AdamW's own update in one kernel, and a compiled encoder is the same module, compiled only
 while its stage trains (export opens the saved weights in a plain model, so the ONNX graphs do

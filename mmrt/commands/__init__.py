@@ -34,8 +34,9 @@ def training_flags(p: argparse.ArgumentParser) -> None:
 
 
 def speed_flags(p: argparse.ArgumentParser) -> None:
-    """How training steps run: the same model either way, up to float rounding (docs/training.md#speed)."""
-    g = p.add_argument_group("speed (the same model either way, up to float rounding)")
+    """How training steps run: the same arithmetic either way, rounded differently
+    (docs/training.md#speed)."""
+    g = p.add_argument_group("speed (the same arithmetic either way, rounded differently)")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile each encoder's transformer while a stage trains (a C++ compiler "
                    "on CPU, Triton on CUDA; on 2 CPU cores it did not repay its compile time)")
