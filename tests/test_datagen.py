@@ -69,6 +69,23 @@ def test_unseen_pool_size_is_a_flag_and_zero_writes_none(tmp_path, capsys):
     assert "--unseen-size -1" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
+def test_a_larger_pool_or_train_split_starts_with_the_smaller_one(tmp_path, capsys):
+    """Every example is seeded by its index: --pretrain-size and --train-size grow a split without
+    changing the examples it already had, or any other split (a pool-size curve nests its pools)."""
+    argv = ["data", "make", "--size", "tiny", "--modalities", "audio,text", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "small")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "big"), "--pretrain-size", "150", "--train-size", "55"]) == 0
+    for split, size in (("pretrain", 150), ("train", 55)):
+        small = (tmp_path / "small" / f"{split}.jsonl").read_text().splitlines()
+        big = (tmp_path / "big" / f"{split}.jsonl").read_text().splitlines()
+        assert len(big) == size and big[:len(small)] == small
+    for name in ("eval.jsonl", "unseen.jsonl", "audio/eval-000003.wav", "audio/pretrain-000100.wav"):
+        assert (tmp_path / "big" / name).read_bytes() == (tmp_path / "small" / name).read_bytes(), name
+    for flag in ("--pretrain-size", "--train-size"):
+        assert main([*argv, "--out", str(tmp_path / "bad"), flag, "0"]) == 2
+        assert f"{flag} 0: expected a count" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_another_seed_gives_other_data(tmp_path, tiny_data):
     cfg = GeneratorConfig(size="tiny", seed=8, modalities=("text",))
     make_module.make_dataset(cfg, tmp_path / "d", workers=1, progress=False)

@@ -8,7 +8,14 @@ import torch
 from helpers import MODS, batch, tiny_model
 
 from mmrt.training.config import Downstream
-from mmrt.training.objectives import Contrastive, SelfDistillation, Supervised, confidence, soft_target_loss
+from mmrt.training.objectives import (
+    Contrastive,
+    SelfDistillation,
+    Supervised,
+    confidence,
+    logit_matching,
+    soft_target_loss,
+)
 from mmrt.training.wiseft import interpolate, wise
 
 
@@ -171,3 +178,32 @@ def test_at_a_high_temperature_multi_label_distillation_matches_logits():
         soft_target_loss(student, teacher, "multi-label", t).backward()
         matching = (student.detach() - teacher) / 4 / (4 * 10)  # mean over 4 examples and 10 classes
         assert torch.allclose(student.grad, matching, atol=0.02 * matching.abs().max()) == close
+
+
+@pytest.mark.parametrize("task,over_classes", [("multi-label", "mean"), ("multi-label", "sum"),
+                                               ("single-label", "mean")])
+def test_logit_matching_is_the_end_of_the_temperature_grid(task, over_classes):
+    """--distill-loss logits has the gradient soft targets tend to as the temperature grows, for
+    either head and reduction; at temperature 1 the two differ."""
+    g = torch.Generator().manual_seed(1)
+    student = (torch.randn(6, 10, generator=g) * 3).requires_grad_()
+    teacher = torch.randn(6, 10, generator=g) * 3
+
+    def grad(loss):
+        student.grad = None
+        loss.backward()
+        return student.grad.clone()
+
+    limit = grad(logit_matching(student, teacher, task, over_classes).mean())
+    for t, close in ((1000.0, True), (1.0, False)):
+        soft = grad(soft_target_loss(student, teacher, task, t, over_classes=over_classes))
+        assert torch.allclose(soft, limit, rtol=0.01, atol=1e-3 * limit.abs().max()) == close, t
+
+
+def test_logit_matching_distils_through_masd_and_masd_cw():
+    model = tiny_model()
+    recipe = Downstream(distill_loss="logits")
+    for weighted in (False, True):
+        loss, parts = SelfDistillation(model, ["audio"], recipe, weighted)((labeled(model), labeled(model)),
+                                                                          torch.Generator().manual_seed(0))
+        assert parts["distill"] > 0 and torch.isfinite(loss)

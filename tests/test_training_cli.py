@@ -19,14 +19,17 @@ def pretrained(tiny_pretrained):
 
 
 def test_pretrain_writes_a_model_directory(pretrained):
-    assert sorted(p.name for p in pretrained.iterdir()) == ["config.json", "model.safetensors",
+    assert sorted(p.name for p in pretrained.iterdir()) == ["MODEL.md", "config.json", "model.safetensors",
                                                             "tokenizer.model"]
     config = json.loads((pretrained / "config.json").read_text())
     assert config["modalities"] == ["audio", "video", "text"]
     assert config["classes"] == []
     stage = config["history"][0]
     assert stage["stage"] == "pretrain" and stage["steps"] > 0
-    # alignment is measured on seen and on held-out (distill) examples, per pair, against chance
+    # alignment is measured on seen and on held-out examples (unseen.jsonl's, then train's inputs),
+    # per pair, against chance, in full batches of 32
+    assert stage["alignment"]["pretrain"]["examples"] == 96
+    assert stage["alignment"]["held_out"]["examples"] == 64
     for name in ("pretrain", "held_out"):
         check = stage["alignment"][name]
         assert set(check["pairs"]) == {"audio+video", "audio+text", "video+text"}
@@ -34,6 +37,11 @@ def test_pretrain_writes_a_model_directory(pretrained):
         assert all(0.0 <= v["retrieval"] <= 1.0 and v["loss"] > 0 for v in check["pairs"].values())
     model = load_model(pretrained)
     assert model.head is None
+    card = (pretrained / "MODEL.md").read_text()
+    held = stage["alignment"]["held_out"]["pairs"]["audio+text"]
+    assert ("| pair | pretraining clips (96): retrieval / loss | held-out clips (64): retrieval / loss |"
+            in card)
+    assert f"/ {held['loss']:.2f} |" in card.split("| audio+text |")[1].splitlines()[0]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -41,7 +49,8 @@ def test_every_method_trains_a_loadable_model(method, tiny_data, pretrained, tmp
     out = tmp_path / method
     assert main(["train", "--data", str(tiny_data), "--pretrained", str(pretrained), "--method", method,
                  "--modalities", "audio+text", "--out", str(out), "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.model"]
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL.md", "config.json", "model.safetensors",
+                                                     "tokenizer.model"]
     model = load_model(out)
     assert model.config.classes == tuple((tiny_data / "classes.txt").read_text().split())
     result = model.config.history[-1]
@@ -55,6 +64,18 @@ def test_every_method_trains_a_loadable_model(method, tiny_data, pretrained, tmp
     scores = json.loads(capsys.readouterr().out)
     assert scores["metric"] == "mAP" and len(scores["scores"]) == 7
     assert all(0.0 <= v <= 1.0 for v in scores["scores"].values())
+
+
+def test_distilling_on_a_carve_out_trains_every_stage_on_the_rest(tiny_data, pretrained, tmp_path):
+    """--distill-source carve (the paper's distill-on-Kinetics): a seeded 20% of the labelled
+    examples is the pool, the probe and MASD train on the other 80% (after the holdout)."""
+    out = tmp_path / "carve"
+    assert main(["train", "--data", str(tiny_data), "--pretrained", str(pretrained), "--method", "masd",
+                 "--modalities", "audio", "--distill-source", "carve", "--holdout", "0.25", "--out", str(out),
+                 "--quiet"]) == 0
+    probe, masd = load_model(out).config.history[1:3]
+    assert probe["examples"] == 24 and masd["distill_examples"] == 6  # 40 train, 10 held out, 6 carved
+    assert masd["recipe"]["distill_source"] == "carve"
 
 
 def test_linear_probe_leaves_the_encoders_untouched(tiny_data, pretrained, tmp_path):

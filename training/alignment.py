@@ -20,20 +20,24 @@ from mmrt.training.splits import Split
 
 
 @torch.no_grad()
-def alignment(model: MultimodalModel, split: Split, indices: torch.Tensor, batch_size: int,
+def alignment(model: MultimodalModel, parts: list[tuple[Split, torch.Tensor]], batch_size: int,
               device: torch.device) -> dict:
-    """{"pairs": {"audio+text": {"loss", "retrieval"}}, "chance": {"loss", "retrieval"}}."""
+    """Over the examples ``indices`` of each ``(split, indices)`` part: {"pairs": {"audio+text":
+    {"loss", "retrieval"}}, "chance": {"loss", "retrieval"}, "examples": n}."""
     model.eval()
     objective = Contrastive(model, augment=False)
     sums: dict[str, list[float]] = {}
-    for batch in split.batches(indices, batch_size):
-        if len(batch["labels"]) < batch_size:
-            continue  # equal batches, so that the chance level is one number
-        for pair, (loss, hits, rows) in objective.pairs(to_device(batch, device)).items():
-            acc = sums.setdefault(pair, [0.0, 0.0, 0])
-            acc[0] += float(loss) * rows
-            acc[1] += float(hits) * rows
-            acc[2] += rows
+    examples = 0
+    for split, indices in parts:
+        for batch in split.batches(indices, batch_size):
+            if len(batch["labels"]) < batch_size:
+                continue  # equal batches, so that the chance level is one number
+            examples += batch_size
+            for pair, (loss, hits, rows) in objective.pairs(to_device(batch, device)).items():
+                acc = sums.setdefault(pair, [0.0, 0.0, 0])
+                acc[0] += float(loss) * rows
+                acc[1] += float(hits) * rows
+                acc[2] += rows
     model.train()
     return {"pairs": {p: {"loss": s[0] / s[2], "retrieval": s[1] / s[2]} for p, s in sums.items() if s[2]},
-            "chance": {"loss": math.log(batch_size), "retrieval": 1 / batch_size}}
+            "chance": {"loss": math.log(batch_size), "retrieval": 1 / batch_size}, "examples": examples}

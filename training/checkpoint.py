@@ -17,6 +17,7 @@ from mmrt import atomic
 from mmrt.errors import UserError
 from mmrt.training.config import ModelConfig
 from mmrt.training.model import MultimodalModel
+from mmrt.training.model_card import CARD, render_card
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.model"
 # Optimizer settings that say how its update runs, not what it computes.
@@ -41,6 +42,7 @@ def write_model(folder: Path, model: MultimodalModel, tokenizer: Path | None) ->
     """Write a model directory's files into ``folder`` (an existing, usually staged, folder)."""
     atomic.write_bytes(folder / WEIGHTS, save(cpu_state(model)))
     atomic.write_text(folder / CONFIG, json.dumps(model.config.to_dict(), indent=2) + "\n")
+    atomic.write_text(folder / CARD, render_card(model.config))
     if tokenizer is not None:
         shutil.copyfile(tokenizer, folder / TOKENIZER)
 

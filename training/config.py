@@ -140,7 +140,8 @@ class MaeConfig:
 
 
 REDUCTIONS = ("sum", "mean")
-DISTILL_SOURCES = ("pretrain", "unseen")
+DISTILL_SOURCES = ("pretrain", "unseen", "carve")
+DISTILL_LOSSES = ("soft", "logits")
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,17 @@ class Downstream:
     drop: float = 0.5  # moddrop: probability that an example loses each modality
     distill_weight: float = 1.0  # MASD: weight of the self-distillation loss
     distill_temperature: float = 1.0
+    # "soft": the teacher's probabilities at the temperature (Hinton et al.; the loss scaled by
+    # T^2); "logits": the teacher's logits (the limit of "soft" as T grows: mean squared logit
+    # difference, / 8 per class for a multi-label head, centred and / 2C for a softmax head)
+    distill_loss: str = "soft"
     # Eq. 8 over the classes of a multi-label head: "sum" as written, or "mean" (1/C of it).
     # A softmax head's cross-entropy is the sum either way.
     distill_reduction: str = "mean"
     # D_SD: "pretrain" = distill.jsonl, a sample of the pretraining clips (the paper's AudioSet
-    # runs); "unseen" = unseen.jsonl, clips pretraining never saw (its distill-on-Kinetics runs)
+    # runs); "unseen" = unseen.jsonl, clips pretraining never saw; "carve" = a seeded 20% carved
+    # out of the labelled train split, labels unused, every stage then training on the other 80%
+    # (its distill-on-Kinetics runs)
     distill_source: str = "pretrain"
     distill_examples: int = 0  # use this many clips of the pool (a seeded sample); 0: all of it
 
@@ -172,6 +179,8 @@ class Downstream:
                   ("distill-weight", self.distill_weight, self.distill_weight >= 0.0, "0 or more"),
                   ("distill-temperature", self.distill_temperature, self.distill_temperature > 0.0,
                    "a positive number"),
+                  ("distill-loss", self.distill_loss, self.distill_loss in DISTILL_LOSSES,
+                   f"one of {list(DISTILL_LOSSES)}"),
                   ("distill-reduction", self.distill_reduction, self.distill_reduction in REDUCTIONS,
                    f"one of {list(REDUCTIONS)}"),
                   ("distill-source", self.distill_source, self.distill_source in DISTILL_SOURCES,

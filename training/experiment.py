@@ -35,6 +35,7 @@ from mmrt.training.downstream import StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, scores_of, subset_probabilities
 from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
+from mmrt.training.overlap import check_pool
 from mmrt.training.pretrain import PretrainOptions, pretrain
 from mmrt.training.results import write_results
 from mmrt.training.rundir import prepare_out
@@ -303,7 +304,8 @@ def experiment(opts: ExperimentOptions) -> Path:
             raise UserError(f"--train-sets: {e}") from None
     schedule, recipe = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
     if opts.distills:
-        distill_pool(info.root, recipe.distill_source, recipe.distill_examples)
+        check_pool(info.root, distill_pool(info.root, recipe.distill_source, recipe.distill_examples,
+                                           opts.holdout), scored_on_train=opts.holdout > 0)
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
     started = time.monotonic()

@@ -4,6 +4,7 @@ distillation pool when a method needs one, and the learners that train every met
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from mmrt.training.config import Downstream, Schedule, load_preset
 from mmrt.training.data import DataInfo
 from mmrt.training.downstream import Learners
 from mmrt.training.model import MultimodalModel
-from mmrt.training.splits import Split, holdout, open_distill
+from mmrt.training.splits import Split, carve, holdout, open_distill, sample
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,7 +42,13 @@ def open_downstream(pretrained: MultimodalModel, tokenizer_file: Path | None, in
                   audio_frontend=frontend)
     keep, held = holdout(len(train), holdout_share, seed)
     pool, pool_indices = None, None
-    if distill:
+    if recipe.distill_source == "carve":  # every stage trains on the rest, so the methods compare
+        keep, carved = carve(keep, seed)
+        log.info("--distill-source carve: every stage trains on %d labelled examples, %d are carved out "
+                 "for distillation", len(keep), len(carved))
+        if distill:
+            pool, pool_indices = train, sample(carved, recipe.distill_examples, seed)
+    elif distill:
         pool, pool_indices = open_distill(info.root, pretrained.modalities, prep, tokenizer, seed, progress,
                                           frontend, recipe.distill_source, recipe.distill_examples)
     probe_schedule = load_preset(pretrained.config.preset).recipe["probe"]

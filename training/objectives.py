@@ -49,12 +49,28 @@ def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, te
     Scaled by T^2 so the gradient size does not change with the temperature (Hinton et al.).
     """
     t = temperature
-    per_example = soft_cross_entropy(student / t, teacher / t, task, over_classes)
+    return weighted_mean(soft_cross_entropy(student / t, teacher / t, task, over_classes), weights) * t * t
+
+
+def weighted_mean(per_example: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     if weights is None:
-        loss = per_example.mean()
-    else:  # all-zero weights (a teacher with no confidence at all) distil nothing
-        loss = (weights * per_example).sum() / weights.sum().clamp(min=1e-12)
-    return loss * t * t
+        return per_example.mean()
+    # all-zero weights (a teacher with no confidence at all) distil nothing
+    return (weights * per_example).sum() / weights.sum().clamp(min=1e-12)
+
+
+def logit_matching(student: torch.Tensor, teacher: torch.Tensor, task: str,
+                   over_classes: str = "mean") -> torch.Tensor:
+    """[B]: a loss whose gradient is the limit of ``soft_target_loss``'s (with its T^2 scaling) as
+    the temperature grows: (s - t)^2 / 8 per class of a multi-label head (summed or averaged as
+    ``over_classes``), and for a softmax head the centred squared difference over 2C (a common
+    shift is free). The values differ (soft targets add T^2 times the teacher's entropy), so
+    logged distillation losses of the two are not comparable."""
+    diff = student - teacher
+    if task == "multi-label":
+        per_class = diff.pow(2) / 8
+        return per_class.sum(1) if over_classes == "sum" else per_class.mean(1)
+    return (diff - diff.mean(1, keepdim=True)).pow(2).sum(1) / (2 * diff.shape[1])
 
 
 def confidence(teacher: torch.Tensor, task: str, temperature: float) -> torch.Tensor:
@@ -204,10 +220,17 @@ class SelfDistillation(nn.Module):
             distill = student.sum() * 0.0
         else:
             task_kind = self.model.config.task
-            weights = confidence(teacher, task_kind, self.temperature) if self.confidence_weighted else None
-            distill = soft_target_loss(student, teacher, task_kind, self.temperature, weights,
-                                       self.recipe.distill_reduction)
+            distill = self.distillation(student, teacher, task_kind)
         return task + self.weight * distill, {"task": task.item(), "distill": distill.item()}
+
+
+    def distillation(self, student: torch.Tensor, teacher: torch.Tensor, task: str) -> torch.Tensor:
+        weights = confidence(teacher, task, self.temperature) if self.confidence_weighted else None
+        if self.recipe.distill_loss == "logits":
+            return weighted_mean(logit_matching(student, teacher, task, self.recipe.distill_reduction),
+                                 weights)
+        return soft_target_loss(student, teacher, task, self.temperature, weights,
+                                self.recipe.distill_reduction)
 
 
 class Probe(nn.Module):

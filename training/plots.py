@@ -9,7 +9,7 @@ from pathlib import Path
 from mmrt import atomic
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -101,6 +101,6 @@ def write_plots(out: Path, doc: dict) -> list[Path]:
     for method in doc["methods"]:
         figures[f"pmatrix_{method.replace('+', '_')}.png"] = heat_map(doc, method)
     for name, fig in figures.items():
-        _save(fig, out / name)
+        save_figure(fig, out / name)
         written.append(out / name)
     return written

@@ -140,9 +140,15 @@ def _recipe(s: dict) -> str:
               if s.get("holdout") else "Scored on eval.")
     return (f"Fine-tuning: {budget} at lr {ft['lr']:g}, batch {ft['batch_size']}; mixup {r['mixup']:g}, "
             f"drop path {r['drop_path']:g}, augmentation {'on' if r['augment'] else 'off'}; moddrop "
-            f"probability {r['drop']:g}; distillation weight {r['distill_weight']:g} at temperature "
-            f"{r['distill_temperature']:g}, {r['distill_reduction']} over classes, on "
+            f"probability {r['drop']:g}; distillation weight {r['distill_weight']:g}, {_matching(r)}, "
+            f"{r['distill_reduction']} over classes, on "
             f"{r['distill_examples'] or 'all'} {r['distill_source']} clips. {scored}")
+
+
+def _matching(r: dict) -> str:
+    if r.get("distill_loss") == "logits":
+        return "matching the teacher's logits"
+    return f"matching its probabilities at temperature {r['distill_temperature']:g}"
 
 
 def write_report(out: Path, doc: dict) -> None:

@@ -96,12 +96,14 @@ def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 DISTILL_SAMPLE = 0.2  # share of pretrain used as D_SD when the data has no distill.jsonl
-POOL_FILES = {"pretrain": "distill.jsonl", "unseen": "unseen.jsonl"}  # D_SD by --distill-source
+CARVE = 0.2  # share of the labelled examples carved out as D_SD with --distill-source carve
+POOL_FILES = {"pretrain": "distill.jsonl", "unseen": "unseen.jsonl", "carve": "train.jsonl"}
 
 
-def distill_pool(root: Path, source: str, examples: int = 0) -> str:
-    """The split D_SD is drawn from for ``source``: "distill" or "unseen", or "pretrain" for data
-    without distill.jsonl. Checks, before any work, that the pool exists and holds ``examples``."""
+def distill_pool(root: Path, source: str, examples: int = 0, holdout_share: float = 0.0) -> str:
+    """The split D_SD is drawn from for ``source``: "distill", "unseen" or "train" (carved from
+    what ``holdout_share`` leaves), or "pretrain" for data without distill.jsonl. Checks, before
+    any work, that the pool exists and holds ``examples``."""
     file = Path(root) / POOL_FILES[source]
     if not file.is_file() and source != "pretrain":
         raise UserError(f"--distill-source {source}: {file} does not exist (it lists unlabeled, "
@@ -111,6 +113,8 @@ def distill_pool(root: Path, source: str, examples: int = 0) -> str:
     size = len(read_split(root, pool, labeled=False))  # refuses an empty pool, naming the file
     if pool == "pretrain":
         size = int(round(size * DISTILL_SAMPLE))
+    if source == "carve":
+        size = int(round((size - int(round(size * holdout_share))) * CARVE))
     if examples > size:
         raise UserError(f"--distill-examples {examples}: the {source} pool ({pool}.jsonl) has only "
                         f"{size} examples")
@@ -130,9 +134,21 @@ def open_distill(root: Path, modalities: Sequence[str], prep: Preprocessing, tok
     if pool == "pretrain":
         _, indices = holdout(len(split), DISTILL_SAMPLE, seed)
         log.info("no distill.jsonl: self-distillation uses %d pretrain examples", len(indices))
+    return split, sample(indices, examples, seed)
+
+
+def carve(keep: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train on, distil on): a seeded ``CARVE`` share of the labelled indices ``keep`` set apart
+    as D_SD (the paper's distill-on-Kinetics runs: the downstream task trains on the rest)."""
+    rest, carved = holdout(len(keep), CARVE, seed + 1)
+    return keep[rest], keep[carved]
+
+
+def sample(indices: np.ndarray, examples: int, seed: int) -> torch.Tensor:
+    """``examples`` > 0: a seeded sample of ``indices``; 0: all of them."""
     if examples:
         indices = np.sort(np.random.default_rng(seed).choice(indices, size=examples, replace=False))
-    return split, torch.from_numpy(np.asarray(indices))
+    return torch.from_numpy(np.asarray(indices))
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from mmrt.training.downstream import StageRun, tuning_stage
 from mmrt.training.evaluate import embed_split, subset_scores
 from mmrt.training.learners import open_downstream
 from mmrt.training.model import MultimodalModel
+from mmrt.training.overlap import check_pool
 from mmrt.training.rundir import prepare_out
 from mmrt.training.speed import Speed
 from mmrt.training.splits import distill_pool
@@ -103,8 +104,9 @@ def train(opts: TrainOptions) -> Path:
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage in DISTILLING:
         student = [m for m in pretrained.modalities if m not in use]
-        require_modalities(info, distill_pool(info.root, recipe.distill_source, recipe.distill_examples),
-                           student, "self-distillation to the other modalities")
+        pool = distill_pool(info.root, recipe.distill_source, recipe.distill_examples, opts.holdout)
+        check_pool(info.root, pool, scored_on_train=opts.holdout > 0)
+        require_modalities(info, pool, student, "self-distillation to the other modalities")
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 

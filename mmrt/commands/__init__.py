@@ -68,11 +68,15 @@ def downstream_flags(p: argparse.ArgumentParser) -> None:
                    help="moddrop: probability that an example loses each modality")
     g.add_argument("--distill-weight", type=float, help="masd: weight of the self-distillation loss")
     g.add_argument("--distill-temperature", type=float, help="masd: temperature of teacher and student")
+    g.add_argument("--distill-loss", choices=("soft", "logits"),
+                   help="masd: match the teacher's probabilities at the temperature (soft) or its "
+                   "logits (the limit of soft as the temperature grows)")
     g.add_argument("--distill-reduction", choices=("sum", "mean"),
                    help="masd: Eq. 8 summed over a multi-label head's classes, or their mean")
-    g.add_argument("--distill-source", choices=("pretrain", "unseen"),
-                   help="masd: distil on DATA/distill.jsonl (pretraining clips) or DATA/unseen.jsonl "
-                   "(clips pretraining never saw)")
+    g.add_argument("--distill-source", choices=("pretrain", "unseen", "carve"),
+                   help="masd: distil on DATA/distill.jsonl (pretraining clips), DATA/unseen.jsonl "
+                   "(clips pretraining never saw) or a seeded 20%% carved out of train (labels unused; "
+                   "every stage then trains on the other 80%%)")
     g.add_argument("--distill-examples", type=int, metavar="N",
                    help="masd: use a seeded sample of N clips of the pool (0: all)")
 
@@ -82,5 +86,5 @@ def downstream_overrides(args: argparse.Namespace) -> dict:
     return {"mixup": args.mixup, "drop_path": args.drop_path,
             "augment": None if args.augment is None else args.augment == "on", "drop": args.drop_prob,
             "distill_weight": args.distill_weight, "distill_temperature": args.distill_temperature,
-            "distill_reduction": args.distill_reduction, "distill_source": args.distill_source,
-            "distill_examples": args.distill_examples}
+            "distill_loss": args.distill_loss, "distill_reduction": args.distill_reduction,
+            "distill_source": args.distill_source, "distill_examples": args.distill_examples}

@@ -8,6 +8,8 @@ from mmrt.commands import check_seed
 from mmrt.errors import UserError
 from mmrt.modalities import parse_modality_list
 
+MAX_EXAMPLES = 1_000_000  # a split's size; ids are written with six digits
+
 
 def add_parser(sub) -> None:
     data = sub.add_parser("data", help="make the bundled dataset")
@@ -20,15 +22,22 @@ def add_parser(sub) -> None:
         "documented in the data card written beside the data.")
     make.add_argument("--out", required=True, help="dataset folder to create")
     make.add_argument("--size", choices=("tiny", "small", "base"), default="small",
-                      help="tiny: tests, seconds; small: quickstart, about a minute; base: larger runs")
+                      help="tiny: tests, seconds; small: quickstart and experiments, about 4 minutes on "
+                      "2 cores; base: larger runs")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--labels", choices=("multi", "single"), default="multi",
                       help="multi: one or two digits an example (mAP); single: one (top-1)")
     make.add_argument("--modalities", default="audio,video,text",
                       help="comma list of modalities to generate (default: audio,video,text)")
+    make.add_argument("--pretrain-size", type=int, metavar="N",
+                      help="clips in pretrain.jsonl, the unlabeled pretraining pool (default: the size's; "
+                      "each clip is seeded by its index, so a larger pool starts with a smaller one)")
+    make.add_argument("--train-size", type=int, metavar="N",
+                      help="labelled examples in train.jsonl (default: the size's; a larger train starts "
+                      "with a smaller one, as --pretrain-size)")
     make.add_argument("--unseen-size", type=int, metavar="N",
                       help="clips in unseen.jsonl, the distillation pool pretraining never sees (default: "
-                      "4x train for small and base; 0: none)")
+                      "4x the size's train split for small and base; 0: none)")
     make.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,8 +90,14 @@ def config_from_args(args: argparse.Namespace):
 
     if args.unseen_size is not None and args.unseen_size < 0:
         raise UserError(f"--unseen-size {args.unseen_size}: expected 0 or a positive count")
+    for flag in ("pretrain_size", "train_size"):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= MAX_EXAMPLES:
+            raise UserError(f"--{flag.replace('_', '-')} {value}: expected a count from 1 to {MAX_EXAMPLES}")
     cfg = GeneratorConfig(size=args.size, seed=args.seed, labels=args.labels,
-                          modalities=parse_modality_list(args.modalities), unseen_size=args.unseen_size)
+                          modalities=parse_modality_list(args.modalities),
+                          pretrain_size=args.pretrain_size, train_size=args.train_size,
+                          unseen_size=args.unseen_size)
     audio, video, text = cfg.audio, cfg.video, cfg.text
     if args.snr_db:
         audio = replace(audio, snr_db=_range("snr-db", args.snr_db))

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--size", choices=("tiny", "small", "base"), default="small")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrain-epochs", type=int, metavar="N",
-                   help="contrastive pretraining epochs (default: the preset's, 80 for small; fewer "
+                   help="contrastive pretraining epochs (default: the preset's, 10 for small; fewer "
                         "is quicker and costs score: docs/training.md#what-the-quickstart-budget-costs)")
     p.set_defaults(run=run, prog=p.prog)
 

@@ -6,13 +6,14 @@ from dataclasses import asdict, dataclass, field
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-# Split sizes: the unlabeled pool is about 10x the labeled train split (DESIGN.md section 2).
-# MASD's distillation pools (D_SD), both unlabeled and modality-complete: distill is a sample of
-# pretrain (the same examples); unseen is generated on its own, clips pretraining never saw,
-# 4x train (tiny keeps its test-sized 1x).
+# Split sizes. small's pretraining pool is large enough that its preset's pretraining (10
+# epochs) does not memorise it (docs/results/foundation.md). MASD's distillation pools (D_SD), both
+# unlabeled and modality-complete: distill is a sample of pretrain the size of train (the same
+# examples; the paper's 20K sample of AudioSet for its 20K labels); unseen is generated on its own,
+# clips pretraining never saw, 4x train (tiny keeps its test-sized 1x).
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"pretrain": 120, "train": 40, "eval": 60, "distill": 40, "unseen": 40},
-    "small": {"pretrain": 2400, "train": 240, "eval": 480, "distill": 480, "unseen": 960},
+    "small": {"pretrain": 38400, "train": 240, "eval": 480, "distill": 240, "unseen": 960},
     "base": {"pretrain": 20000, "train": 2000, "eval": 2000, "distill": 2000, "unseen": 8000},
 }
 
@@ -55,6 +56,8 @@ class GeneratorConfig:
     two_label_share: float = 0.4  # with labels="multi", share of examples holding two digits
     modalities: tuple[str, ...] = ("audio", "video", "text")
     eval_digit_share: float = 0.25  # handwritten digit images held out for the eval split
+    pretrain_size: int | None = None  # clips in the unlabeled pretraining pool (None: the size's default)
+    train_size: int | None = None  # labelled training examples (None: the size's default)
     unseen_size: int | None = None  # clips in the unseen distillation pool (None: the size's default)
     audio: AudioKnobs = field(default_factory=AudioKnobs)
     video: VideoKnobs = field(default_factory=VideoKnobs)
@@ -63,6 +66,10 @@ class GeneratorConfig:
     @property
     def split_sizes(self) -> dict[str, int]:
         sizes = dict(SIZES[self.size])
+        if self.pretrain_size is not None:
+            sizes["pretrain"] = self.pretrain_size
+        if self.train_size is not None:
+            sizes["train"] = self.train_size
         if self.unseen_size is not None:
             sizes["unseen"] = self.unseen_size
         return sizes

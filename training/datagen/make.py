@@ -103,6 +103,14 @@ def _speech_bank() -> str:
     return str(bank_path([*DIGITS, *BABBLE], cache_root() / "speech"))
 
 
+def distill_pick(seed: int, pretrain: int, distill: int) -> list[int]:
+    """distill.jsonl (D_SD): a seeded sample of ``distill`` of the ``pretrain`` pool's indices.
+    Unlike the splits it does not nest: a larger pool gives another sample."""
+    pick = np.random.default_rng([seed, SPLIT_IDS["distill"]]).choice(
+        pretrain, size=min(distill, pretrain), replace=False)
+    return sorted(int(i) for i in pick)
+
+
 def _write_split_file(path: Path, records: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
@@ -138,10 +146,8 @@ def make_dataset(cfg: GeneratorConfig, out: str | os.PathLike, workers: int = 0,
         by_split: dict[str, list[tuple[dict, dict]]] = {s: [] for s in GENERATED_SPLITS}
         for (split, _), result in zip(jobs, results, strict=True):
             by_split[split].append(result)
-        # distill (D_SD): a random, modality-complete sample of the pretrain pool
-        pick = np.random.default_rng([cfg.seed, SPLIT_IDS["distill"]]).choice(
-            sizes["pretrain"], size=min(sizes["distill"], sizes["pretrain"]), replace=False)
-        by_split["distill"] = [by_split["pretrain"][i] for i in sorted(pick)]
+        pick = distill_pick(cfg.seed, sizes["pretrain"], sizes["distill"])
+        by_split["distill"] = [by_split["pretrain"][i] for i in pick]
         write_text(stage / "classes.txt", "".join(f"{d}\n" for d in DIGITS))
         if not by_split["unseen"]:
             del by_split["unseen"]  # --unseen-size 0: no pool (an empty split file is refused on read)
