@@ -26,6 +26,7 @@ from mmrt import atomic
 from mmrt.bench.timing import machine
 from mmrt.cli import main as mmrt
 from mmrt.training.config import load_preset
+from mmrt.training.plots import save_figure
 
 METHODS = ("ft", "masd+wiseft")
 
@@ -134,9 +135,7 @@ def plot(path: Path, points: dict, pairs: list[str]) -> None:
         ax.set_xlim(min(x) / 1.5, max(x) * 1.5)
         ax.set_xlabel("pretraining pool (clips), same steps")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

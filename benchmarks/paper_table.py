@@ -40,6 +40,7 @@ from mmrt import atomic
 from mmrt.bench.timing import machine
 from mmrt.cli import main as mmrt
 from mmrt.robustness_table import STRATUM_TITLES
+from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.config import load_preset
 from mmrt.training.datagen.config import SIZES
 
@@ -149,9 +150,7 @@ class Draw:
 
 def chance_map(data: Path) -> float:
     """The mAP of scores that ignore the input: each class's share of positives in eval, averaged."""
-    labels = [json.loads(line)["labels"] for line in (data / "eval.jsonl").read_text("utf-8").splitlines()]
-    classes = [c.strip() for c in (data / "classes.txt").read_text("utf-8").splitlines() if c.strip()]
-    return float(np.mean([sum(c in ls for ls in labels) / len(labels) for c in classes]))
+    return float(multi_hot(read_split(data, "eval"), read_classes(data)).mean(0).mean())
 
 
 def pooled(values: list[float | None]) -> dict:
@@ -162,13 +161,9 @@ def pooled(values: list[float | None]) -> dict:
             "each": values}
 
 
-def get(metrics: dict, stratum: str, name: str) -> float | None:
-    return metrics[stratum][name]
-
-
 def pool_rows(draws: dict[int, dict]) -> dict:
     labels = [label for label, _, _ in ROWS if all(label in d["rows"] for d in draws.values())]
-    return {label: {f"{s}.{n}": pooled([get(d["rows"][label]["metrics"], s, n) for d in draws.values()])
+    return {label: {f"{s}.{n}": pooled([d["rows"][label]["metrics"][s][n] for d in draws.values()])
                     for s, n in COLUMNS} for label in labels}
 
 

@@ -27,8 +27,9 @@ def shared(pool: list[Example], other: list[Example]) -> tuple[int, str | None]:
     for ex in pool:
         hit = f"id {ex.id!r}" if ex.id in ids else None
         for m in FILE_MODALITIES:
-            if hit is None and m in ex.inputs and os.path.realpath(ex.inputs[m]) in files:
-                hit = f"{ex.id!r}'s {m} file is {files[os.path.realpath(ex.inputs[m])]!r}'s"
+            owner = files.get(os.path.realpath(ex.inputs[m])) if hit is None and m in ex.inputs else None
+            if owner is not None:
+                hit = f"{ex.id!r}'s {m} file is {owner!r}'s"
         if hit is not None:
             count += 1
             first = first or hit
