@@ -23,13 +23,13 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest
 
-# mypy on the core (mmrt/) and the edge runtime (runtime/). The rooms map into one import
+# mypy on the core (mmrt/), the command line (cli/) and the edge runtime (runtime/). The rooms map into one import
 # namespace (package-dir), which mypy cannot follow, so it checks a tree of links laid out as
 # the installed package; settings in pyproject.toml.
 typecheck: $(STAMP)
 	rm -rf .typecheck && mkdir .typecheck && cp -rs "$(CURDIR)/mmrt" .typecheck/mmrt
-	for room in runtime training export bench; do ln -s "$(CURDIR)/$$room" .typecheck/mmrt/$$room; done
-	cd .typecheck && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" mmrt/*.py mmrt/commands mmrt/runtime
+	for room in cli runtime training export benchmarks; do ln -s "$(CURDIR)/$$room" .typecheck/mmrt/$$room; done
+	cd .typecheck && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" mmrt/*.py mmrt/cli mmrt/runtime
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,2 +1,2 @@
-"""Lab benchmarks and one-off studies, run from the checkout (`python -m benchmarks.<name>`); not
-installed with mmrt. Their figures are reported, dated, under docs/results/."""
+"""`mmrt bench`: robustness and latency under sensor dropout through the real server (installed
+with mmrt; the lab scripts live in the checkout's lab/ folder)."""

@@ -20,6 +20,7 @@ import mmrt
 from mmrt import atomic
 from mmrt.bundle import (
     DEFAULT_OPSET,
+    MANIFEST,
     MODEL_NAME,
     MODEL_NAME_RULE,
     TOKENIZER,
@@ -43,10 +44,10 @@ from mmrt.export.parity import (
 from mmrt.export.samples import calibration_batches, data_root, parity_samples
 from mmrt.export.score_check import check_drop, eval_split, score_change
 from mmrt.export.tensorrt import EngineOptions, build_engine, require_tensorrt
-from mmrt.runtime.sessions import OrtGraph, SessionOptions
+from mmrt.runtime.backends.sessions import OrtGraph, SessionOptions
 from mmrt.signing import sign_manifest
-from mmrt.training.checkpoint import load_model, tokenizer_path
-from mmrt.training.model import MultimodalModel
+from mmrt.training.model.checkpoint import load_model, tokenizer_path
+from mmrt.training.model.model import MultimodalModel
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def export_bundle(opts: ExportOptions) -> Manifest:
             model={"preset": config.preset, "arch": config.arch.to_dict(), "history": list(config.history)})
         manifest = write_manifest(stage, manifest)
         if opts.sign is not None:
-            sign_manifest(stage, opts.sign)
+            sign_manifest(stage / MANIFEST, opts.sign)
     log.info("bundle %s: %s", opts.out, ", ".join(manifest.files))
     return manifest
 
@@ -189,7 +190,7 @@ def _engine(stage: Path, module: torch.nn.Module, spec: GraphSpec, plan: str, in
             batches: dict, opts: ExportOptions, engine: EngineOptions) -> dict:
     """Build ``plan`` from the graph it is made from (``spec.int8`` for an INT8 engine) and check
     it against torch like the ONNX graph (FP16 and INT8: looser)."""
-    from mmrt.runtime.tensorrt_engine import TensorrtGraph
+    from mmrt.runtime.backends.tensorrt_engine import TensorrtGraph
 
     built = build_engine(stage / (spec.int8 if engine.int8 else spec.file), stage / plan, engine)
     tolerance = INT8_TOLERANCE if engine.int8 else FP16_TOLERANCE if engine.fp16 else opts.tolerance

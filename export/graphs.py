@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmrt.bundle import EMBEDDING, FUSED, HEAD, PRESENT, SCORES, TensorSpec, input_name
-from mmrt.training.model import MultimodalModel, probabilities
+from mmrt.training.model.model import MultimodalModel, probabilities
 
 BATCH = -1  # the dynamic batch axis in a TensorSpec
 

@@ -10,7 +10,7 @@ import torch
 
 from mmrt.bundle import FUSED, HEAD
 from mmrt.errors import UserError
-from mmrt.training.model import MultimodalModel
+from mmrt.training.model.model import MultimodalModel
 
 # Max |graph - torch| allowed on unit-norm embeddings and on probabilities. FP32 graphs land
 # near 1e-7; FP16 engines are checked against their own, looser tolerance.

@@ -12,8 +12,8 @@ from mmrt.bundle import input_name
 from mmrt.errors import UserError
 from mmrt.split_files import SPLITS
 from mmrt.text import TextTokenizer
-from mmrt.training.dataset import MultimodalDataset
-from mmrt.training.model import MultimodalModel
+from mmrt.training.data.dataset import MultimodalDataset
+from mmrt.training.model.model import MultimodalModel
 
 
 def recorded_data(model: MultimodalModel) -> Path | None:

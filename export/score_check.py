@@ -14,9 +14,9 @@ import torch
 from mmrt.bundle import EMBEDDING, input_name
 from mmrt.errors import UserError
 from mmrt.text import TextTokenizer
-from mmrt.training.evaluate import subset_scores
-from mmrt.training.model import MultimodalModel
-from mmrt.training.splits import Split
+from mmrt.training.data.splits import Split
+from mmrt.training.model.model import MultimodalModel
+from mmrt.training.stages.evaluate import subset_scores
 
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

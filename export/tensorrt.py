@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmrt import atomic
 from mmrt.errors import UserError
+from mmrt.knobs import knob
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,10 @@ log = logging.getLogger(__name__)
 class EngineOptions:
     fp16: bool = False
     int8: bool = False  # built from a QDQ graph: explicit INT8 (TensorRT 10 needs the builder flag)
-    min_batch: int = 1
-    opt_batch: int = 8
-    max_batch: int = 32
+    min_batch: int = knob(1, "--min-batch", 1, "TensorRT profile's smallest batch")
+    opt_batch: int = knob(8, "--opt-batch", 1, "TensorRT profile's tuned batch")
+    # serving caps its --max-batch to it (the manifest records the profile)
+    max_batch: int = knob(32, "--max-batch", 1, "TensorRT profile's largest batch")
     workspace_mib: int = 1024
 
     def check(self) -> EngineOptions:

@@ -18,10 +18,13 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from mmrt import atomic
 from mmrt.errors import UserError
 from mmrt.preprocess import Preprocessing
 from mmrt.scores import metric_name
+from mmrt.signing import check_signature
 
 # A model's name: what clients put in request paths, and its folder in a model repository.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -40,6 +43,11 @@ DEFAULT_OPSET = 20
 # Tensor names inside the graphs are the protocol's (DESIGN.md section 6), so the bundle,
 # the server and clients all speak of AUDIO, VIDEO, TEXT, EMBEDDING and SCORES.
 EMBEDDING, SCORES, PRESENT = "EMBEDDING", "SCORES", "PRESENT"
+
+# What clients send per modality: numpy dtype, Triton datatype name, accepted ranks.
+WIRE = {"audio": (np.dtype(np.float32), "FP32", (2,), "[B, samples] PCM at 16 kHz"),
+        "video": (np.dtype(np.uint8), "UINT8", (5,), "[B, T, H, W, 3] RGB frames"),
+        "text": (np.dtype(object), "BYTES", (1, 2), "[B] or [B, 1] UTF-8 strings")}
 
 
 def input_name(modality: str) -> str:
@@ -189,8 +197,6 @@ def read_bundle(folder: str | Path, verify_key: Path | None = None) -> tuple[Man
         raise UserError(f"{path}: not found (is {folder} a bundle from 'mmrt export'?)")
     raw = path.read_bytes()
     if verify_key is not None:
-        from mmrt.signing import check_signature
-
         check_signature(folder, raw, verify_key)
     try:
         doc = json.loads(raw.decode("utf-8"))

@@ -1,6 +1,6 @@
 """Array-level preprocessing shared by training and the edge runtime (numpy + OpenCV, no torch).
 
-File decoding lives in ``mmrt.training.decode``; this module starts from arrays, so
+File decoding lives in ``mmrt.decode``; this module starts from arrays, so
 the runtime, which receives arrays over gRPC, runs exactly the same steps.
 """
 

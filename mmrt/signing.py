@@ -55,12 +55,10 @@ def load_public_key(path: Path):
                  "a PEM public key")
 
 
-def sign_manifest(folder: Path, key) -> None:
-    """Write ``folder/manifest.sig`` for the manifest already written there."""
-    from mmrt.bundle import MANIFEST
-
-    signature = key.sign((folder / MANIFEST).read_bytes())
-    atomic.write_text(folder / SIGNATURE, base64.b64encode(signature).decode() + "\n")
+def sign_manifest(manifest: Path, key) -> None:
+    """Write ``manifest.sig`` beside the manifest file ``manifest``, already written."""
+    signature = key.sign(manifest.read_bytes())
+    atomic.write_text(manifest.with_name(SIGNATURE), base64.b64encode(signature).decode() + "\n")
 
 
 def check_signature(folder: Path, manifest: bytes, public_key_path: Path) -> None:

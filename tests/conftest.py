@@ -81,9 +81,9 @@ def tiny_bundle(tiny_model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_bundle):
     """The tiny bundle's engine in this process, unbatched: what a server's answers must equal."""
-    from mmrt.runtime.batcher import BatchingOptions
-    from mmrt.runtime.bundle import open_bundle
-    from mmrt.runtime.engine import Engine
+    from mmrt.runtime.backends.loaded_bundle import open_bundle
+    from mmrt.runtime.engine.batcher import BatchingOptions
+    from mmrt.runtime.engine.engine import Engine
 
     engine = Engine(open_bundle(tiny_bundle), BatchingOptions(enabled=False))
     yield engine

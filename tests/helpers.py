@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from mmrt.training.config import ArchConfig, ModelConfig, load_preset
-from mmrt.training.model import MultimodalModel
+from mmrt.training.model.config import ArchConfig, ModelConfig, load_preset
+from mmrt.training.model.model import MultimodalModel
 
 MODS = ("audio", "video", "text")
 

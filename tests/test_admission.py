@@ -12,14 +12,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from benchmarks.fuzz_streams import text_request
-from mmrt.commands.serve import read_token
+from lab.fuzz_streams import text_request
+from mmrt.cli.serve import read_token
 from mmrt.errors import UserError
-from mmrt.runtime.admission import Admission, AdmissionOptions
-from mmrt.runtime.options import check_exposure
+from mmrt.runtime.frontends.admission import Admission, AdmissionOptions
+from mmrt.runtime.frontends.options import check_exposure
+from mmrt.runtime.frontends.server import Server, ServerOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

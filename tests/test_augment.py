@@ -2,7 +2,7 @@
 
 import torch
 
-from mmrt.training import augment
+from mmrt.training.data import augment
 
 
 def gen(seed=0):

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
+from mmrt.runtime.engine.batcher import BatchingOptions, EncoderRunner
 
 
 class RecordingGraph:

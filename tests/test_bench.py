@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from mmrt.bench.workload import DropPlan, load_examples, plan
+from mmrt.benchmarks.workload import DropPlan, load_examples, plan
 from mmrt.bundle import verify_bundle
 from mmrt.cli import main
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

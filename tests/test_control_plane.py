@@ -22,15 +22,15 @@ import tritonclient.http as th
 from test_repository import add_version, answered_by, audio_input, wait_for
 from tritonclient.utils import InferenceServerException
 
-import mmrt.runtime.rest as rest_module
-import mmrt.runtime.servicer as servicer_module
+import mmrt.runtime.frontends.rest as rest_module
+import mmrt.runtime.frontends.servicer as servicer_module
 from mmrt.bundle import sha256_file
-from mmrt.runtime.access import Access, Caller, is_local_grpc_peer, is_loopback
-from mmrt.runtime.admission import AdmissionOptions
-from mmrt.runtime.errors import InferError, Status
+from mmrt.runtime.engine.status import InferError, Status
+from mmrt.runtime.frontends.access import Access, Caller, is_local_grpc_peer, is_loopback
+from mmrt.runtime.frontends.admission import AdmissionOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

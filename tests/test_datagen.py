@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from mmrt.cli import main
+from mmrt.decode import load_audio, load_video
 from mmrt.split_files import read_classes, read_split
 from mmrt.training.datagen import make as make_module
 from mmrt.training.datagen.config import DIGITS, SIZES, GeneratorConfig
-from mmrt.training.decode import load_audio, load_video
 
 pytestmark = pytest.mark.integration
 SPLITS = ("pretrain", "train", "eval", "distill", "unseen")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mmrt.decode import load_audio, load_video
 from mmrt.errors import UserError
 from mmrt.preprocess import fit_length, prepare_video, sample_frame_indices
-from mmrt.training.cache import DecodeCache
-from mmrt.training.decode import load_audio, load_video
+from mmrt.training.data.cache import DecodeCache
 
 
 def test_stereo_44k_flac_becomes_16k_mono_with_the_same_pitch(tmp_path):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mmrt.training.checkpoint import load_model
+from mmrt.training.model.checkpoint import load_model
 
 pytestmark = pytest.mark.integration
 

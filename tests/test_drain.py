@@ -1,11 +1,11 @@
 """SIGTERM through traffic that does not stop: `mmrt serve` drains while 8 clients keep calling
 back to back (6 unary without a retry policy, so every refusal is seen, 2 streaming sequences),
 and every call ends OK or UNAVAILABLE, never CANCELLED; every sequence is refused at its start or
-answered to its end. `python -m benchmarks.drain --drains 20` is the long form."""
+answered to its end. `python -m lab.drain --drains 20` is the long form."""
 
 import pytest
 
-from benchmarks.drain import failures, one_drain
+from lab.drain import failures, one_drain
 
 pytestmark = pytest.mark.integration
 

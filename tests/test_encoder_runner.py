@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mmrt.bundle import EMBEDDING
-from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
-from mmrt.runtime.errors import InferError, Status
-from mmrt.runtime.graph import Graph
+from mmrt.runtime.backends.graph import Graph
+from mmrt.runtime.engine.batcher import BatchingOptions, EncoderRunner
+from mmrt.runtime.engine.status import InferError, Status
 
 
 class GatedGraph:

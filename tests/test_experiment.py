@@ -96,7 +96,7 @@ def test_a_stage_that_collapses_to_fine_tuning_reuses_ft(run, tiny_av_single, tm
     import torch
     from safetensors.torch import load_file
 
-    from mmrt.training.checkpoint import load_model
+    from mmrt.training.model.checkpoint import load_model
 
     models = run / "seed-0" / "models"
     scores = json.loads((run / "seed-0" / "scores.json").read_text())

@@ -13,17 +13,17 @@ from helpers import run_blocked
 
 from mmrt.bundle import DEFAULT_OPSET, FORMAT_VERSION, MANIFEST, verify_bundle
 from mmrt.cli import main
+from mmrt.decode import load_audio, load_video
 from mmrt.errors import UserError
 from mmrt.export.fp16 import front_end_nodes, to_fp16
 from mmrt.export.operators import TENSORRT_OPERATORS, tensorrt_problems
 from mmrt.export.parity import FP16_TOLERANCE
 from mmrt.preprocess import fit_length, prepare_video
-from mmrt.runtime.bundle import open_bundle
-from mmrt.runtime.sessions import SessionOptions, choose_providers
+from mmrt.runtime.backends.loaded_bundle import open_bundle
+from mmrt.runtime.backends.sessions import SessionOptions, choose_providers
 from mmrt.split_files import read_split
 from mmrt.text import TextTokenizer
-from mmrt.training.checkpoint import load_model
-from mmrt.training.decode import load_audio, load_video
+from mmrt.training.model.checkpoint import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +180,7 @@ def test_runtime_opens_and_runs_a_bundle_without_torch(bundle, tmp_path):
     r = run_blocked(f"""
         import sys
         import numpy as np
-        from mmrt.runtime.bundle import open_bundle
+        from mmrt.runtime import open_bundle
         b = open_bundle({str(bundle)!r})
         z = b.encoders["audio"].run({{"AUDIO": np.zeros((2, 32000), np.float32)}})["EMBEDDING"]
         s = b.head.run({{"EMBEDDING": z}})["SCORES"]
@@ -240,7 +240,7 @@ def test_parity_past_the_tolerance_fails_naming_the_graph(tiny_model, tmp_path, 
 
 
 def test_a_graph_the_runtime_cannot_run_fails_naming_it(tiny_model, tmp_path, capsys, monkeypatch):
-    from mmrt.runtime.sessions import OrtGraph
+    from mmrt.runtime.backends.sessions import OrtGraph
 
     run = OrtGraph.run
 

@@ -18,11 +18,11 @@ import pytest
 import tritonclient.grpc as tc
 from tritonclient.utils import InferenceServerException
 
-from benchmarks.soak import soak
-from mmrt.bench.client import triton_inputs
+from lab.soak import soak
+from mmrt.benchmarks.client import triton_inputs
+from mmrt.runtime.frontends.server import Server, ServerOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from benchmarks import foundation_curve
+from lab import foundation_curve
 
 pytestmark = pytest.mark.integration
 

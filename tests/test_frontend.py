@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmrt.training.frontend import LogMel, MelParams, mel_filterbank
+from mmrt.training.data.frontend import LogMel, MelParams, mel_filterbank
 
 
 def reference_logmel(wave: np.ndarray, p: MelParams) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Hostile requests (hypothesis, over gRPC) against a real server: proper statuses only, the server
 stays healthy, and a valid request afterwards gets the same answer as before. The benchmark mode
-(`python -m benchmarks.fuzz`) sends 10,000; CI sends a few hundred."""
+(`python -m lab.fuzz`) sends 10,000; CI sends a few hundred."""
 
 import pytest
 import tritonclient.grpc as tc
 from test_repository import add_version, answered_by
 
-from benchmarks.fuzz import fuzz
-from benchmarks.fuzz_control import fuzz_control
-from mmrt.runtime.server import Server, ServerOptions
+from lab.fuzz import fuzz
+from lab.fuzz_control import fuzz_control
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def gpu_check(*args):
-    return subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lab.gpu_check", *args], capture_output=True,
                           text=True, timeout=900, cwd=Path(__file__).parents[1])  # a checkout's lab script
 
 
@@ -41,7 +41,7 @@ def test_without_a_gpu_it_stops_at_the_environment_and_says_why(tmp_path):
 def test_the_openvino_check_says_when_this_onnxruntime_has_no_openvino(tiny_bundle, tmp_path):
     import onnxruntime
 
-    from benchmarks import openvino_check
+    from lab import openvino_check
 
     if "OpenVINOExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has OpenVINO")
@@ -50,7 +50,7 @@ def test_the_openvino_check_says_when_this_onnxruntime_has_no_openvino(tiny_bund
 
 
 def test_bundle_ab_times_every_encoder_of_two_bundles(tiny_bundle, capsys):
-    from benchmarks import bundle_ab
+    from lab import bundle_ab
 
     assert bundle_ab.main([str(tiny_bundle), str(tiny_bundle), "--threads", "1", "--repeats", "2"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if " batch " in ln]

@@ -17,9 +17,9 @@ from mmrt.errors import UserError
 from mmrt.export import score_check
 from mmrt.export.operators import tensorrt_problems
 from mmrt.modalities import all_subsets, subset_key
-from mmrt.runtime import precision
-from mmrt.runtime.bundle import open_bundle
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.backends import precision
+from mmrt.runtime.backends.loaded_bundle import open_bundle
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ def test_a_graph_without_weights_to_quantize_is_refused_by_name(tmp_path):
 
 
 def test_the_int8_benchmark_times_and_profiles_every_encoder(int8_bundle, tiny_data, tmp_path):
-    from benchmarks import int8_latency
+    from lab import int8_latency
 
     assert int8_latency.main([str(int8_bundle), "--data", str(tiny_data), "--threads", "1", "--repeats", "5",
                               "--out", str(tmp_path)]) == 0

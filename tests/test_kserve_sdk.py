@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as tc
 
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,14 @@ import torch
 from mmrt.bundle import EMBEDDING, input_name
 from mmrt.cli import main
 from mmrt.export.samples import parity_samples
-from mmrt.runtime.bundle import open_bundle
+from mmrt.runtime.backends.loaded_bundle import open_bundle
 from mmrt.text import TextTokenizer
-from mmrt.training.checkpoint import load_model, load_state, tokenizer_path
-from mmrt.training.config import Schedule, load_preset
-from mmrt.training.distributed import setup
-from mmrt.training.loop import fit
-from mmrt.training.mae import MaskedAutoencoding, patches, visible_order
-from mmrt.training.splits import Split
+from mmrt.training.data.splits import Split
+from mmrt.training.model.checkpoint import load_model, load_state, tokenizer_path
+from mmrt.training.model.config import Schedule, load_preset
+from mmrt.training.model.mae import MaskedAutoencoding, patches, visible_order
+from mmrt.training.stages.distributed import setup
+from mmrt.training.stages.loop import fit
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from helpers import MODS, batch, tiny_model
 
 from mmrt.errors import UserError
 from mmrt.modalities import all_subsets
-from mmrt.training.config import POOLS, PRESETS, ArchConfig, ModelConfig, load_preset
-from mmrt.training.frontend import LOG_MEL
-from mmrt.training.model import MultimodalModel
+from mmrt.training.data.frontend import LOG_MEL
+from mmrt.training.model.config import POOLS, PRESETS, ArchConfig, ModelConfig, load_preset
+from mmrt.training.model.model import MultimodalModel
 
 
 @pytest.mark.parametrize("name", PRESETS)

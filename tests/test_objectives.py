@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import MODS, batch, tiny_model
 
-from mmrt.training.config import Downstream
-from mmrt.training.objectives import (
+from mmrt.training.model.config import Downstream
+from mmrt.training.stages.objectives import (
     Contrastive,
     SelfDistillation,
     Supervised,
@@ -16,7 +16,7 @@ from mmrt.training.objectives import (
     logit_matching,
     soft_target_loss,
 )
-from mmrt.training.wiseft import interpolate, wise
+from mmrt.training.stages.wiseft import interpolate, wise
 
 
 def labeled(model, b=6):

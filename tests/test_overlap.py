@@ -7,7 +7,7 @@ import pytest
 
 from mmrt.cli import main
 from mmrt.errors import UserError
-from mmrt.training.overlap import check_pool
+from mmrt.training.data.overlap import check_pool
 
 pytestmark = pytest.mark.integration
 

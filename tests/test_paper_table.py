@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchmarks import paper_table
+from lab import paper_table
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,6 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
 @pytest.mark.parametrize("diffs,word", [([0.02, 0.01, 0.03], "reproduced"), ([0.02, -0.01, 0.03], "mixed"),
                                         ([0.01, -0.02, -0.01], "not reproduced"), (None, "not measured")])
 def test_a_claim_is_reproduced_only_when_every_draw_agrees(diffs, word):
-    from benchmarks.paper_table_report import verdict
+    from lab.paper_table_report import verdict
 
     assert verdict(diffs).lstrip("*").startswith(word)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from benchmarks import distill_pool_curve
+from lab import distill_pool_curve
 
 pytestmark = pytest.mark.integration
 

@@ -61,8 +61,8 @@ def test_quickstart_pretrains_again_when_the_architecture_changed(tiny_data, tin
     import json
     import shutil
 
-    from mmrt.commands.quickstart import _pretrain
-    from mmrt.training.config import load_preset
+    from mmrt.cli.quickstart import _pretrain
+    from mmrt.training.model.config import load_preset
 
     folder = tmp_path / "pretrained"
     shutil.copytree(tiny_pretrained, folder)
@@ -81,15 +81,15 @@ def test_quickstart_pretrains_again_when_the_architecture_changed(tiny_data, tin
 def test_quickstart_continues_an_interrupted_pretraining(tiny_data, tmp_path, capsys, monkeypatch, caplog):
     import logging
 
-    from mmrt.commands.quickstart import _pretrain
-    from mmrt.training.checkpoint import read_config
-    from mmrt.training.rundir import STATE
+    from mmrt.cli.quickstart import _pretrain
+    from mmrt.training.model.checkpoint import read_config
+    from mmrt.training.stages.rundir import STATE
 
     _interrupted_pretraining(tiny_data, tmp_path, monkeypatch)
     folder = tmp_path / "pretrained"
     assert (folder / STATE).is_file() and not (folder / "config.json").exists()
     assert "the same command continues" in capsys.readouterr().out
-    with caplog.at_level(logging.INFO, logger="mmrt.training.loop"):
+    with caplog.at_level(logging.INFO, logger="mmrt.training.stages.loop"):
         assert _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True) == folder
     assert "resuming at step 2 of" in caplog.text
     assert not (folder / STATE).exists() and read_config(folder).history[0]["steps"] > 2
@@ -97,8 +97,8 @@ def test_quickstart_continues_an_interrupted_pretraining(tiny_data, tmp_path, ca
 
 def test_quickstart_starts_again_when_the_interrupted_pretraining_had_another_recipe(
         tiny_data, tmp_path, capsys, monkeypatch):
-    from mmrt.commands.quickstart import _pretrain
-    from mmrt.training.rundir import STATE
+    from mmrt.cli.quickstart import _pretrain
+    from mmrt.training.stages.rundir import STATE
 
     _interrupted_pretraining(tiny_data, tmp_path, monkeypatch, epochs=3)
     _pretrain(tiny_data, tmp_path, "tiny", seed=0, data_reused=True)  # the preset's epochs now
@@ -111,9 +111,9 @@ def test_quickstart_starts_again_when_the_interrupted_pretraining_had_another_re
 def _interrupted_pretraining(data, out, monkeypatch, epochs=None) -> None:
     """The quickstart's pretraining stopped by the user's Ctrl-C right after its first
     checkpoint, at step 2."""
-    import mmrt.training.loop as loop
-    import mmrt.training.pretrain as pretrain_module
-    from mmrt.commands.quickstart import _pretrain
+    import mmrt.training.stages.loop as loop
+    import mmrt.training.stages.pretrain as pretrain_module
+    from mmrt.cli.quickstart import _pretrain
 
     fit, save_state = pretrain_module.fit, loop.save_state
 

@@ -8,9 +8,9 @@ from torch.nn import functional as F
 
 from mmrt.errors import UserError
 from mmrt.robustness import PMatrix, gap_closed, oracle, robustness_report
-from mmrt.training.augment import mixup
-from mmrt.training.config import Downstream, Schedule, load_preset
-from mmrt.training.objectives import soft_target_loss, task_loss
+from mmrt.training.data.augment import mixup
+from mmrt.training.model.config import Downstream, Schedule, load_preset
+from mmrt.training.stages.objectives import soft_target_loss, task_loss
 
 
 def test_a_step_budget_replaces_epochs_and_flags_replace_each_other():

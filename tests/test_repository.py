@@ -18,11 +18,11 @@ import tritonclient.grpc as tc
 import tritonclient.http as th
 from tritonclient.utils import InferenceServerException
 
-from mmrt.bench.client import ServerProcess
+from mmrt.benchmarks.client import ServerProcess
 from mmrt.cli import main
 from mmrt.errors import UserError
-from mmrt.runtime.layout import read_layout
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
+from mmrt.runtime.protocol.layout import read_layout
 
 pytestmark = pytest.mark.integration
 

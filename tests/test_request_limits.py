@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from mmrt.preprocess import prepare_video, resize_center_crop
-from mmrt.runtime.errors import InferError, Status, shown
-from mmrt.runtime.limits import Limits
+from mmrt.runtime.engine.limits import Limits
+from mmrt.runtime.engine.ratelimit import RateLimitedLog
+from mmrt.runtime.engine.status import InferError, Status, shown
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
-from mmrt.runtime.ratelimit import RateLimitedLog
-from mmrt.runtime.tensors import decode_inputs
+from mmrt.runtime.protocol.tensors import decode_inputs
 
 LIMITS = Limits(max_batch=4, max_audio_samples=100, max_video_frames=3, max_video_side=64,
                 max_video_aspect=2.0, max_text_bytes=8)

@@ -18,8 +18,8 @@ import tritonclient.http as th
 from tritonclient.utils import InferenceServerException
 
 from mmrt.modalities import all_subsets, subset_key
-from mmrt.runtime.admission import AdmissionOptions
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.frontends.admission import AdmissionOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

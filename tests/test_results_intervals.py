@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mmrt.intervals import ci95
-from mmrt.training.results import build_results
+from mmrt.training.experiments.results import build_results
 
 MODS = ["audio", "video"]
 SUBSETS = ["audio", "video", "audio+video"]

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from mmrt.training.checkpoint import load_model
-from mmrt.training.rundir import STATE
+from mmrt.training.model.checkpoint import load_model
+from mmrt.training.stages.rundir import STATE
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from mmrt.runtime.errors import InferError, Status
+from mmrt.runtime.engine.sequences import SequenceLimits, SequenceStore
+from mmrt.runtime.engine.status import InferError, Status
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
-from mmrt.runtime.sequences import SequenceLimits, SequenceStore
-from mmrt.runtime.tensors import decode_inputs
+from mmrt.runtime.protocol.tensors import decode_inputs
 
 
 def request_with(name, datatype, shape, raw=None, **contents):
@@ -79,7 +79,7 @@ def test_a_stopiteration_on_a_worker_becomes_an_error_not_a_hung_call():
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from mmrt.runtime.workers import on_worker
+    from mmrt.runtime.frontends.workers import on_worker
 
     def first_of(items):
         return next(iter(items))  # an empty request once did this: the call never answered
@@ -99,7 +99,7 @@ def test_malloc_is_tuned_unless_the_environment_says_otherwise():
     import sys
 
     def took(env):
-        code = "from mmrt.runtime.memory import tune_malloc; print(','.join(tune_malloc()))"
+        code = "from mmrt.runtime.backends.memory import tune_malloc; print(','.join(tune_malloc()))"
         run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         return run.stdout.split()
 

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from mmrt.runtime.batcher import BatchingOptions, EncoderRunner
-from mmrt.runtime.errors import InferError, Status
-from mmrt.runtime.sequences import SequenceLimits, SequenceStore
+from mmrt.runtime.engine.batcher import BatchingOptions, EncoderRunner
+from mmrt.runtime.engine.sequences import SequenceLimits, SequenceStore
+from mmrt.runtime.engine.status import InferError, Status
 
 ROW = 16  # bytes one row of every modality holds
 

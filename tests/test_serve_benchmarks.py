@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from benchmarks import grpc_floor
-from benchmarks.serve_latency import clients_rps, inputs_for
-from mmrt.bench.client import ServerProcess, triton_inputs
-from mmrt.runtime.bundle import open_bundle
+from lab import grpc_floor
+from lab.serve_latency import clients_rps, inputs_for
+from mmrt.benchmarks.client import ServerProcess, triton_inputs
+from mmrt.runtime.backends.loaded_bundle import open_bundle
 
 
 def test_clients_rps_accounts_the_cpu_of_the_server_and_of_the_clients(tiny_bundle):

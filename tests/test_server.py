@@ -19,11 +19,11 @@ from helpers import run_blocked
 from tritonclient.utils import InferenceServerException
 
 from mmrt.modalities import all_subsets, subset_key
-from mmrt.runtime.batcher import BatchingOptions
+from mmrt.runtime.engine.batcher import BatchingOptions
+from mmrt.runtime.engine.sequences import SequenceLimits
+from mmrt.runtime.frontends.server import Server, ServerOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.sequences import SequenceLimits
-from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -329,7 +329,7 @@ def test_the_runtime_serves_with_torch_unimportable(tiny_bundle, tmp_path):
         import sys
         import grpc
         import numpy as np
-        from mmrt.runtime.server import Server, ServerOptions
+        from mmrt.runtime import Server, ServerOptions
         from mmrt.runtime.protocol import grpc_service_pb2 as pb, grpc_service_pb2_grpc as pb_grpc
         s = Server({str(tiny_bundle)!r}, ServerOptions(port=0, metrics_port=None, threads=1)).start()
         request = pb.ModelInferRequest(model_name="mmrt")

@@ -11,10 +11,10 @@ import pytest
 import tritonclient.grpc as tc
 from tritonclient.utils import InferenceServerException
 
-from mmrt.bench.client import triton_inputs
+from mmrt.benchmarks.client import triton_inputs
+from mmrt.runtime.frontends.server import Server, ServerOptions
 from mmrt.runtime.protocol import grpc_service_pb2 as pb
 from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-from mmrt.runtime.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

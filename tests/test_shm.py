@@ -12,10 +12,10 @@ import tritonclient.http as th
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
-from mmrt.runtime.errors import InferError, Status
-from mmrt.runtime.limits import Limits
-from mmrt.runtime.server import Server, ServerOptions
-from mmrt.runtime.shm import SharedMemoryRegions
+from mmrt.runtime.engine.limits import Limits
+from mmrt.runtime.engine.status import InferError, Status
+from mmrt.runtime.frontends.server import Server, ServerOptions
+from mmrt.runtime.protocol.shm import SharedMemoryRegions
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tritonclient.utils import InferenceServerException
 
-import mmrt.runtime.bundle as runtime_bundle
+import mmrt.runtime.backends.loaded_bundle as runtime_bundle
 from mmrt.cli import main
 from mmrt.errors import UserError
-from mmrt.runtime.bundle import open_bundle
-from mmrt.runtime.engine import Engine
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.runtime.backends.loaded_bundle import open_bundle
+from mmrt.runtime.engine.engine import Engine
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

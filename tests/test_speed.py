@@ -7,16 +7,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmrt.training.checkpoint import WEIGHTS, load_model, load_state, save_state
-from mmrt.training.config import ModelConfig, Schedule, load_preset
-from mmrt.training.data import inspect_data
-from mmrt.training.distributed import setup
-from mmrt.training.loop import epoch_batches, fit
-from mmrt.training.model import MultimodalModel
-from mmrt.training.objectives import Contrastive
-from mmrt.training.pretrain import PretrainOptions, pretrain
-from mmrt.training.speed import Speed, cannot_compile, make_optimizer, prepare, release
-from mmrt.training.splits import Split
+from mmrt.training.data.data import inspect_data
+from mmrt.training.data.splits import Split
+from mmrt.training.model.checkpoint import WEIGHTS, load_model, load_state, save_state
+from mmrt.training.model.config import ModelConfig, Schedule, load_preset
+from mmrt.training.model.model import MultimodalModel
+from mmrt.training.stages.distributed import setup
+from mmrt.training.stages.loop import epoch_batches, fit
+from mmrt.training.stages.objectives import Contrastive
+from mmrt.training.stages.pretrain import PretrainOptions, pretrain
+from mmrt.training.stages.speed import Speed, cannot_compile, make_optimizer, prepare, release
 
 TINY = load_preset("tiny")
 ROUNDING = {"atol": 1e-3, "rtol": 1e-2}  # what float rounding moves a tiny pretraining by, with margin
@@ -61,7 +61,7 @@ def test_speedups_train_the_same_model(tiny_data, tmp_path, plain_weights, speed
 
 
 def test_channels_last_reaches_the_stems_and_not_the_saved_model(tmp_path):
-    from mmrt.training.checkpoint import save_model
+    from mmrt.training.model.checkpoint import save_model
 
     model = prepare(tiny_model(), Speed())
     layouts = {torch.nn.Conv2d: torch.channels_last, torch.nn.Conv3d: torch.channels_last_3d}
@@ -97,7 +97,7 @@ def test_compile_lasts_while_a_stage_trains_and_falls_back_where_it_cannot(monke
         assert compiled(model) == ["TokenEncoder", "TokenEncoder"]  # each encoder's transformer
     release(model)
     assert compiled(model) == []  # scored and saved as a plain model
-    monkeypatch.setattr("mmrt.training.speed.cannot_compile", lambda device: "no C++ compiler (g++)")
+    monkeypatch.setattr("mmrt.training.stages.speed.cannot_compile", lambda device: "no C++ compiler (g++)")
     with caplog.at_level(logging.WARNING):
         model = prepare(tiny_model(), Speed(compile=True))
     assert "cannot build kernels here (no C++ compiler (g++)); training uncompiled" in caplog.text

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from mmrt.runtime.admission import AdmissionOptions
-from mmrt.runtime.server import Server, ServerOptions
-from mmrt.runtime.systemd import Systemd
-from mmrt.runtime.watchdog import Heartbeat, Watchdog
+from mmrt.runtime.frontends.admission import AdmissionOptions
+from mmrt.runtime.frontends.server import Server, ServerOptions
+from mmrt.runtime.frontends.systemd import Systemd
+from mmrt.runtime.frontends.watchdog import Heartbeat, Watchdog
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ cuda-python (`pip install -e ".[gpu]"`); skipped anywhere else, so the suite pas
 import numpy as np
 import pytest
 
-from mmrt.runtime.tensorrt_engine import tensorrt_runtime_available
+from mmrt.runtime.backends.tensorrt_engine import tensorrt_runtime_available
 
 pytestmark = [pytest.mark.gpu, pytest.mark.integration,
               pytest.mark.skipif(tensorrt_runtime_available() is not None,
@@ -22,7 +22,7 @@ def engine_bundle(tiny_model, tmp_path_factory):
 
 def test_fp16_engines_are_built_checked_and_loaded(engine_bundle):
     from mmrt.bundle import verify_bundle
-    from mmrt.runtime.bundle import open_bundle
+    from mmrt.runtime.backends.loaded_bundle import open_bundle
 
     manifest = verify_bundle(engine_bundle)
     assert manifest.tensorrt is not None and manifest.tensorrt["precision"] == "fp16"
@@ -34,7 +34,7 @@ def test_fp16_engines_are_built_checked_and_loaded(engine_bundle):
 def test_served_engines_answer_as_the_onnx_graphs_do(engine_bundle, tiny_engine):
     import tritonclient.grpc as tc
 
-    from mmrt.runtime.server import Server, ServerOptions
+    from mmrt.runtime.frontends.server import Server, ServerOptions
 
     pcm = np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32) * 0.1
     titles = np.array([b"counting to seven", b"one more than six"], dtype=object)

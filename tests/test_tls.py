@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tritonclient.utils import InferenceServerException
 
-from mmrt.bench.client import triton_inputs
-from mmrt.runtime.server import Server, ServerOptions
+from mmrt.benchmarks.client import triton_inputs
+from mmrt.runtime.frontends.server import Server, ServerOptions
 
 pytestmark = pytest.mark.integration
 

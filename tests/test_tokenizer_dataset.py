@@ -9,9 +9,9 @@ import torch
 from mmrt.preprocess import Preprocessing
 from mmrt.split_files import read_split
 from mmrt.text import BOS_ID, EOS_ID, PAD_ID, TextTokenizer
-from mmrt.training.cache import DecodeCache
-from mmrt.training.dataset import MultimodalDataset
-from mmrt.training.tokenizer import train_tokenizer
+from mmrt.training.data.cache import DecodeCache
+from mmrt.training.data.dataset import MultimodalDataset
+from mmrt.training.data.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.integration
 

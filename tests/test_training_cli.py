@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from mmrt.cli import main
 from mmrt.methods import METHODS
-from mmrt.training.checkpoint import load_model
+from mmrt.training.model.checkpoint import load_model
 
 pytestmark = pytest.mark.integration
 

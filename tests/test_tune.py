@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from mmrt.cli import main
-from mmrt.training.checkpoint import load_model
-from mmrt.training.tune import choose
+from mmrt.training.experiments.tune import choose
+from mmrt.training.model.checkpoint import load_model
 
 pytestmark = pytest.mark.integration
 

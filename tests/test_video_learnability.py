@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from benchmarks import video_learnability
+from lab import video_learnability
 from mmrt.split_files import multi_hot, read_classes, read_split
 
 

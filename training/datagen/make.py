@@ -96,7 +96,7 @@ def _make_example(job: tuple[str, int]) -> tuple[dict, dict]:
 
 
 def _speech_bank() -> str:
-    from mmrt.training.cache import cache_root
+    from mmrt.training.data.cache import cache_root
     from mmrt.training.datagen.audio_scene import BABBLE
     from mmrt.training.datagen.speech_bank import bank_path
 

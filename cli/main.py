@@ -1,0 +1,61 @@
+"""The `mmrt` command: one sub-command a module; user errors print one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import mmrt
+from mmrt.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (plus where to look), exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmrt.cli import (
+        bench,
+        compare,
+        data,
+        evaluate,
+        experiment,
+        export,
+        metrics,
+        pretrain,
+        quickstart,
+        serve,
+        train,
+        tune,
+    )
+
+    parser = Parser(prog="mmrt", description="Multimodal runtime for edge sensor rigs: robust "
+                    "training, per-modality export, KServe v2 serving, dropout benchmarks.")
+    parser.add_argument("--version", action="version", version=f"mmrt {mmrt.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
+                                metavar="COMMAND")
+    for module in (data, pretrain, train, tune, evaluate, experiment, compare, metrics, export, serve,
+                   bench, quickstart):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{args.prog}: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except UserError as e:
+        print(f"{args.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{args.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The paper's Table 3, row by row, on fresh data draws: every figure from data no choice was made on.
+
+    python -m lab.paper_table --out runs/paper-table --draws 1001,1002,1003 [--mae]
+
+Per data draw D (trained with seed D too, so data and training both vary):
+`mmrt data make --size small --seed D --train-size 10x`, seen as two datasets that differ only in
+train.jsonl (the first 1x of its examples, and all 10x: each example is seeded by its index), one
+`mmrt pretrain` with the shipped defaults, then `mmrt experiment` runs scored on eval:
+
+- `main`: linear probe, fine-tune, WiSE-FT, MASD and MASD+WiSE-FT distilling on the paper's pool
+  (distill.jsonl: pretraining clips, as many as the labelled examples), modality dropout, masd-cw;
+- `unseen`: MASD and MASD+WiSE-FT on the fresh 4x pool (unseen.jsonl: extra unlabelled data that
+  fine-tuning never sees);
+- `carve`: MASD and MASD+WiSE-FT distilling on 20% carved out of the labelled set, every stage then
+  training on the rest (the paper's distill-on-Kinetics row);
+- `labels10x`: fine-tuning on 10x the labels (the paper's fine-tune-on-2M row), for 10x the steps
+  (the same epochs);
+- with `--mae`: MAE pretraining (the preset's `pretrain_mae`), then probe, fine-tune, MASD and
+  MASD+WiSE-FT on the paper's pool.
+
+Writes RUN/table.md (each row pooled over draws as mean ± std, each draw's figure beside; the
+paper's claims each stated as reproduced or not, with numbers; the targets), RUN/table.json and the
+headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png). Every run keeps its
+own report under RUN/draw-D/. Resumable: run the same command again.
+
+Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
+docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from lab.data_views import data_view
+from mmrt import atomic
+from mmrt.benchmarks.timing import machine
+from mmrt.cli import main as mmrt
+from mmrt.robustness import STRATUM_TITLES
+from mmrt.split_files import multi_hot, read_classes, read_split
+from mmrt.training.datagen.config import SIZES
+from mmrt.training.model.config import load_preset
+
+
+@dataclass(frozen=True)
+class Run:
+    methods: str
+    flags: tuple[str, ...] = ()
+    data: str = "data"  # "data" (1x labels) or "data-10x"
+    pretrained: str = "pretrained"  # or "pretrained-mae"
+
+
+RUNS = {
+    "main": Run("lp,ft,wiseft,masd,masd+wiseft,moddrop,masd-cw", ("--distill-source", "pretrain")),
+    "unseen": Run("masd,masd+wiseft", ("--distill-source", "unseen")),
+    "carve": Run("masd,masd+wiseft", ("--distill-source", "carve")),
+    "labels10x": Run("ft", data="data-10x"),
+    "mae": Run("lp,ft,masd,masd+wiseft", ("--distill-source", "pretrain"), pretrained="pretrained-mae"),
+}
+# (label, run, method): the paper's rows first, then mmrt's extra ones
+ROWS = (
+    ("linear probe", "main", "lp"),
+    ("fine-tune", "main", "ft"),
+    ("WiSE-FT", "main", "wiseft"),
+    ("MASD (pretraining pool, 1x)", "main", "masd"),
+    ("MASD+WiSE-FT (pretraining pool, 1x)", "main", "masd+wiseft"),
+    ("MASD, fresh 4x pool (extra unlabelled data)", "unseen", "masd"),
+    ("MASD+WiSE-FT, fresh 4x pool (extra unlabelled data)", "unseen", "masd+wiseft"),
+    ("MASD, 20% carved from the labels", "carve", "masd"),
+    ("MASD+WiSE-FT, 20% carved from the labels", "carve", "masd+wiseft"),
+    ("fine-tune on 10x the labels", "labels10x", "ft"),
+    ("modality dropout", "main", "moddrop"),
+    ("masd-cw (mmrt's, not the paper's)", "main", "masd-cw"),
+    ("MAE: linear probe", "mae", "lp"),
+    ("MAE: fine-tune", "mae", "ft"),
+    ("MAE: MASD", "mae", "masd"),
+    ("MAE: MASD+WiSE-FT", "mae", "masd+wiseft"),
+)
+HEADLINE = "MASD+WiSE-FT (pretraining pool, 1x)"
+BASELINE = "fine-tune"
+COLUMNS = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("overall", "R"),
+           *((s, n) for s in STRATUM_TITLES for n in ("P", "R"))]
+
+
+class Draw:
+    """One data draw: its data, its foundation(s) and its experiment runs, each made once."""
+
+    def __init__(self, args: argparse.Namespace, seed: int):
+        self.args, self.seed = args, seed
+        self.root = args.out / f"draw-{seed}"
+        self.labels = SIZES[args.size]["train"]
+        self.settings = {"data_seed": seed, "training_seed": seed, "size": args.size}
+
+    def check(self) -> None:
+        """A draw's folder is reused only with the settings it was made with."""
+        record = self.root / "draw.json"
+        if record.is_file():
+            made = json.loads(record.read_text("utf-8"))
+            if made != self.settings:
+                raise SystemExit(f"{self.root} was made with {made}, not {self.settings}: use another --out")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(record, json.dumps(self.settings) + "\n")
+
+    def data(self) -> None:
+        full = self.root / "data-full"
+        if not (full / "datacard.json").is_file():
+            assert mmrt(["data", "make", "--size", self.args.size, "--seed", str(self.seed), "--train-size",
+                         str(10 * self.labels), "--out", str(full), "--overwrite", "--no-progress"]) == 0
+        data_view(full, self.root / "data", {"train": self.labels})
+        data_view(full, self.root / "data-10x", {"train": 10 * self.labels})
+
+    def pretrain(self, name: str, *flags: str) -> None:
+        out = self.root / name
+        if not (out / "config.json").is_file():
+            resume = ["--resume"] if out.is_dir() else []
+            assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
+                         self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
+
+    def experiment(self, name: str, run: Run) -> dict:
+        out = self.root / name
+        if not (out / "results.json").is_file():
+            flags = list(run.flags)
+            steps = load_preset(self.args.size).recipe["finetune"].steps
+            if name == "labels10x" and steps:  # a budget in epochs is 10x the steps already
+                flags += ["--steps", str(10 * steps)]
+            resume = ["--resume"] if out.is_dir() else []
+            assert mmrt(["experiment", "--data", str(self.root / run.data), "--pretrained",
+                         str(self.root / run.pretrained), "--out", str(out), "--methods", run.methods,
+                         "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
+        return json.loads((out / "results.json").read_text("utf-8"))
+
+    def run(self, runs: list[str]) -> dict:
+        """{"rows": {label: metrics}, "alignment": the foundation's, "chance": eval's chance mAP}."""
+        self.check()
+        self.data()
+        self.pretrain("pretrained")
+        if "mae" in runs:
+            self.pretrain("pretrained-mae", "--objective", "mae")
+        results = {name: self.experiment(name, RUNS[name]) for name in runs}
+        rows = {label: results[run]["methods"][method] for label, run, method in ROWS if run in results}
+        config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
+        return {"rows": {label: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
+                         for label, r in rows.items()},
+                "alignment": config["history"][0]["alignment"], "chance": chance_map(self.root / "data")}
+
+
+def chance_map(data: Path) -> float:
+    """The mAP of scores that ignore the input: each class's share of positives in eval, averaged."""
+    return float(multi_hot(read_split(data, "eval"), read_classes(data)).mean(0).mean())
+
+
+def pooled(values: list[float | None]) -> dict:
+    known = [v for v in values if v is not None]
+    if len(known) < len(values) or not known:
+        return {"mean": None, "std": None, "each": values}
+    return {"mean": float(np.mean(known)), "std": float(np.std(known, ddof=1)) if len(known) > 1 else 0.0,
+            "each": values}
+
+
+def pool_rows(draws: dict[int, dict]) -> dict:
+    labels = [label for label, _, _ in ROWS if all(label in d["rows"] for d in draws.values())]
+    return {label: {f"{s}.{n}": pooled([d["rows"][label]["metrics"][s][n] for d in draws.values()])
+                    for s, n in COLUMNS} for label in labels}
+
+
+def held_out_retrieval(alignment: dict) -> tuple[float | None, float]:
+    """Mean retrieval over the pairs, on held-out clips (None: none were held out) and on
+    pretraining clips."""
+    def mean(name: str) -> float | None:
+        if name not in alignment:
+            return None
+        return float(np.mean([v["retrieval"] for v in alignment[name]["pairs"].values()]))
+    return mean("held_out"), mean("pretrain")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/paper-table"))
+    p.add_argument("--draws", default="1001,1002,1003", help="data seeds never used for a choice")
+    p.add_argument("--mae", action="store_true", help="add the MAE rows (the preset's MAE pretraining)")
+    p.add_argument("--size", default="small", choices=("tiny", "small"),
+                   help="data size and preset (tiny: the test of this script)")
+    args = p.parse_args()
+    started = time.monotonic()
+    runs = [r for r in RUNS if r != "mae" or args.mae]
+    draws = {}
+    for seed in (int(s) for s in args.draws.split(",")):
+        draws[seed] = Draw(args, seed).run(runs)
+    doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "draws": list(draws),
+           "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
+           "per_draw": draws}
+    atomic.write_text(args.out / "table.json", json.dumps(doc, indent=1) + "\n")
+    from lab.paper_table_report import render, write_figures
+
+    atomic.write_text(args.out / "table.md", render(doc))
+    write_figures(args.out, draws)
+    print((args.out / "table.md").read_text("utf-8"))
+
+
+if __name__ == "__main__":
+    main()
