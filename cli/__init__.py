@@ -5,6 +5,6 @@ One module a sub-command: ``add_parser(subparsers)`` registers its flags, ``run(
 work; the flags several commands share are in ``flags``.
 """
 
-from mmrt.cli.main import main
+from mmrt.cli.entry import main
 
 __all__ = ["main"]

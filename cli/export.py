@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     tolerance = FP32_TOLERANCE if args.tolerance is None else args.tolerance
     if not tolerance > 0:
         raise UserError(f"--tolerance {args.tolerance}: expected a positive number")
-    engine = from_flags(EngineOptions, args, fp16=args.fp16)
+    engine = from_flags(EngineOptions, args, fp16=args.fp16) if args.tensorrt else EngineOptions()
     sign = None if args.sign is None else load_private_key(args.sign)  # a bad key fails before any work
     manifest = export_bundle(ExportOptions(
         model=args.model, out=args.out, opset=args.opset, baseline=args.baseline, tensorrt=args.tensorrt,

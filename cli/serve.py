@@ -109,6 +109,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
     except ValueError:
         raise UserError(f"{DELAY_ENV}={os.environ[DELAY_ENV]!r}: expected milliseconds") from None
     a = args
+    limits = from_flags(Limits, a)
     return from_flags(
         ServerOptions, a,
         host=a.host, port=a.port, http_port=None if a.http_port < 0 else a.http_port,
@@ -118,7 +119,8 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         token=read_token(a.token_file) if a.token_file is not None else None,
         admin_token=read_token(a.admin_token_file, "--admin-token-file") if a.admin_token_file else None,
         remote_shm=a.allow_remote_shm, admission=from_flags(AdmissionOptions, a),
-        batching=from_flags(BatchingOptions, a, enabled=not a.no_batching), limits=from_flags(Limits, a),
+        batching=from_flags(BatchingOptions, a, enabled=not a.no_batching, max_batch=limits.max_batch),
+        limits=limits,
         sequences=from_flags(SequenceLimits, a), faults=faults, delay_s=delay_s,
         monolithic=a.monolithic, precision=a.precision, model_control=a.model_control)
 

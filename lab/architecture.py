@@ -17,7 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
@@ -29,7 +32,16 @@ ORDER = ("mmrt", "mmrt.runtime.backends", "mmrt.runtime.engine", "mmrt.runtime.p
          "mmrt.runtime.frontends", "mmrt.runtime", "mmrt.training.data", "mmrt.training.datagen",
          "mmrt.training.model", "mmrt.training.stages", "mmrt.training.experiments", "mmrt.training",
          "mmrt.export", "mmrt.benchmarks", "mmrt.cli")
-APART = (("mmrt.runtime", "mmrt.training"), ("mmrt.training", "mmrt.runtime"))
+APART = (("mmrt.runtime", "mmrt.training"), ("mmrt.training", "mmrt.runtime"),
+         # `mmrt bench` talks to a served model as any client does
+         ("mmrt.benchmarks", "mmrt.runtime"), ("mmrt.benchmarks", "mmrt.training"),
+         ("mmrt.benchmarks", "mmrt.export"))
+# What the runtime (and everything it imports, the core included) may import beyond the standard
+# library: the base dependencies, the `serve` extra and the `gpu` extra, by import name.
+SERVE_IMPORTS = frozenset({"numpy", "tqdm", "onnxruntime", "grpc", "grpc_health", "grpc_reflection",
+                           "aiohttp", "google", "prometheus_client", "sentencepiece", "cv2", "soundfile",
+                           "cryptography", "uvloop", "tensorrt", "cuda"})
+TORCH_FREE = ("mmrt.runtime", "mmrt.training.datagen", "mmrt.benchmarks")  # and all they import
 ENTRY_POINTS = {"mmrt.__main__"}  # `python -m mmrt` runs the command line from the core's folder
 MAX_MODULES = 16
 GENERATED = re.compile(r"_pb2(_grpc)?$")  # protocol stubs from `make proto`
@@ -43,14 +55,22 @@ class Module:
     third_party: frozenset[str]  # top-level names of everything else it imports
 
 
+def setuptools_config() -> dict:
+    """pyproject's ``[tool.setuptools]``: its package-dir is the one place the folders are mapped
+    into the ``mmrt`` namespace."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+
+
 def package_dirs() -> dict[str, Path]:
-    """pyproject's package-dir: the one place the folders are mapped into the ``mmrt`` namespace."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-    return {pkg: ROOT / folder for pkg, folder in config["tool"]["setuptools"]["package-dir"].items()}
+    return {pkg: ROOT / folder for pkg, folder in setuptools_config()["package-dir"].items()}
 
 
-def module_files() -> dict[str, Path]:
+def module_files(lab: bool = False) -> dict[str, Path]:
+    """The product's modules by name; with ``lab``, the lab scripts too (``lab.<name>``)."""
     found: dict[str, Path] = {}
+    if lab:
+        scripts = sorted((ROOT / "lab").glob("*.py"))
+        found = {"lab" if p.stem == "__init__" else f"lab.{p.stem}": p for p in scripts}
     for pkg, folder in package_dirs().items():
         for path in sorted(folder.rglob("*.py")):
             parts = path.relative_to(folder).with_suffix("").parts
@@ -79,15 +99,15 @@ def _imported(tree: ast.AST, name: str, is_package: bool, known: set[str]) -> tu
             continue
         for t in targets:
             top = t.split(".")[0]
-            if top == "mmrt":
+            if top in ("mmrt", "lab"):
                 ours.add(t)
             elif top:
                 others.add(top)
     return {o for o in ours if o in known and o != name}, others
 
 
-def read_modules() -> dict[str, Module]:
-    files = module_files()
+def read_modules(lab: bool = False) -> dict[str, Module]:
+    files = module_files(lab)
     modules = {}
     for name, path in files.items():
         text = path.read_text("utf-8")
@@ -119,10 +139,31 @@ def problems(modules: dict[str, Module]) -> list[str]:
             apart = any(here.startswith(a) and there.startswith(b) for a, b in APART)
             if rank[there] > rank[here] or apart:
                 found.append(f"{m.name} imports {target}: room {here} may not import room {there}")
-        if here.startswith("mmrt.runtime") and "torch" in m.third_party:
-            found.append(f"{m.name} imports torch: the runtime runs with only the serve extra")
+    for m in sorted(modules.values(), key=lambda m: m.name):
+        reached = reach(modules, m.name)
+        if room_of(m.name).startswith("mmrt.runtime"):
+            for other, via in sorted(reached.items()):
+                extra = sorted(modules[other].third_party - SERVE_IMPORTS - sys.stdlib_module_names)
+                found += [f"{m.name} reaches {name} ({' -> '.join(via)}): not in the serve extra"
+                          for name in extra]
+        if m.name.startswith(TORCH_FREE):
+            found += [f"{m.name} reaches torch ({' -> '.join(via)})" for other, via in sorted(reached.items())
+                      if "torch" in modules[other].third_party]
     found += [f"import cycle: {' -> '.join(c)}" for c in cycles(modules)]
     return found
+
+
+def reach(modules: dict[str, Module], start: str) -> dict[str, list[str]]:
+    """Every module ``start`` imports, directly or not (itself included), with one path to it."""
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        here = todo.pop()
+        for target in sorted(modules[here].imports):
+            if target not in paths:
+                paths[target] = [*paths[here], target]
+                todo.append(target)
+    return paths
 
 
 def cycles(modules: dict[str, Module]) -> list[list[str]]:

@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from lab.data_views import data_view
+from lab.paper_table_report import COLUMNS, render, write_figures
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
-from mmrt.robustness import STRATUM_TITLES
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
 from mmrt.training.model.config import load_preset
@@ -81,10 +81,6 @@ ROWS = (
     ("MAE: MASD", "mae", "masd"),
     ("MAE: MASD+WiSE-FT", "mae", "masd+wiseft"),
 )
-HEADLINE = "MASD+WiSE-FT (pretraining pool, 1x)"
-BASELINE = "fine-tune"
-COLUMNS = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("overall", "R"),
-           *((s, n) for s in STRATUM_TITLES for n in ("P", "R"))]
 
 
 class Draw:
@@ -169,16 +165,6 @@ def pool_rows(draws: dict[int, dict]) -> dict:
                     for s, n in COLUMNS} for label in labels}
 
 
-def held_out_retrieval(alignment: dict) -> tuple[float | None, float]:
-    """Mean retrieval over the pairs, on held-out clips (None: none were held out) and on
-    pretraining clips."""
-    def mean(name: str) -> float | None:
-        if name not in alignment:
-            return None
-        return float(np.mean([v["retrieval"] for v in alignment[name]["pairs"].values()]))
-    return mean("held_out"), mean("pretrain")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/paper-table"))
@@ -196,8 +182,6 @@ def main() -> None:
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}
     atomic.write_text(args.out / "table.json", json.dumps(doc, indent=1) + "\n")
-    from lab.paper_table_report import render, write_figures
-
     atomic.write_text(args.out / "table.md", render(doc))
     write_figures(args.out, draws)
     print((args.out / "table.md").read_text("utf-8"))

@@ -9,18 +9,19 @@ import re
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from lab.architecture import (
     DOC,
     ROOT,
     Module,
     _imported,
+    cycles,
     generated_part,
     problems,
     read_modules,
     render,
     room_of,
+    setuptools_config,
 )
 
 
@@ -31,6 +32,10 @@ def modules():
 
 def test_the_import_rules_hold(modules):
     assert problems(modules) == []
+
+
+def test_the_lab_scripts_have_no_import_cycle_either():
+    assert cycles(read_modules(lab=True)) == []
 
 
 def test_the_architecture_page_is_what_the_code_generates(modules):
@@ -44,18 +49,26 @@ def fake(name: str, *imports: str, third_party: tuple[str, ...] = ()) -> Module:
 
 def test_each_rule_catches_what_it_forbids():
     found = problems({m.name: m for m in [
-        fake("mmrt.atomic", "mmrt.cli.main"),  # the core reaching up
-        fake("mmrt.cli.main", "mmrt.atomic"),
+        fake("mmrt.atomic", "mmrt.cli.entry"),  # the core reaching up
+        fake("mmrt.cli.entry", "mmrt.atomic"),
         fake("mmrt.runtime.engine.a", "mmrt.runtime.frontends.b"),  # a room reaching up
         fake("mmrt.runtime.frontends.b"),
         fake("mmrt.runtime.backends.c", "mmrt.training.model.d", third_party=("torch",)),
         fake("mmrt.training.model.d"),
+        fake("mmrt.runtime.backends.g", "mmrt.scores"), fake("mmrt.scores", third_party=("scipy",)),
+        fake("mmrt.training.datagen.h", "mmrt.training.data.i"),
+        fake("mmrt.training.data.i", third_party=("torch",)),
+        fake("mmrt.benchmarks.j", "mmrt.runtime.backends.g"),
         fake("mmrt.export.e", "mmrt.export.f"), fake("mmrt.export.f", "mmrt.export.e"),  # a cycle
     ]})
-    assert "mmrt.atomic imports mmrt.cli.main: room mmrt may not import room mmrt.cli" in found
+    assert "mmrt.atomic imports mmrt.cli.entry: room mmrt may not import room mmrt.cli" in found
     assert any(p.startswith("mmrt.runtime.engine.a imports mmrt.runtime.frontends.b") for p in found)
     assert any(p.startswith("mmrt.runtime.backends.c imports mmrt.training.model.d") for p in found)
-    assert "mmrt.runtime.backends.c imports torch: the runtime runs with only the serve extra" in found
+    assert "mmrt.runtime.backends.c reaches torch (mmrt.runtime.backends.c): not in the serve extra" in found
+    through_core = "mmrt.runtime.backends.g reaches scipy (mmrt.runtime.backends.g -> mmrt.scores)"
+    assert f"{through_core}: not in the serve extra" in found  # what the runtime imports counts too
+    assert "mmrt.training.datagen.h reaches torch (mmrt.training.datagen.h -> mmrt.training.data.i)" in found
+    assert any(p.startswith("mmrt.benchmarks.j imports mmrt.runtime.backends.g") for p in found)
     assert "import cycle: mmrt.export.e -> mmrt.export.f" in found
     crowded = {f"mmrt.m{i}": fake(f"mmrt.m{i}") for i in range(17)}
     assert [p for p in problems(crowded) if "side by side" in p] == ["x/ holds 17 modules side by side, "
@@ -65,11 +78,11 @@ def test_each_rule_catches_what_it_forbids():
 def test_function_local_and_relative_imports_count():
     """A cycle closed inside a function is still a cycle: the reader sees function-local imports,
     and resolves relative ones and ``from package import module``."""
-    known = {"mmrt.atomic", "mmrt.cli.main", "mmrt.runtime.engine", "mmrt.runtime.engine.limits"}
-    tree = ast.parse("import numpy\ndef f():\n    from mmrt.cli.main import main\n"
+    known = {"mmrt.atomic", "mmrt.cli.entry", "mmrt.runtime.engine", "mmrt.runtime.engine.limits"}
+    tree = ast.parse("import numpy\ndef f():\n    from mmrt.cli.entry import main\n"
                      "from .engine import limits\n")
     ours, others = _imported(tree, "mmrt.runtime.x", False, known)
-    assert ours == {"mmrt.cli.main", "mmrt.runtime.engine.limits"} and others == {"numpy"}
+    assert ours == {"mmrt.cli.entry", "mmrt.runtime.engine.limits"} and others == {"numpy"}
 
 
 def test_the_command_line_imports_every_other_room_and_nothing_imports_it(modules):
@@ -84,7 +97,7 @@ def test_the_command_line_imports_every_other_room_and_nothing_imports_it(module
 def test_pyproject_maps_every_folder_and_the_installed_package_follows_it():
     """package-dir is the one place folders map into ``mmrt.*``: every package folder is listed,
     and the installed package finds each listed one where pyproject says."""
-    setup = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+    setup = setuptools_config()
     folders, listed = setup["package-dir"], set(setup["packages"])
 
     def folder_of(name: str) -> Path:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.architecture import setuptools_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,9 +32,13 @@ def test_the_systemd_unit_verifies(tmp_path):
 
 def test_the_container_recipe_installs_the_torch_free_runtime_as_a_non_root_user():
     recipe = (ROOT / "deploy" / "Containerfile").read_text()
+    copied = set()
     for line in re.findall(r"^COPY (.+)$", recipe, re.M):
         for source in line.split()[:-1]:
             assert (ROOT / source).exists(), source
+            copied.add(source)
+    folders = setuptools_config()["package-dir"]
+    assert set(folders.values()) <= copied, "the image would not install: pyproject maps a folder it lacks"
     assert re.findall(r"pip install .*", recipe) == ['pip install --no-cache-dir ".[serve]" && rm -rf /src']
     assert re.search(r"^USER mmrt$", recipe, re.M)
     assert '"mmrt", "serve"' in recipe and "HEALTHCHECK" in recipe

@@ -3,15 +3,17 @@ dataclass field it sets (its default, bound and unit declared once); serving cap
 a TensorRT engine's batch profile; every preset gets the downstream recipe chosen on validation."""
 
 import dataclasses
+import json
 import logging
 from dataclasses import replace
+from importlib import resources
 
 import numpy as np
 import pytest
 import tritonclient.grpc as tc
 from tritonclient.utils import InferenceServerException
 
-from mmrt.cli.main import build_parser
+from mmrt.cli.entry import build_parser
 from mmrt.cli.serve import _options
 from mmrt.errors import UserError
 from mmrt.export.tensorrt import EngineOptions
@@ -50,6 +52,24 @@ def test_every_numeric_serve_flag_is_a_field_s_knob_and_its_default_is_the_field
             assert getattr(got, f.name) == getattr(default, f.name), f.name
 
 
+# What the flags defaulted to before they were built from the fields.
+SERVE_DEFAULTS = {
+    "--max-batch": 32, "--max-audio-s": 60.0, "--max-video-frames": 1024, "--max-video-side": 4096,
+    "--max-video-aspect": 16.0, "--max-text-bytes": 4096, "--max-shm-mb": 64.0, "--max-calls": 64,
+    "--max-streams": 64, "--stream-idle-s": 120.0, "--max-uploads": 64, "--max-sequences": 1024,
+    "--sequence-idle-s": 60.0, "--max-sequence-mb": 64.0, "--max-message-mb": 4, "--keepalive-s": 60.0,
+    "--max-connection-idle-s": 300.0, "--max-connection-age-s": 0.0, "--grace-s": 30.0,
+    "--drain-delay-s": 1.0, "--threads": 0, "--max-queue-delay-ms": 0.0, "--poll-s": 5.0, "--port": 8001,
+    "--http-port": 8000, "--metrics-port": 8002}
+
+
+def test_the_serve_defaults_are_what_they_were():
+    args = vars(serve_args())
+    assert {flag: args[flag[2:].replace("-", "_")] for flag in SERVE_DEFAULTS} == SERVE_DEFAULTS
+    assert {flag: type(args[flag[2:].replace("-", "_")]) for flag in SERVE_DEFAULTS} == {
+        flag: type(v) for flag, v in SERVE_DEFAULTS.items()}
+
+
 def test_flags_in_their_own_units_reach_the_field_in_its_units():
     o = _options(serve_args("--max-audio-s", "2.5", "--max-queue-delay-ms", "5", "--max-batch", "8"))
     assert o.limits.max_audio_samples == 40_000 and o.batching.max_delay_s == pytest.approx(0.005)
@@ -58,7 +78,7 @@ def test_flags_in_their_own_units_reach_the_field_in_its_units():
 
 @pytest.mark.parametrize("flag, value, message", [("--max-batch", "0", "--max-batch 0: expected 1 or more"),
                                                   ("--grace-s", "-1", "--grace-s -1: expected 0 or more"),
-                                                  ("--poll-s", "0", "--poll-s 0: expected 0.001 or more"),
+                                                  ("--poll-s", "-1", "--poll-s -1: expected 0 or more"),
                                                   ("--port", "-2", "--port -2: expected 0 or more")])
 def test_a_value_under_its_bound_is_refused_naming_the_flag(flag, value, message):
     with pytest.raises(UserError, match=message):
@@ -126,8 +146,10 @@ def test_serve_caps_max_batch_to_the_engines_profile(tiny_bundle, monkeypatch, c
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_every_preset_gets_the_chosen_downstream_recipe(name):
-    assert load_preset(name).downstream == Downstream()
+def test_every_preset_gets_the_chosen_downstream_recipe_but_what_it_changes_saying_why(name):
+    section = json.loads((resources.files("mmrt.training") / "presets" / f"{name}.json").read_text())
+    changes = {k: v for k, v in section.get("downstream", {}).items() if k != "why"}
+    assert load_preset(name).downstream == replace(Downstream(), **changes)
 
 
 def test_a_preset_changes_the_recipe_only_saying_why():

@@ -42,7 +42,11 @@ class Bundle:
         manifest records it (None: any, as ONNX Runtime runs)."""
         if not any(g.kind == "tensorrt" for g in self.graphs.values()):
             return None
-        return int(((self.manifest.tensorrt or {}).get("profile") or {})["max"])
+        rows = ((self.manifest.tensorrt or {}).get("profile") or {}).get("max")
+        if not isinstance(rows, int) or rows < 1:
+            raise UserError(f"{self.folder}: its TensorRT engines' batch profile is not in the manifest "
+                            f"(re-export it with 'mmrt export --tensorrt')")
+        return rows
 
 
 def open_bundle(folder: str | Path, options: SessionOptions | None = None, baseline: bool = False,

@@ -36,8 +36,8 @@ def always() -> bool:
 @dataclass(frozen=True)
 class BatchingOptions:
     enabled: bool = True  # --no-batching: each request's encoders on their own
-    # Rows per encoder run (a request larger than this runs alone). Not a flag of its own: the engine
-    # runs at most what a request may carry (``Limits.max_batch``, --max-batch).
+    # Rows per encoder run (a request larger than this runs alone). Not a flag of its own: `mmrt
+    # serve` sets it to what a request may carry (``Limits.max_batch``, --max-batch).
     max_batch: int = Limits.max_batch
     # How long the first request of a batch may wait for company. 0: take what is queued when the
     # encoder frees up (no added latency when idle; batches form under load while it runs).

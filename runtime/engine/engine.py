@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,8 +60,8 @@ class Engine:
                  delay_s: float = 0.0):
         self.bundle, self.manifest = bundle, bundle.manifest
         self.modalities = self.manifest.modalities
+        self.batching = batching or BatchingOptions()
         self.limits = limits or Limits()
-        self.batching = replace(batching or BatchingOptions(), max_batch=self.limits.max_batch)
         row_bytes = 4 * self.manifest.embedding_dim * len(self.modalities)  # float32, every modality
         self.sequences = SequenceStore(sequences or SequenceLimits(), row_bytes)
         self.preprocess = Preprocessor(bundle.folder, self.manifest, bundle.tokenizer)

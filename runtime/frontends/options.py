@@ -54,7 +54,7 @@ class ServerOptions:
     monolithic: bool = False  # serve the bundle's fused.onnx baseline instead (mmrt bench --baseline)
     precision: str = "auto"  # encoder graphs: "fp32", "int8", or "auto" (runtime.precision)
     model_control: str | None = None  # none, poll, explicit; None: none for a bundle, poll for a repository
-    poll_s: float = knob(5.0, "--poll-s", 0.001, "with --model-control poll: look for new versions this "
+    poll_s: float = knob(5.0, "--poll-s", 0, "with --model-control poll: look for new versions this "
                          "often, and swap the newest in once it verifies and warms up")
 
     def grpc_options(self) -> list[tuple[str, int]]:

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ SERVICE = "inference.GRPCInferenceService"
 # transport as the call ended, to leave (a socket closed with unread input resets, dropping
 # what it had not sent).
 FLUSH_S = 0.5
-__all__ = ["Server", "ServerOptions", "new_event_loop"]  # options live in runtime.options
+__all__ = ["Server", "ServerOptions", "new_event_loop"]  # the options live in runtime.frontends.options
 
 
 class Server:
@@ -119,10 +120,11 @@ class Server:
                              precision="fp32" if o.monolithic and o.precision == "auto" else o.precision)
         limits = o.limits.capped(bundle.max_rows, f"{folder}: its TensorRT engines were built for at most "
                                  f"{bundle.max_rows} rows (mmrt export --max-batch)")
+        batching = replace(o.batching, max_batch=min(o.batching.max_batch, limits.max_batch))
         if o.monolithic:
             engine: Engine = MonolithicEngine(bundle, limits)
         else:
-            engine = Engine(bundle, o.batching, limits, o.sequences, faults=o.faults,
+            engine = Engine(bundle, batching, limits, o.sequences, faults=o.faults,
                             observe=self.metrics.observe_encoder, delay_s=o.delay_s)
         try:
             engine.warm()
