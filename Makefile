@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install quickstart test lint typecheck proto clean
+.PHONY: install quickstart test lint typecheck proto wheel clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,9 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
+# A wheel of the checkout (mmrt is not on a package index): pip install "dist/<wheel>[serve]".
+wheel: $(STAMP)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .typecheck *.egg-info
+	rm -rf $(VENV) runs dist build .pytest_cache .ruff_cache .mypy_cache .typecheck *.egg-info

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     make.add_argument("--size", choices=("tiny", "small", "base"), default="small",
                       help="tiny: tests, seconds; small: quickstart and experiments, about 4 minutes on "
                       "2 cores; base: larger runs")
-    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--seed", type=int, default=0,
+                      help="the draw: every clip is seeded from it and its index (default 0)")
     make.add_argument("--labels", choices=("multi", "single"), default="multi",
                       help="multi: one or two digits an example (mAP); single: one (top-1)")
     make.add_argument("--modalities", default="audio,video,text",

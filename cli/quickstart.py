@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("quickstart", help="run the main job on the bundled dataset",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/quickstart", help="work folder (default runs/quickstart)")
-    p.add_argument("--size", choices=("tiny", "small", "base"), default="small")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=("tiny", "small", "base"), default="small",
+                   help="data size and preset (default small; tiny: seconds, for a smoke test)")
+    p.add_argument("--seed", type=int, default=0, help="data draw and training seed (default 0)")
     p.add_argument("--pretrain-epochs", type=int, metavar="N",
                    help="contrastive pretraining epochs (default: the preset's, 10 for small; fewer "
                         "is quicker and costs score: docs/training.md#what-the-quickstart-budget-costs)")

@@ -36,3 +36,15 @@ def test_every_relative_link_reaches_its_file_and_heading(page):
 
 def test_the_readme_is_a_first_screen():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def test_the_command_reference_is_what_the_parsers_say():
+    from lab.command_reference import DOC, generated_part, render, subcommands
+    from mmrt.cli.entry import build_parser
+
+    parser = build_parser()
+    assert generated_part(DOC.read_text("utf-8")) == render(parser), \
+        "docs/commands.md has drifted: python -m lab.command_reference --write"
+    for name, sub in subcommands(parser).items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: a flag without help"
