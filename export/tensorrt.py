@@ -42,8 +42,9 @@ def require_tensorrt():
     try:
         import tensorrt
     except ImportError:
-        raise UserError("--tensorrt: TensorRT is not installed here (install mmrt[gpu] on a machine with "
-                        "an NVIDIA GPU, or use JetPack's; the ONNX bundle works without it)") from None
+        raise UserError("--tensorrt: TensorRT is not installed here (the gpu extra, pip install "
+                        "\".[gpu]\", on a machine with an NVIDIA GPU, or JetPack's; the ONNX bundle works "
+                        "without it)") from None
     return tensorrt
 
 

@@ -35,7 +35,7 @@ def _loader():
         import espeakng_loader
     except ImportError:
         raise UserError("speech synthesis needs the 'espeakng-loader' package "
-                        "(pip install 'mmrt[train]')") from None
+                        "(the train extra: pip install \".[train]\" from a checkout)") from None
     return espeakng_loader
 
 
