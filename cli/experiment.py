@@ -40,8 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.75,
                    help="WiSE-FT alpha of the wiseft and masd+wiseft rows (default 0.75)")
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="alphas of the WiSE-FT sweep")
-    p.add_argument("--pretrained", type=Path,
-                   help="use this model from 'mmrt pretrain' for every seed instead of pretraining")
+    p.add_argument("--pretrained", metavar="MODEL",
+                   help="use this model from 'mmrt pretrain' (or a released foundation by name: small) "
+                   "for every seed instead of pretraining")
     p.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
                    help="score on this share of train held out (validation, seeded by the seed), "
                    "training on the rest; eval is not read (default 0: score on eval)")
@@ -62,6 +63,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmrt.training.experiments.experiment import ExperimentOptions, experiment
+    from mmrt.training.model.foundations import resolve_pretrained
 
     seeds = (_list(args.seeds, int, "--seeds") if args.seeds else (args.seed or 0,))
     for s in seeds:
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, preset=args.preset, objective=args.objective,
         methods=_list(args.methods, str.strip, "--methods"),
         seeds=seeds, alphas=_list(args.alphas, float, "--alphas"), alpha=args.alpha,
-        downstream=downstream_overrides(args), pretrained=args.pretrained, holdout=args.holdout,
+        downstream=downstream_overrides(args), holdout=args.holdout,
+        pretrained=None if args.pretrained is None else resolve_pretrained(args.pretrained),
         train_sets=_list(args.train_sets, str.strip, "--train-sets") if args.train_sets else (),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, steps=args.steps, lr=args.lr,
         resume=args.resume,

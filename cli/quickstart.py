@@ -1,6 +1,7 @@
 """`mmrt quickstart`: the main job on the embedded default, end to end with what exists so far.
 
-Bundled data -> data card -> contrastive pretraining -> plain fine-tuning and MASD + WiSE-FT on
+Bundled data -> data card -> the released foundation (or, with --pretrain, contrastive pretraining
+here) -> plain fine-tuning and MASD + WiSE-FT on
 a training set that lacks a modality (one probe shared) -> both scored on every modality subset,
 the missing one included -> export of MASD + WiSE-FT to a verified bundle with the monolithic
 baseline -> `mmrt serve` + `mmrt bench` with the missing modality present again and another sensor
@@ -29,9 +30,14 @@ def add_parser(sub) -> None:
     p.add_argument("--size", choices=("tiny", "small", "base"), default="small",
                    help="data size and preset (default small; tiny: seconds, for a smoke test)")
     p.add_argument("--seed", type=int, default=0, help="data draw and training seed (default 0)")
+    p.add_argument("--pretrain", action="store_true",
+                   help="pretrain the foundation here, from scratch (small: a 38,400-clip pool and about 19 "
+                   "minutes on 2 cores, resumable), instead of starting from the released one; a size "
+                   "with no released foundation (tiny, base) always does")
     p.add_argument("--pretrain-epochs", type=int, metavar="N",
-                   help="contrastive pretraining epochs (default: the preset's, 10 for small; fewer "
-                        "is quicker and costs score: docs/training.md#what-the-quickstart-budget-costs)")
+                   help="with --pretrain: contrastive pretraining epochs (default: the preset's, 10 for "
+                   "small; fewer is quicker and costs score: "
+                   "docs/training.md#what-the-quickstart-budget-costs)")
     p.set_defaults(run=run, prog=p.prog)
 
 
@@ -44,13 +50,16 @@ def _step(n: int, title: str) -> None:
     print(f"\n== [{n}/{STEPS}] {title}", flush=True)
 
 
-def _dataset(out: Path, size: str, seed: int) -> tuple[Path, bool]:
-    from mmrt.training.datagen.config import GeneratorConfig
+def _dataset(out: Path, size: str, seed: int, pool: bool) -> tuple[Path, bool]:
+    """The bundled data; without ``pool`` (a released foundation does the pretraining), only as
+    many pretraining clips as MASD distils on and no unseen pool."""
+    from mmrt.training.datagen.config import SIZES, GeneratorConfig
     from mmrt.training.datagen.make import make_dataset
 
     data = out / "data"
     card = data / "datacard.json"
-    cfg = GeneratorConfig(size=size, seed=seed)
+    cfg = GeneratorConfig(size=size, seed=seed) if pool else \
+        GeneratorConfig(size=size, seed=seed, pretrain_size=SIZES[size]["distill"], unseen_size=0)
     # Reuse only data made with exactly this configuration (knob defaults may change).
     if card.is_file() and json.loads(card.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
         print(f"reusing {data} (size {size}, seed {seed})")
@@ -193,15 +202,26 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    from mmrt.training.model.foundations import RELEASED, describe, released_folder
+
+    released = args.size in RELEASED and not args.pretrain
+    if released and epochs is not None:
+        raise UserError("--pretrain-epochs: applies when the quickstart pretrains; add --pretrain")
     _step(1, f"bundled dataset ({args.size})")
-    data, reused = _dataset(out, args.size, args.seed)
+    data, reused = _dataset(out, args.size, args.seed, pool=not released)
     _step(2, "data card")
     print((data / "DATACARD.md").read_text(encoding="utf-8"))
     from mmrt.training.model.config import load_preset
 
-    _step(3, f"contrastive pretraining (preset {args.size}, "
-          f"{epochs or load_preset(args.size).recipe['pretrain'].epochs} epochs)")
-    pretrained = _pretrain(data, out, args.size, args.seed, reused, epochs)
+    if released:
+        _step(3, "the foundation: pretrained encoders released with mmrt")
+        print(f"starting from {describe(args.size)}; to pretrain your own instead: mmrt quickstart "
+              f"--pretrain, or mmrt pretrain on your clips")
+        pretrained = released_folder(args.size)
+    else:
+        _step(3, f"contrastive pretraining (preset {args.size}, "
+              f"{epochs or load_preset(args.size).recipe['pretrain'].epochs} epochs)")
+        pretrained = _pretrain(data, out, args.size, args.seed, reused, epochs)
     from mmrt.training.model.checkpoint import read_config
 
     config = read_config(pretrained)
@@ -221,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
     report = _bench(out, data, dropped)
     _step(8, "what the method bought")
     _side_by_side(scores, samples, report, train_set, unseen, dropped)
+    foundation = f"--pretrained {args.size}" if released else f"--preset {args.size}"
     print(f"\nFor all methods on every training set with the paper's report: mmrt experiment "
-          f"--data {data} --out runs/exp --preset {args.size} --seeds 0,1,2")
+          f"--data {data} --out runs/exp {foundation} --seeds 0,1,2")
     print(f"To serve it yourself: mmrt serve {out / 'bundle'}   (KServe v2 / Triton gRPC on 127.0.0.1:8001)")
     return 0

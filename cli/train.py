@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
         description="Methods: " + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values())
         + ". Writes a model directory for 'mmrt export'.")
     p.add_argument("--data", required=True, type=Path, help="dataset folder with train.jsonl")
-    p.add_argument("--pretrained", required=True, type=Path, help="model directory from 'mmrt pretrain'")
+    p.add_argument("--pretrained", required=True, metavar="MODEL",
+                   help="model directory from 'mmrt pretrain', or a released foundation by name (small)")
     p.add_argument("--method", required=True, choices=METHODS, metavar="METHOD",
                    help=f"one of {', '.join(METHODS)} (above)")
     p.add_argument("--modalities", required=True,
@@ -44,9 +45,11 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmrt.training.experiments.train import TrainOptions, train
+    from mmrt.training.model.foundations import resolve_pretrained
 
     train(TrainOptions(
-        data=args.data, pretrained=args.pretrained, method=args.method, modalities=args.modalities,
+        data=args.data, pretrained=resolve_pretrained(args.pretrained), method=args.method,
+        modalities=args.modalities,
         out=args.out, alphas=tuple(args.alpha), downstream=downstream_overrides(args), epochs=args.epochs,
         steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, holdout=args.holdout, seed=check_seed(args.seed),

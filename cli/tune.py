@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
         "points where ft beats lp on every training set. Writes OUT/tune.md, OUT/tune.json and a "
         "run folder per point (OUT/points/<point>/); --resume skips finished points.")
     p.add_argument("--data", required=True, type=Path, help="dataset folder (see 'mmrt data make')")
-    p.add_argument("--pretrained", required=True, type=Path, help="model directory from 'mmrt pretrain'")
+    p.add_argument("--pretrained", required=True, metavar="MODEL",
+                   help="model directory from 'mmrt pretrain', or a released foundation by name (small)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--holdout", type=float, default=0.25, metavar="SHARE",
                    help="share of train held out for validation (default 0.25)")
@@ -62,10 +63,12 @@ def parse_axis(flag: str, text: str, kind) -> tuple:
 
 def run(args: argparse.Namespace) -> int:
     from mmrt.training.experiments.tune import TuneOptions, tune
+    from mmrt.training.model.foundations import resolve_pretrained
 
     grid = {axis: parse_axis(axis.replace("_", "-"), getattr(args, axis), kind)
             for axis, kind in GRID_FLAGS.items() if getattr(args, axis) is not None}
-    doc = tune(TuneOptions(data=args.data, pretrained=args.pretrained, out=args.out, grid=grid,
+    pretrained = resolve_pretrained(args.pretrained)
+    doc = tune(TuneOptions(data=args.data, pretrained=pretrained, out=args.out, grid=grid,
                            holdout=args.holdout, seed=check_seed(args.seed), resume=args.resume,
                            overwrite=args.overwrite, device=args.device, progress=not args.quiet,
                            speed=speed_of(args)))

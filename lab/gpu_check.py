@@ -22,7 +22,7 @@ Steps, each recorded in DIR/report.md and DIR/report.json as ok, skipped (with w
 Without a GPU it stops at step 1 unless ``--allow-cpu`` (the same steps on the CPU: how the
 script itself is tested).
 
-Quoted in docs/results/serving.md, README.md."""
+Quoted in docs/results/serving.md, docs/support.md, README.md."""
 
 from __future__ import annotations
 
