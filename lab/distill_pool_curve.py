@@ -1,7 +1,7 @@
 """MASD's gain against the size of its distillation pool (clips pretraining never saw), one seed.
 
     python -m lab.distill_pool_curve --data D --pretrained P --out runs/pool-curve \\
-        [--sizes 240,960,3840] [--seed 0]
+        [--sizes 240,960,3840] [--seed 0] [--control]
 
 D needs an unseen pool as large as the largest size (`mmrt data make --unseen-size 3840`: the
 same seed gives the same pretrain, train and eval, so a model pretrained on the default data
@@ -62,6 +62,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/pool-curve"))
     p.add_argument("--sizes", default="240,960,3840", help="pool sizes (clips), comma list")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--control", action="store_true",
+                   help="also MASD on distill.jsonl (pretraining clips, all of them): novelty or size?")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     base = run_experiment(args, args.out / "ft", "ft")
@@ -74,6 +76,10 @@ def main() -> None:
         res = run_experiment(args, args.out / f"pool-{n}", ",".join(METHODS), "--distill-source", "unseen",
                              "--distill-examples", str(n))
         points[str(n)] = {m: curve_point(res, ft, m) for m in METHODS}
+    if args.control:
+        res = run_experiment(args, args.out / "control", ",".join(METHODS), "--distill-source", "pretrain")
+        size = sum(1 for line in (args.data / "distill.jsonl").open("utf-8") if line.strip())
+        points["control"] = {"size": size, **{m: curve_point(res, ft, m) for m in METHODS}}
     doc = {"machine": machine(), "date": str(date.today()), "seed": args.seed, "data": str(args.data),
            "points": points}
     atomic.write_text(args.out / "curve.json", json.dumps(doc, indent=1) + "\n")
@@ -88,7 +94,8 @@ def main() -> None:
             lines.append(f"| {n} | {m} | {c['P']:.3f} | {c['R']:.3f} | {c['R_transfer']:.3f} | "
                          f"{share(c['closed_R'])} | {share(c['closed_R_transfer'])} |")
     atomic.write_text(args.out / "curve.md", "\n".join(lines) + "\n")
-    plot(args.out / "curve.png", sizes, points)
+    plot(args.out / "curve.png", sizes, points,
+         f"MASD against its distillation pool, seed {args.seed}, {doc['date']} (eval)")
     print("\n".join(lines))
 
 
@@ -96,29 +103,42 @@ def share(v: float | None) -> str:
     return "–" if v is None else f"{v:.0%}"  # None: no gap (ft at or above the oracle)
 
 
-def plot(path: Path, sizes: list[int], points: dict) -> None:
+def plot(path: Path, sizes: list[int], points: dict, title: str) -> None:
+    """The share of the gap closed against the pool size, ticks at the measured sizes; the control
+    (MASD on as many pretraining clips, ``points["control"]``) as hollow markers where measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator, PercentFormatter
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     drawn = 0
+    colours = {"masd": "tab:blue", "masd+wiseft": "tab:green"}
     for m in METHODS:
         for key, style, what in (("closed_R", "o-", "Overall R"),
                                  ("closed_R_transfer", "s--", "Transferability R")):
             values = [points[str(n)][m][key] for n in sizes]
             drawn += sum(v is not None for v in values)
-            ax.plot(sizes, [float("nan") if v is None else v for v in values], style, label=f"{m}: {what}")
+            ax.plot(sizes, [float("nan") if v is None else v for v in values], style, color=colours[m],
+                    label=f"{m}: {what}")
+            control = points.get("control")
+            if control and control[m][key] is not None:
+                ax.plot([control["size"]], [control[m][key]], style[0], color=colours[m], mfc="white",
+                        ms=9, label=f"{m}: {what}, {control['size']} pretraining clips (control)")
     ax.axhline(0.76, color="grey", lw=0.8, ls=":", label="paper: 76% (Overall R)")
     if not drawn:  # fine-tuning at or above the specialists everywhere: no share to plot
         ax.text(0.5, 0.5, "no gap to close at any pool size\n(fine-tuning at or above the specialists)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)  # set, not found from the data: there may be none
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("distillation pool (unseen clips)")
-    ax.set_ylabel("share of the ft-to-oracle gap closed")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("share of the fine-tune-to-oracle gap closed")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
