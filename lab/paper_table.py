@@ -21,7 +21,10 @@ train.jsonl (the first 1x of its examples, and all 10x: each example is seeded b
 Writes RUN/table.md (each row pooled over draws as mean ± std, each draw's figure beside; the
 paper's claims each stated as reproduced or not, with numbers; the targets), RUN/table.json and the
 headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png). Every run keeps its
-own report under RUN/draw-D/. Resumable: run the same command again.
+own report under RUN/draw-D/. Resumable: run the same command again. With `--record DIR` each
+draw's finished figures (its foundation's alignment, each run's scores) are also kept in
+DIR/draw-D.json, small enough to commit: a run found there is not run again, so a table longer than
+a session survives a fresh checkout (the committed record is docs/results/paper-table/).
 
 Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
 docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md."""
@@ -91,6 +94,7 @@ class Draw:
         self.root = args.out / f"draw-{seed}"
         self.labels = SIZES[args.size]["train"]
         self.settings = {"data_seed": seed, "training_seed": seed, "size": args.size}
+        self.record = args.record / f"draw-{seed}.json" if args.record else None
 
     def check(self) -> None:
         """A draw's folder is reused only with the settings it was made with."""
@@ -102,6 +106,21 @@ class Draw:
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             atomic.write_text(record, json.dumps(self.settings) + "\n")
+
+    def kept(self) -> dict:
+        """The draw's record: {"settings", "foundation": {alignment, chance}, "runs": {name: scores}}."""
+        if self.record is None or not self.record.is_file():
+            return {"settings": self.settings, "runs": {}}
+        kept = json.loads(self.record.read_text("utf-8"))
+        if kept["settings"] != self.settings:
+            raise SystemExit(f"{self.record} was made with {kept['settings']}, not {self.settings}: "
+                             "use another --record")
+        return kept
+
+    def keep(self, kept: dict) -> None:
+        if self.record is not None:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(self.record, json.dumps(kept, indent=1) + "\n")
 
     def data(self) -> None:
         full = self.root / "data-full"
@@ -134,16 +153,24 @@ class Draw:
     def run(self, runs: list[str]) -> dict:
         """{"rows": {label: metrics}, "alignment": the foundation's, "chance": eval's chance mAP}."""
         self.check()
-        self.data()
-        self.pretrain("pretrained")
-        if "mae" in runs:
+        kept = self.kept()
+        todo = [name for name in runs if name not in kept["runs"]]
+        if todo or "foundation" not in kept:
+            self.data()
+            self.pretrain("pretrained")
+            config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
+            kept["foundation"] = {"alignment": config["history"][0]["alignment"],
+                                  "chance": chance_map(self.root / "data")}
+            self.keep(kept)
+        if "mae" in todo:
             self.pretrain("pretrained-mae", "--objective", "mae")
-        results = {name: self.experiment(name, RUNS[name]) for name in runs}
-        rows = {label: results[run]["methods"][method] for label, run, method in ROWS if run in results}
-        config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
-        return {"rows": {label: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
-                         for label, r in rows.items()},
-                "alignment": config["history"][0]["alignment"], "chance": chance_map(self.root / "data")}
+        for name in todo:
+            results = self.experiment(name, RUNS[name])
+            kept["runs"][name] = {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
+                                  for m, r in results["methods"].items()}
+            self.keep(kept)
+        rows = {label: kept["runs"][run][method] for label, run, method in ROWS if run in runs}
+        return {"rows": rows, **kept["foundation"]}
 
 
 def chance_map(data: Path) -> float:
@@ -169,6 +196,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/paper-table"))
     p.add_argument("--draws", default="1001,1002,1003", help="data seeds never used for a choice")
+    p.add_argument("--record", type=Path, help="keep each draw's finished figures here (committed: "
+                   "docs/results/paper-table); runs found there are not run again")
     p.add_argument("--mae", action="store_true", help="add the MAE rows (the preset's MAE pretraining)")
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")

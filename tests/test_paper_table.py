@@ -3,6 +3,7 @@ training set, the rows pooled over draws and the claims computed from the runs' 
 
 import dataclasses
 import json
+import shutil
 import sys
 
 import pytest
@@ -16,9 +17,10 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     small = {name: dataclasses.replace(run, flags=(*run.flags, "--train-sets", "audio+video"))
              for name, run in paper_table.RUNS.items()}
     monkeypatch.setattr(paper_table, "RUNS", small)
-    out = tmp_path / "table"
-    monkeypatch.setattr(sys, "argv", ["table", "--out", str(out), "--draws", "21,22", "--size", "tiny",
-                                      "--mae"])
+    out, record = tmp_path / "table", tmp_path / "record"
+    argv = ["table", "--out", str(out), "--draws", "21,22", "--size", "tiny", "--mae",
+            "--record", str(record)]
+    monkeypatch.setattr(sys, "argv", argv)
     paper_table.main()
     doc = json.loads((out / "table.json").read_text())
     assert doc["draws"] == [21, 22] and [label for label in doc["rows"]] == [r[0] for r in paper_table.ROWS]
@@ -49,6 +51,16 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     # a draw's folder is not reused under other settings
     monkeypatch.setattr(sys, "argv", ["table", "--out", str(out), "--draws", "21", "--size", "small"])
     with pytest.raises(SystemExit, match="draw-21 was made with"):
+        paper_table.main()
+    # a fresh checkout with the record and no run folder: nothing is run again, the table is the same
+    shutil.rmtree(out)
+    monkeypatch.setattr(paper_table, "mmrt", lambda argv: pytest.fail(f"ran {argv}"))
+    monkeypatch.setattr(sys, "argv", argv)
+    paper_table.main()
+    assert json.loads((out / "table.json").read_text())["rows"] == doc["rows"]
+    monkeypatch.setattr(sys, "argv", ["table", "--out", str(tmp_path / "other"), "--draws", "21", "--size",
+                                      "small", "--record", str(record)])
+    with pytest.raises(SystemExit, match="draw-21.json was made with"):
         paper_table.main()
 
 
