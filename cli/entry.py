@@ -44,9 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_as(prog: str) -> None:
+    """Log lines prefixed by the running command; a later call in the same process (a lab script
+    running several commands) renames the prefix instead of keeping the first one's."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "mmrt", False)]
+    if not ours and not root.handlers:  # as logging.basicConfig: leave a host's logging alone
+        logging.basicConfig(level=logging.INFO)
+        ours = root.handlers[:1]
+        ours[0].mmrt = True  # type: ignore[attr-defined]
+    for handler in ours:
+        handler.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=f"{args.prog}: %(message)s")
+    log_as(args.prog)
     try:
         return int(args.run(args) or 0)
     except UserError as e:

@@ -31,9 +31,9 @@ from mmrt.training.model.foundations import RELEASE, read_release
 NAME, SEED = "small", 0
 FILES = ("model.safetensors", "config.json", "tokenizer.model")
 USE = ("For the bundled data (`mmrt data make --size small`) and the quickstart: it starts there in "
-       "minutes instead of pretraining for 20. Not for a real rig's sensors: pretrain on your own clips, "
-       "on a GPU server (`mmrt pretrain`), since these encoders know only spoken and handwritten "
-       "digits and titles, at 2 s of 16 kHz audio and 8 frames of 32 px.")
+       "minutes instead of pretraining for half an hour on 2 cores. Not for a real rig's sensors: pretrain "
+       "on your own clips, on a GPU server (`mmrt pretrain`), since these encoders know only spoken and "
+       "handwritten digits and titles, at 2 s of 16 kHz audio and 8 frames of 32 px.")
 
 
 def commands(work: Path) -> list[list[str]]:
@@ -68,6 +68,7 @@ def commit() -> str:
 
 
 def build(work: Path, out: Path) -> None:
+    made_at = commit()  # before the release folder exists in the checkout
     probe = run(work)
     pretrained = work / "pretrained"
     config = json.loads((pretrained / "config.json").read_text("utf-8"))
@@ -82,8 +83,9 @@ def build(work: Path, out: Path) -> None:
             "data": f"mmrt data make --size {NAME} --seed {SEED} ({card['generator']}; "
                     f"{card['splits']['pretrain']['examples']:,} pretraining clips)",
             "preset": config["preset"], "schedule": stage["schedule"], "steps": stage["steps"],
-            "final_loss": stage["final_loss"], "alignment": stage.get("alignment"),
-            "probe_validation": probe, "date": str(date.today()), "machine": machine(), "commit": commit(),
+            "final_loss": stage["final_loss"],
+            "pretrain_minutes": round(stage["seconds"] / 60, 1), "alignment": stage.get("alignment"),
+            "probe_validation": probe, "date": str(date.today()), "machine": machine(), "commit": made_at,
             "use": USE, "files": {n: hashlib.sha256((stage_dir / n).read_bytes()).hexdigest() for n in FILES}}
         atomic.write_text(stage_dir / RELEASE, json.dumps(release, indent=1) + "\n")
         shutil.copyfile(pretrained / "MODEL.md", stage_dir / "MODEL.md")
@@ -97,8 +99,9 @@ def release_section(r: dict) -> str:
     probe = ", ".join(f"{m} {v:.3f}" for m, v in r["probe_validation"].items())
     return (f"\n## Release\n\n- made by: {'; '.join(' '.join(c) for c in r['commands'])}\n"
             f"- data: {r['data']}\n- preset `{r['preset']}`, {r['steps']} steps, final loss "
-            f"{r['final_loss']:.3f}\n- linear probe per modality, p(M; M) on validation (a seeded quarter of "
-            f"train): {probe} (`{' '.join(r['probe_command'])}`)\n- {r['date']}, {r['machine']}, commit "
+            f"{r['final_loss']:.3f}, {r['pretrain_minutes']:.0f} minutes of pretraining\n- linear probe per "
+            f"modality, p(M; M) on validation (a seeded quarter of train): {probe} "
+            f"(`{' '.join(r['probe_command'])}`)\n- {r['date']}, {r['machine']}, commit "
             f"{r['commit']}\n{files}\n\n**What it is for.** {r['use']}\n")
 
 

@@ -165,3 +165,4 @@ def test_one_resolver_applies_every_override():
                                                       overrides={"mixup": 0.5, "distill_weight": None})
     assert (schedule.lr, schedule.batch_size, schedule.steps) == (1e-4, 16, 99)
     assert downstream == dataclasses.replace(preset.downstream, mixup=0.5)
+
