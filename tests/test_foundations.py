@@ -29,7 +29,7 @@ def test_the_released_files_are_the_card_s_and_load(name):
     assert release["steps"] > 0 and release["commit"] and release["probe_validation"].keys() == {
         "audio", "video", "text"}
     model = load_model(folder)
-    assert model.config.preset == name and model.config.classes == []
+    assert model.config.preset == name and not model.config.classes
     assert model.config.history[0]["objective"] == "contrastive"
 
 
@@ -67,7 +67,7 @@ def test_the_released_foundation_is_what_mmrt_pretrain_makes(tiny_data, tmp_path
     a, b = load_model(here).state_dict(), load_model(released).state_dict()
     assert a.keys() == b.keys()
     differ = {k for k in a if a[k].shape != b[k].shape}
-    assert all("token" in k for k in differ), differ  # only the text embedding's rows (vocabulary size)
+    assert differ <= {"encoders.text.embed.weight"}, differ  # the text embedding's rows: vocabulary size
     for folder in (here, released):
         tokens = TextTokenizer(folder / "tokenizer.model", mine.arch.preprocessing.max_tokens)
         row = tokens.encode(["counting to seven"])[0]
