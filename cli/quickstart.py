@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +168,11 @@ def _bench(out: Path, data: Path, dropped: str) -> dict:
 
 
 def _side_by_side(scores: dict, samples: dict, report: dict, train_set: str, unseen: str,
-                  dropped: str) -> None:
+                  dropped: str) -> dict:
     """The point of the method in four lines: both models trained on ``train_set``, scored where
     the rig differs from training, the change with its 95% bootstrap interval (both models on
-    the same resamples of the eval examples), and what serving only the present encoders saves."""
+    the same resamples of the eval examples), and what serving only the present encoders saves.
+    Returns the same figures, for summary.json."""
     from mmrt.intervals import ci95
 
     baseline, method = COMPARED
@@ -180,19 +182,26 @@ def _side_by_side(scores: dict, samples: dict, report: dict, train_set: str, uns
     head = f"trained on {train_set} (same data, probe and seed)"
     width = max(len(head), *(len(label) for label, _ in rows))
     print(f"{head:<{width}}  {'fine-tune':>9}  {'MASD+WiSE-FT':>12}  change [95% interval]")
+    summary: dict = {"trained_on": train_set, "chance": report["chance"], "rows": []}
     for label, key in rows:
         ft, masd = scores[baseline][key], scores[method][key]
         ci = ci95(np.subtract(samples[method][key], samples[baseline][key]))  # paired: same resamples
         print(f"{label:<{width}}  {ft:9.3f}  {masd:12.3f}  {masd - ft:+.3f} "
               f"[{ci['low']:+.3f}, {ci['high']:+.3f}]")
+        summary["rows"].append({"label": label, "scored_on": key, baseline: ft, method: masd,
+                                "change": masd - ft, "ci95": [ci["low"], ci["high"]]})
     vs = report.get("vs_baseline", {}).get("overall")
     if vs:
         p50, mono = report["overall"]["latency_ms"]["p50"], report["baseline"]["overall"]["latency_ms"]["p50"]
         print(f"served with {dropped} dropped: p50 {p50:.1f} ms running only the present encoders vs "
               f"{mono:.1f} ms for the monolithic graph ({vs['p50_ratio']:.2f}x)")
+        summary["served"] = {"dropped": dropped, "p50_ms": p50, "monolithic_p50_ms": mono,
+                             "ratio": vs["p50_ratio"]}
+    return summary
 
 
 def run(args: argparse.Namespace) -> int:
+    began = time.monotonic()
     check_seed(args.seed)
     epochs = args.pretrain_epochs
     if epochs is not None and epochs <= 0:
@@ -240,7 +249,14 @@ def run(args: argparse.Namespace) -> int:
           f"dropped, against the monolithic graph")
     report = _bench(out, data, dropped)
     _step(8, "what the method bought")
-    _side_by_side(scores, samples, report, train_set, unseen, dropped)
+    summary = _side_by_side(scores, samples, report, train_set, unseen, dropped)
+    from mmrt import atomic
+    from mmrt.benchmarks.timing import machine
+
+    minutes = round((time.monotonic() - began) / 60, 1)
+    summary.update(date=str(date.today()), machine=machine(), minutes=minutes,
+                   foundation=describe(args.size) if released else f"pretrained here ({pretrained})")
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     foundation = f"--pretrained {args.size}" if released else f"--preset {args.size}"
     print(f"\nFor all methods on every training set with the paper's report: mmrt experiment "
           f"--data {data} --out runs/exp {foundation} --seeds 0,1,2")

@@ -78,7 +78,7 @@ def main() -> None:
         points[str(n)] = {m: curve_point(res, ft, m) for m in METHODS}
     if args.control:
         res = run_experiment(args, args.out / "control", ",".join(METHODS), "--distill-source", "pretrain")
-        size = sum(1 for line in (args.data / "distill.jsonl").open("utf-8") if line.strip())
+        size = sum(1 for line in (args.data / "distill.jsonl").open(encoding="utf-8") if line.strip())
         points["control"] = {"size": size, **{m: curve_point(res, ft, m) for m in METHODS}}
     doc = {"machine": machine(), "date": str(date.today()), "seed": args.seed, "data": str(args.data),
            "points": points}

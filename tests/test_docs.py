@@ -48,3 +48,14 @@ def test_the_command_reference_is_what_the_parsers_say():
     for name, sub in subcommands(parser).items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest}: a flag without help"
+
+
+def test_every_quoted_figure_is_its_sources_and_the_table_is_current():
+    from lab import figures
+
+    assert figures.stale() == [], "python -m lab.figures --write"
+    first = figures.available()[0]
+    page = f"took <!--fig {first.name}-->0.0<!--/fig--> minutes"
+    assert figures.quoted(page) == f"took <!--fig {first.name}-->{first.value()}<!--/fig--> minutes"
+    with pytest.raises(KeyError, match="no figure named 'nothing.here'"):
+        figures.quoted("<!--fig nothing.here-->1<!--/fig-->")

@@ -1,5 +1,6 @@
 """`mmrt quickstart` end to end on the tiny size, through the installed console script."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     served = next(line for line in lines if line.startswith("video dropped: mAP"))
     assert float(workload.split()[-4]) == pytest.approx(float(served.split()[3]), abs=1e-3)
     assert any(line.startswith("served with video dropped: p50") for line in lines)
+    summary = json.loads((tmp_path / "qs" / "summary.json").read_text())  # what it printed, for the docs
+    assert summary["rows"][0]["change"] == pytest.approx(masd - ft, abs=1.5e-3)
+    assert summary["rows"][0]["ci95"] == pytest.approx(got[3:], abs=1e-3) and summary["minutes"] > 0
     for path in ("data/DATACARD.md", "pretrained/model.safetensors",
                  "train/models/ft/audio+video/model.safetensors",
                  "train/models/masd+wiseft/audio+video/model.safetensors", "train/report.md",

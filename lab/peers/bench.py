@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -60,7 +62,8 @@ def pins() -> dict[str, list[str]]:
 def venv(root: Path, name: str, packages: list[str]) -> Path:
     """A virtual environment with ``packages`` and this checkout's mmrt (without its dependencies:
     the peer brings its own numpy and ONNX Runtime); made again when the package list changes."""
-    folder, stamp = root / name, root / name / "mmrt-peer.json"
+    folder = (root / name).resolve()  # the servers start from other folders
+    stamp = folder / "mmrt-peer.json"
     want = {"packages": packages, "python": sys.version}
     if stamp.is_file() and json.loads(stamp.read_text("utf-8")) == want:
         return folder
@@ -87,6 +90,7 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 1
     client, deadline = tc.InferenceServerClient(url), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            stop_group(proc)
             raise SystemExit(f"the server exited with {proc.returncode} before it was ready: see {log}")
         try:
             if client.is_model_ready("mmrt"):
@@ -94,8 +98,21 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 1
         except Exception:  # noqa: BLE001, S110 - not listening yet
             pass
         time.sleep(0.5)
-    proc.kill()
+    stop_group(proc)
     raise SystemExit(f"the server was not ready in {timeout_s:.0f} s: see {log}")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a peer and the processes it started (MLServer's workers, Triton's backend stubs)."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,7 @@ class Peer:
             return server.url, lambda: server.__exit__(None, None, None)
         grpc, http, metrics = free_port(), free_port(), free_port()
         if self.kind == "mlserver":
-            folder = args.out / "mlserver" / self.name
+            folder = (args.out / "mlserver" / self.name).resolve()
             folder.mkdir(parents=True, exist_ok=True)
             for name in ("engine_model.py", "mlserver_model.py"):
                 shutil.copyfile(HERE / name, folder / name)
@@ -138,11 +155,7 @@ class Peer:
         wait_ready(url, proc, log)
 
         def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_group(proc)
             out.close()
         return url, stop
 

@@ -1,0 +1,178 @@
+"""One table of the project's current figures, each read from the JSON it came from, and every
+figure the README and the reference pages quote kept equal to it.
+
+    python -m lab.figures                               # check (exit 1 naming what differs)
+    python -m lab.figures --write                       # rewrite docs/results/figures.md and the quotes
+    python -m lab.figures --capture quickstart runs/quickstart/summary.json
+
+A page quotes a figure as <!--fig NAME-->VALUE<!--/fig--> (GitHub shows only the value). A source
+is a committed JSON under docs/results/data/ (``--capture`` copies a run's JSON there with the
+commit it was made at and the command that made it) or a file the repository ships (the released
+foundation's card). Checked by tests/test_docs.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.peers.bench import wording
+from mmrt import atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "docs" / "results" / "data"
+TABLE = ROOT / "docs" / "results" / "figures.md"
+QUOTE = re.compile(r"<!--fig ([\w.+-]+)-->(.*?)<!--/fig-->")
+SOURCES = {  # name -> (file, the command that makes it)
+    "quickstart": (DATA / "quickstart.json", "make quickstart (mmrt quickstart --out runs/quickstart)"),
+    "foundation": (ROOT / "training" / "foundations" / "small" / "release.json",
+                   "python -m lab.release_foundation --work runs/release --out training/foundations/small"),
+    "peers": (DATA / "peers.json", "python -m lab.peers.bench --bundle runs/quickstart/bundle --data "
+              "runs/quickstart/data --drop video"),
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    source: str
+    path: str  # dotted keys into the source's JSON (list items by index)
+    fmt: str
+    what: str
+
+    def value(self) -> str:
+        node = read(self.source)
+        for key in self.path.split("."):
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if self.fmt == "interval":  # a 95% interval [low, high] of a change, in words
+            low, high = node
+            return "clear of zero" if low > 0 or high < 0 else "not clear of zero"
+        if self.fmt == "range":  # a figure per round: its spread
+            return f"{min(node):.2f}-{max(node):.2f}"
+        if self.fmt in ("latency", "throughput"):  # mmrt's ratio to a peer per round, in words
+            return wording(node, better_below=self.fmt == "latency")
+        return format(node, self.fmt)
+
+
+def _rows(prefix: str, index: int, what: str) -> list[Figure]:
+    key = f"rows.{index}"
+    return [Figure(f"{prefix}.ft", "quickstart", f"{key}.ft", ".3f", f"{what}: fine-tune mAP"),
+            Figure(f"{prefix}.masd", "quickstart", f"{key}.masd+wiseft", ".3f", f"{what}: MASD+WiSE-FT mAP"),
+            Figure(f"{prefix}.change", "quickstart", f"{key}.change", "+.3f", f"{what}: the change"),
+            Figure(f"{prefix}.low", "quickstart", f"{key}.ci95.0", "+.3f", f"{what}: 95% interval, low"),
+            Figure(f"{prefix}.high", "quickstart", f"{key}.ci95.1", "+.3f", f"{what}: 95% interval, high"),
+            Figure(f"{prefix}.clear", "quickstart", f"{key}.ci95", "interval",
+                   f"{what}: the change's interval")]
+
+
+FIGURES = [
+    Figure("quickstart.minutes", "quickstart", "minutes", ".1f",
+           "quickstart end to end, minutes (installs excluded)"),
+    *_rows("quickstart.unseen", 0, "quickstart, trained on audio+video, scored on text alone"),
+    *_rows("quickstart.dropped", 1, "quickstart, trained on audio+video, scored with video dropped"),
+    Figure("quickstart.p50", "quickstart", "served.p50_ms", ".1f",
+           "served with video dropped, p50 ms, per-modality"),
+    Figure("quickstart.mono_p50", "quickstart", "served.monolithic_p50_ms", ".1f",
+           "served with video dropped, p50 ms, monolithic graph"),
+    Figure("quickstart.chance", "quickstart", "chance", ".3f", "quickstart eval: chance mAP"),
+    Figure("quickstart.ratio", "quickstart", "served.ratio", ".2f", "per-modality p50 over monolithic"),
+    *[Figure(f"foundation.probe.{m}", "foundation", f"probe_validation.{m}", ".3f",
+             f"released foundation: linear probe on validation, {m}") for m in ("audio", "video", "text")],
+    *[Figure(f"foundation.{where}.{pair}", "foundation", f"alignment.{key}.pairs.{pair}.retrieval", ".2f",
+             f"released foundation: {pair} retrieval on {where} clips")
+      for where, key in (("held_out", "held_out"), ("own", "pretrain"))
+      for pair in ("audio+video", "audio+text", "video+text")],
+    *[Figure(f"peers.{peer}.{key}.{fmt}", "peers", f"ranges.{peer}.{key}_ratio", fmt,
+             f"mmrt's {key} over {peer}'s, per round ({'spread' if fmt == 'range' else 'in words'})")
+      for peer in ("mlserver", "mlserver-batch", "triton", "mlserver-mono", "triton-mono")
+      for key, words in (("p50", "latency"), ("per_s", "throughput")) for fmt in ("range", words)],
+    Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",
+           "released foundation: pretraining minutes"),
+]
+
+
+def read(source: str) -> dict:
+    return json.loads(SOURCES[source][0].read_text("utf-8"))
+
+
+def available() -> list[Figure]:
+    return [f for f in FIGURES if SOURCES[f.source][0].is_file()]
+
+
+def table() -> str:
+    lines = ["# Current figures", "",
+             "Generated by `python -m lab.figures --write` from the JSON each figure came from; the README "
+             "and the reference pages quote these values (a test keeps them equal). Older pages under "
+             "docs/results/ are dated records of their own day.", "",
+             "| figure | value | what | date | machine | commit | command | source |",
+             "|---|---|---|---|---|---|---|---|"]
+    for f in available():
+        doc, (path, command) = read(f.source), SOURCES[f.source]
+        lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {doc['date']} | {doc['machine']} | "
+                     f"{str(doc['commit'])[:12]} | `{doc.get('command', command)}` | "
+                     f"[{path.name}](../../{path.relative_to(ROOT)}) |")
+    return "\n".join([*lines, ""])
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def quoted(text: str) -> str:
+    values = {f.name: f.value() for f in available()}
+
+    def one(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise KeyError(f"no figure named {m.group(1)!r} (or its source is missing)")
+        return f"<!--fig {m.group(1)}-->{values[m.group(1)]}<!--/fig-->"
+    return QUOTE.sub(one, text)
+
+
+def stale() -> list[str]:
+    """What differs from the sources: the table, or a page's quote (by page and figure)."""
+    out = [] if TABLE.is_file() and TABLE.read_text("utf-8") == table() else [str(TABLE.relative_to(ROOT))]
+    for page in pages():
+        text = page.read_text("utf-8")
+        if quoted(text) != text:
+            out.append(str(page.relative_to(ROOT)))
+    return out
+
+
+def capture(source: str, path: Path) -> None:
+    """Copy a run's JSON into docs/results/data with the commit the checkout is at."""
+    target, command = SOURCES[source]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    doc = json.loads(path.read_text("utf-8"))
+    doc.setdefault("command", command)
+    doc.setdefault("commit", head)  # a report that records its own commit keeps it
+    DATA.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(target, json.dumps(doc, indent=1) + "\n")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--write", action="store_true", help="rewrite the table and every quote")
+    p.add_argument("--capture", nargs=2, metavar=("SOURCE", "JSON"), help=f"one of {', '.join(SOURCES)}")
+    args = p.parse_args()
+    if args.capture:
+        capture(args.capture[0], Path(args.capture[1]))
+    if args.write or args.capture:
+        atomic.write_text(TABLE, table())
+        for page in pages():
+            text = page.read_text("utf-8")
+            if quoted(text) != text:
+                atomic.write_text(page, quoted(text))
+        return 0
+    differ = stale()
+    for name in differ:
+        print(f"{name}: differs from its sources (python -m lab.figures --write)", file=sys.stderr)
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
