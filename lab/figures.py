@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,8 +52,9 @@ class Figure:
         if self.fmt == "interval":  # a 95% interval [low, high] of a change, in words
             low, high = node
             return "clear of zero" if low > 0 or high < 0 else "not clear of zero"
-        if self.fmt == "range":  # a figure per round: its spread
-            return f"{min(node):.2f}-{max(node):.2f}"
+        if self.fmt in ("range", "range0"):  # a figure per round: its spread
+            digits = 0 if self.fmt == "range0" else 2
+            return f"{min(node):.{digits}f}-{max(node):.{digits}f}"
         if self.fmt in ("latency", "throughput"):  # mmrt's ratio to a peer per round, in words
             return wording(node, better_below=self.fmt == "latency")
         return format(node, self.fmt)
@@ -69,6 +71,7 @@ def _rows(prefix: str, index: int, what: str) -> list[Figure]:
                    f"{what}: the change's interval")]
 
 
+PEERS = ("mlserver", "mlserver-batch", "triton", "mlserver-mono", "triton-mono")
 FIGURES = [
     Figure("quickstart.minutes", "quickstart", "minutes", ".1f",
            "quickstart end to end, minutes (installs excluded)"),
@@ -88,8 +91,13 @@ FIGURES = [
       for pair in ("audio+video", "audio+text", "video+text")],
     *[Figure(f"peers.{peer}.{key}.{fmt}", "peers", f"ranges.{peer}.{key}_ratio", fmt,
              f"mmrt's {key} over {peer}'s, per round ({'spread' if fmt == 'range' else 'in words'})")
-      for peer in ("mlserver", "mlserver-batch", "triton", "mlserver-mono", "triton-mono")
+      for peer in PEERS
       for key, words in (("p50", "latency"), ("per_s", "throughput")) for fmt in ("range", words)],
+    *[Figure(f"peers.{server}.{key}", "peers", f"ranges.{server}.{key}", fmt,
+             f"{server}: {what}, over rounds")
+      for server in ("mmrt", *PEERS)
+      for key, fmt, what in (("p50_ms", "range", "p50 ms at 1 client"),
+                             ("per_s", "range0", "requests/s at 16 clients"))],
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",
            "released foundation: pretraining minutes"),
 ]
@@ -114,7 +122,7 @@ def table() -> str:
         doc, (path, command) = read(f.source), SOURCES[f.source]
         lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {doc['date']} | {doc['machine']} | "
                      f"{str(doc['commit'])[:12]} | `{doc.get('command', command)}` | "
-                     f"[{path.name}](../../{path.relative_to(ROOT)}) |")
+                     f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])
 
 

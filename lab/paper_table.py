@@ -24,7 +24,8 @@ headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png).
 own report under RUN/draw-D/. Resumable: run the same command again. With `--record DIR` each
 draw's finished figures (its foundation's alignment, each run's scores) are also kept in
 DIR/draw-D.json, small enough to commit: a run found there is not run again, so a table longer than
-a session survives a fresh checkout (the committed record is docs/results/paper-table/).
+a session survives a fresh checkout; the table and its figures are written there too (the
+committed record and page: docs/results/paper-table/).
 
 Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
 docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md."""
@@ -210,9 +211,10 @@ def main() -> None:
     doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "draws": list(draws),
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}
-    atomic.write_text(args.out / "table.json", json.dumps(doc, indent=1) + "\n")
-    atomic.write_text(args.out / "table.md", render(doc))
-    write_figures(args.out, draws)
+    for folder in (args.out, *([args.record] if args.record else [])):  # the record's copy is the docs' page
+        atomic.write_text(folder / "table.json", json.dumps(doc, indent=1) + "\n")
+        atomic.write_text(folder / "table.md", render(doc))
+        write_figures(folder, draws)
     print((args.out / "table.md").read_text("utf-8"))
 
 

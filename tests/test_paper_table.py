@@ -23,6 +23,7 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     monkeypatch.setattr(sys, "argv", argv)
     paper_table.main()
     doc = json.loads((out / "table.json").read_text())
+    assert (record / "table.md").read_text() == (out / "table.md").read_text()  # the docs' page
     assert doc["draws"] == [21, 22] and [label for label in doc["rows"]] == [r[0] for r in paper_table.ROWS]
     for i, seed in enumerate((21, 22)):
         draw = out / f"draw-{seed}"

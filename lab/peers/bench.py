@@ -290,6 +290,7 @@ def main() -> int:
     p.add_argument("--drop", action="append", default=[], choices=("audio", "video", "text"))
     p.add_argument("--servers", default=",".join(peer.name for peer in PEERS))
     args = p.parse_args()
+    made_at = commit()  # before the run: what was measured
     peers = [peer for peer in PEERS if peer.name in args.servers.split(",")]
     if not peers or peers[0].name != "mmrt":
         raise SystemExit("--servers: start with mmrt (the ratios are against it)")
@@ -318,7 +319,7 @@ def main() -> int:
     versions = {"python": sys.version.split()[0], "onnxruntime": metadata.version("onnxruntime"),
                 "MLServer": "1.7.1", "PyTriton": "0.7.0"}
     doc = {"command": " ".join(["python -m lab.peers.bench", *sys.argv[1:]]), "date": str(date.today()),
-           "machine": machine(), "commit": commit(), "bundle": str(args.bundle), "requests": len(requests),
+           "machine": machine(), "commit": made_at, "bundle": str(args.bundle), "requests": len(requests),
            "carried": "all modalities" if not args.drop else f"{'+'.join(args.drop)} dropped",
            "rounds": args.rounds, "threads": args.threads, "versions": versions, "agreement": agreement,
            "ranges": ranges(rounds, names), "each_round": rounds}
