@@ -16,12 +16,12 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.peers.bench import wording
+from lab.provenance import commit
 from mmrt import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,9 +121,13 @@ def table() -> str:
     for f in available():
         doc, (path, command) = read(f.source), SOURCES[f.source]
         lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {doc['date']} | {doc['machine']} | "
-                     f"{str(doc['commit'])[:12]} | `{doc.get('command', command)}` | "
+                     f"{short(str(doc['commit']))} | `{doc.get('command', command)}` | "
                      f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])
+
+
+def short(commit: str) -> str:
+    return commit.split()[0][:12] + (" (uncommitted changes)" if "uncommitted" in commit else "")
 
 
 def pages() -> list[Path]:
@@ -153,11 +157,9 @@ def stale() -> list[str]:
 def capture(source: str, path: Path) -> None:
     """Copy a run's JSON into docs/results/data with the commit the checkout is at."""
     target, command = SOURCES[source]
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
     doc = json.loads(path.read_text("utf-8"))
     doc.setdefault("command", command)
-    doc.setdefault("commit", head)  # a report that records its own commit keeps it
+    doc.setdefault("commit", commit())  # a report that records its own commit keeps it
     DATA.mkdir(parents=True, exist_ok=True)
     atomic.write_text(target, json.dumps(doc, indent=1) + "\n")
 

@@ -33,16 +33,19 @@ docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md.""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from lab.data_views import data_view
 from lab.paper_table_report import COLUMNS, render, write_figures
+from lab.provenance import commit
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
@@ -116,6 +119,11 @@ class Draw:
         if kept["settings"] != self.settings:
             raise SystemExit(f"{self.record} was made with {kept['settings']}, not {self.settings}: "
                              "use another --record")
+        for name, done in kept["runs"].items():
+            if name in RUNS and done["spec"] != self.spec(name, RUNS[name]):
+                raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not "
+                                 f"{self.spec(name, RUNS[name])}: use another --record, or delete the run "
+                                 "from it")
         return kept
 
     def keep(self, kept: dict) -> None:
@@ -138,17 +146,27 @@ class Draw:
             assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
                          self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
 
+    def flags(self, name: str, run: Run) -> list[str]:
+        """The experiment's flags but its folders: with the data and foundation it reads and the
+        preset file's digest, what a recorded run must have been made with to be reused."""
+        flags = ["--methods", run.methods, "--seed", str(self.seed), *run.flags]
+        steps = load_preset(self.args.size).recipe["finetune"].steps
+        if name == "labels10x" and steps:  # a budget in epochs is 10x the steps already
+            flags += ["--steps", str(10 * steps)]
+        return flags
+
+    def spec(self, name: str, run: Run) -> dict:
+        preset = resources.files("mmrt.training").joinpath("presets", f"{self.args.size}.json").read_bytes()
+        return {"flags": self.flags(name, run), "data": run.data, "pretrained": run.pretrained,
+                "preset_sha256": hashlib.sha256(preset).hexdigest()[:16]}
+
     def experiment(self, name: str, run: Run) -> dict:
         out = self.root / name
         if not (out / "results.json").is_file():
-            flags = list(run.flags)
-            steps = load_preset(self.args.size).recipe["finetune"].steps
-            if name == "labels10x" and steps:  # a budget in epochs is 10x the steps already
-                flags += ["--steps", str(10 * steps)]
             resume = ["--resume"] if out.is_dir() else []
             assert mmrt(["experiment", "--data", str(self.root / run.data), "--pretrained",
-                         str(self.root / run.pretrained), "--out", str(out), "--methods", run.methods,
-                         "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
+                         str(self.root / run.pretrained), "--out", str(out), "--quiet",
+                         *self.flags(name, run), *resume]) == 0
         return json.loads((out / "results.json").read_text("utf-8"))
 
     def run(self, runs: list[str]) -> dict:
@@ -157,21 +175,33 @@ class Draw:
         kept = self.kept()
         todo = [name for name in runs if name not in kept["runs"]]
         if todo or "foundation" not in kept:
+            made_at, started = commit(), time.monotonic()
             self.data()
             self.pretrain("pretrained")
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
-            kept["foundation"] = {"alignment": config["history"][0]["alignment"],
-                                  "chance": chance_map(self.root / "data")}
-            self.keep(kept)
+            if "foundation" not in kept:
+                kept["foundation"] = {
+                    "alignment": config["history"][0]["alignment"], "chance": chance_map(self.root / "data"),
+                    "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
+                             "minutes": round((time.monotonic() - started) / 60, 1)}}
+                self.keep(kept)
         if "mae" in todo:
             self.pretrain("pretrained-mae", "--objective", "mae")
         for name in todo:
+            made_at, started = commit(), time.monotonic()
             results = self.experiment(name, RUNS[name])
-            kept["runs"][name] = {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
-                                  for m, r in results["methods"].items()}
+            kept["runs"][name] = {
+                "spec": self.spec(name, RUNS[name]),
+                "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
+                         "minutes": round((time.monotonic() - started) / 60, 1)},
+                "methods": {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
+                            for m, r in results["methods"].items()}}
             self.keep(kept)
-        rows = {label: kept["runs"][run][method] for label, run, method in ROWS if run in runs}
-        return {"rows": rows, **kept["foundation"]}
+        rows = {label: kept["runs"][run]["methods"][method] for label, run, method in ROWS if run in runs}
+        made = {"foundation": kept["foundation"]["made"]}
+        made.update({name: kept["runs"][name]["made"] for name in runs})
+        return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
+                "chance": kept["foundation"]["chance"]}
 
 
 def chance_map(data: Path) -> float:

@@ -144,6 +144,18 @@ def targets(doc: dict) -> list[str]:
     return lines
 
 
+def made(doc: dict) -> list[str]:
+    """Each draw's foundation and runs: date, machine, commit and minutes (a table rebuilt from the
+    record keeps them; the header's machine and date are only the call that assembled it)."""
+    lines = ["| draw | part | date | machine | commit | minutes |", "|---|---|---|---|---|---|"]
+    for seed, draw in doc["per_draw"].items():
+        for part, m in draw["made"].items():
+            dirty = " (uncommitted changes)" if "uncommitted" in m["commit"] else ""
+            lines.append(f"| {seed} | {part} | {m['date']} | {m['machine']} | {m['commit'][:12]}{dirty} | "
+                         f"{m['minutes']} |")
+    return lines
+
+
 def render(doc: dict) -> str:
     draws = ",".join(str(d) for d in doc["draws"])
     lines = [
@@ -158,6 +170,7 @@ def render(doc: dict) -> str:
         "## The paper's claims", "", *claims(doc), "",
         "## The project's targets (the shipped defaults; headline: MASD+WiSE-FT on the paper's pool)", "",
         *targets(doc), "",
+        "## Where each run was made", "", *made(doc), "",
         "![R against P per training set (Fig. 6)](robustness_vs_performance.png)",
         "![P and R by overlap (Fig. 5)](overlap.png)", ""]
     return "\n".join(lines)

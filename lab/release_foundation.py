@@ -10,7 +10,7 @@ commands, data, machine, date, commit, steps, final loss, probe scores and each 
 Checking prints the released and the re-run probe scores side by side (reported, not a test:
 weights differ across machines in their last bits). Both resume.
 
-Quoted in docs/training.md."""
+Quoted in docs/training.md, docs/results/figures.md."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
 
+from lab.provenance import commit
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli.entry import main as mmrt
@@ -57,14 +57,6 @@ def run(work: Path) -> dict[str, float]:
         assert mmrt([*probe, *(["--resume"] if (work / "probe").is_dir() else [])]) == 0
     scores = json.loads((work / "probe" / "results.json").read_text("utf-8"))["methods"]["lp"]["scores"]
     return {m: round(scores[m][m], 4) for m in ("audio", "video", "text")}
-
-
-def commit() -> str:
-    def git(*a: str) -> str:
-        checkout = str(Path(__file__).resolve().parents[1])
-        done = subprocess.run(["git", "-C", checkout, *a], capture_output=True, text=True, check=True)
-        return done.stdout.strip()
-    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
 
 
 def build(work: Path, out: Path) -> None:

@@ -59,9 +59,16 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     monkeypatch.setattr(sys, "argv", argv)
     paper_table.main()
     assert json.loads((out / "table.json").read_text())["rows"] == doc["rows"]
+    assert "| 21 | main | " in (out / "table.md").read_text()  # where each run was made
     monkeypatch.setattr(sys, "argv", ["table", "--out", str(tmp_path / "other"), "--draws", "21", "--size",
                                       "small", "--record", str(record)])
     with pytest.raises(SystemExit, match="draw-21.json was made with"):
+        paper_table.main()
+    # a recorded run is reused only with the flags it was made with
+    changed = {**small, "main": dataclasses.replace(small["main"], methods="lp,ft")}
+    monkeypatch.setattr(paper_table, "RUNS", changed)
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="run 'main' was made with"):
         paper_table.main()
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lab.provenance import commit
 from mmrt import atomic
 from mmrt.benchmarks.client import ServerProcess
 from mmrt.benchmarks.timing import machine
@@ -268,14 +269,6 @@ def report(doc: dict) -> str:
         lines.append(f"| {name} | {span(r['p50_ms'])} | {span(r['p99_ms'])} | {span(r['loaded_p50_ms'])} | "
                      f"{span(r['per_s'], '.0f')} | {latency} | {throughput} | {doc['agreement'][name]:.1g} |")
     return "\n".join([*lines, "", ABOUT, ""])
-
-
-def commit() -> str:
-    head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(CHECKOUT), "status", "--porcelain"], capture_output=True,
-                           text=True).stdout.strip()
-    return head + (" (with uncommitted changes)" if dirty else "")
 
 
 def main() -> int:
