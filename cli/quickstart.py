@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     from mmrt.benchmarks.timing import machine
 
     minutes = round((time.monotonic() - began) / 60, 1)
-    summary.update(date=str(date.today()), machine=machine(), minutes=minutes,
+    summary.update(date=str(date.today()), machine=machine(), minutes=minutes, data_reused=reused,
                    foundation=describe(args.size) if released else f"pretrained here ({pretrained})")
     atomic.write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     foundation = f"--pretrained {args.size}" if released else f"--preset {args.size}"

@@ -149,8 +149,8 @@ def stale() -> list[str]:
     out = [] if TABLE.is_file() and TABLE.read_text("utf-8") == table() else [str(TABLE.relative_to(ROOT))]
     for page in pages():
         text = page.read_text("utf-8")
-        if quoted(text) != text:
-            out.append(str(page.relative_to(ROOT)))
+        if quoted(text) != text or text.count("<!--fig") != len(QUOTE.findall(text)):
+            out.append(str(page.relative_to(ROOT)))  # a quote differs, or one is malformed and unchecked
     return out
 
 
@@ -158,6 +158,9 @@ def capture(source: str, path: Path) -> None:
     """Copy a run's JSON into docs/results/data with the commit the checkout is at."""
     target, command = SOURCES[source]
     doc = json.loads(path.read_text("utf-8"))
+    if doc.get("data_reused"):
+        raise SystemExit(f"{path}: made with data a previous run generated, so its minutes are not a "
+                         "fresh run's: rm -rf the run's folder and run it again")
     doc.setdefault("command", command)
     doc.setdefault("commit", commit())  # a report that records its own commit keeps it
     DATA.mkdir(parents=True, exist_ok=True)

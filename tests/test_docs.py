@@ -57,5 +57,6 @@ def test_every_quoted_figure_is_its_sources_and_the_table_is_current():
     first = figures.available()[0]
     page = f"took <!--fig {first.name}-->0.0<!--/fig--> minutes"
     assert figures.quoted(page) == f"took <!--fig {first.name}-->{first.value()}<!--/fig--> minutes"
+    assert figures.QUOTE.findall("<!--fig a.b -->1<!--/fig-->") == []  # malformed: stale() counts it
     with pytest.raises(KeyError, match="no figure named 'nothing.here'"):
         figures.quoted("<!--fig nothing.here-->1<!--/fig-->")
