@@ -229,16 +229,21 @@ def main() -> None:
     p.add_argument("--draws", default="1001,1002,1003", help="data seeds never used for a choice")
     p.add_argument("--record", type=Path, help="keep each draw's finished figures here (committed: "
                    "docs/results/paper-table); runs found there are not run again")
+    p.add_argument("--runs", help=f"only these runs (of {', '.join(RUNS)}; default all but mae): a "
+                   "table of what a record holds so far, its other rows reported as not measured")
     p.add_argument("--mae", action="store_true", help="add the MAE rows (the preset's MAE pretraining)")
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")
     args = p.parse_args()
     started = time.monotonic()
-    runs = [r for r in RUNS if r != "mae" or args.mae]
+    runs = [r for r in RUNS if (r != "mae" or args.mae) and (args.runs is None or r in args.runs.split(","))]
+    if args.runs is not None and set(args.runs.split(",")) - set(RUNS):
+        raise SystemExit(f"--runs {args.runs}: expected some of {', '.join(RUNS)}")
     draws = {}
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
     doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "draws": list(draws),
+           "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}
     for folder in (args.out, *([args.record] if args.record else [])):  # the record's copy is the docs' page

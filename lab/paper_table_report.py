@@ -156,15 +156,26 @@ def made(doc: dict) -> list[str]:
     return lines
 
 
+def partial(doc: dict) -> tuple[str, str]:
+    """A table of part of the runs: its --runs flag, and a sentence on what that leaves out."""
+    if not doc.get("partial"):
+        return "", ""
+    return (f" --runs {','.join(doc['runs'])}",
+            " **Part of the table**: only these runs had been measured; the rows of the others are "
+            "missing, and the claims and targets that need them say so.")
+
+
 def render(doc: dict) -> str:
     draws = ",".join(str(d) for d in doc["draws"])
+    runs_flag, left_out = partial(doc)
     lines = [
         "# The paper's Table 3 on fresh data draws", "",
-        f"`python -m lab.paper_table --draws {draws}`; {doc['machine']}; {doc['date']}; "
+        f"`python -m lab.paper_table --draws {draws}{runs_flag}`; {doc['machine']}; {doc['date']}; "
         f"{doc['minutes']} min this call. Data draws {draws.replace(',', ', ')} (`mmrt data make --size "
         f"{doc['size']} --seed D`), none used for any choice; each trained with its own seed, so data and "
         "training both vary. Eval mAP; each cell the mean ± std over the draws. Each draw's own "
-        "report, with 95% bootstrap intervals per cell, is under draw-D/<run>/report.md.", "",
+        "report, with 95% bootstrap intervals per cell, is in the run folder (--out) under "
+        "draw-D/<run>/report.md." + left_out, "",
         "## Table 3, pooled over the draws", "", *table(doc), "",
         "## Each draw (in the order of the draws)", "", *each_draw(doc), "",
         "## The paper's claims", "", *claims(doc), "",

@@ -59,6 +59,11 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     monkeypatch.setattr(sys, "argv", argv)
     paper_table.main()
     assert json.loads((out / "table.json").read_text())["rows"] == doc["rows"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--runs", "main"])  # part of the table, from the record alone
+    paper_table.main()
+    partial = (out / "table.md").read_text()
+    assert "--runs main`" in partial and "**Part of the table**" in partial
+    assert "fine-tune on 10x the labels" not in json.loads((out / "table.json").read_text())["rows"]
     assert "| 21 | main | " in (out / "table.md").read_text()  # where each run was made
     monkeypatch.setattr(sys, "argv", ["table", "--out", str(tmp_path / "other"), "--draws", "21", "--size",
                                       "small", "--record", str(record)])
