@@ -98,6 +98,8 @@ FIGURES = [
       for server in ("mmrt", *PEERS)
       for key, fmt, what in (("p50_ms", "range", "p50 ms at 1 client"),
                              ("per_s", "range0", "requests/s at 16 clients"))],
+    Figure("foundation.chance", "foundation", "alignment.held_out.chance.retrieval", ".3f",
+           "released foundation: retrieval by chance"),
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",
            "released foundation: pretraining minutes"),
 ]
