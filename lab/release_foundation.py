@@ -10,7 +10,7 @@ commands, data, machine, date, commit, steps, final loss, probe scores and each 
 Checking prints the released and the re-run probe scores side by side (reported, not a test:
 weights differ across machines in their last bits). Both resume.
 
-Quoted in docs/training.md, docs/results/figures.md."""
+Quoted in docs/training.md, docs/results/figures.md, docs/results/data-draws.md."""
 
 from __future__ import annotations
 
