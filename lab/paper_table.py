@@ -23,8 +23,9 @@ paper's claims each stated as reproduced or not, with numbers; the targets), RUN
 headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png). Every run keeps its
 own report under RUN/draw-D/. Resumable: run the same command again. With `--record DIR` each
 draw's finished figures (its foundation's alignment, each run's scores) are also kept in
-DIR/draw-D.json, small enough to commit: a run found there is not run again, so a table longer than
-a session survives a fresh checkout; the table and its figures are written there too (the
+DIR/draw-D.json, and its foundations' weights in DIR/draw-D/ (about 3.5 MB each), small enough to
+commit: a run or a foundation found there is not made again, so a table longer than a session
+survives a fresh checkout; the table and its figures are written there too (the
 committed record and page: docs/results/paper-table/).
 
 Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -140,11 +142,18 @@ class Draw:
         data_view(full, self.root / "data-10x", {"train": 10 * self.labels})
 
     def pretrain(self, name: str, *flags: str) -> None:
-        out = self.root / name
+        """The draw's foundation: from the record when it keeps one (pretraining is the longest step
+        of a draw), else pretrained here and then kept there."""
+        out, kept = self.root / name, self.record.with_suffix("") / name if self.record else None
+        if not (out / "config.json").is_file() and kept is not None and (kept / "config.json").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(kept, out)
         if not (out / "config.json").is_file():
             resume = ["--resume"] if out.is_dir() else []
             assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
                          self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
+        if kept is not None and not (kept / "config.json").is_file():
+            keep_model(out, kept)
 
     def flags(self, name: str, run: Run) -> list[str]:
         """The experiment's flags but its folders: with the data and foundation it reads and the
@@ -202,6 +211,16 @@ class Draw:
         made.update({name: kept["runs"][name]["made"] for name in runs})
         return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
                 "chance": kept["foundation"]["chance"]}
+
+
+MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.model", "MODEL.md")
+
+
+def keep_model(model: Path, kept: Path) -> None:
+    """A foundation's files (about 3.5 MB for `small`; no optimizer state) into the record."""
+    with atomic.staged_dir(kept, overwrite=True) as stage:
+        for name in MODEL_FILES:
+            shutil.copyfile(model / name, stage / name)
 
 
 def chance_map(data: Path) -> float:

@@ -55,6 +55,7 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
         paper_table.main()
     # a fresh checkout with the record and no run folder: nothing is run again, the table is the same
     shutil.rmtree(out)
+    real_mmrt = paper_table.mmrt
     monkeypatch.setattr(paper_table, "mmrt", lambda argv: pytest.fail(f"ran {argv}"))
     monkeypatch.setattr(sys, "argv", argv)
     paper_table.main()
@@ -69,6 +70,21 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
                                       "small", "--record", str(record)])
     with pytest.raises(SystemExit, match="draw-21.json was made with"):
         paper_table.main()
+    # a run missing from the record is made again, on the foundation the record keeps (not pretrained again)
+    assert (record / "draw-21" / "pretrained" / "model.safetensors").is_file()
+    assert (record / "draw-21" / "pretrained-mae" / "config.json").is_file()
+    kept = json.loads((record / "draw-21.json").read_text())
+    del kept["runs"]["carve"]
+    (record / "draw-21.json").write_text(json.dumps(kept))
+    shutil.rmtree(out)
+    def no_pretraining(argv):
+        assert argv[0] != "pretrain", "pretrained again"
+        return real_mmrt(argv)
+    monkeypatch.setattr(paper_table, "mmrt", no_pretraining)
+    monkeypatch.setattr(sys, "argv", argv)
+    paper_table.main()
+    assert json.loads((out / "table.json").read_text())["rows"].keys() == doc["rows"].keys()
+    assert "carve" in json.loads((record / "draw-21.json").read_text())["runs"]
     # a recorded run is reused only with the flags it was made with
     changed = {**small, "main": dataclasses.replace(small["main"], methods="lp,ft")}
     monkeypatch.setattr(paper_table, "RUNS", changed)
