@@ -16,13 +16,13 @@ from lab.architecture import (
     Module,
     _imported,
     cycles,
-    generated_part,
     problems,
     read_modules,
     render,
     room_of,
     setuptools_config,
 )
+from lab.generated import generated_part
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,8 @@ def test_the_readme_is_a_first_screen():
 
 
 def test_the_command_reference_is_what_the_parsers_say():
-    from lab.command_reference import DOC, generated_part, render, subcommands
+    from lab.command_reference import DOC, render, subcommands
+    from lab.generated import generated_part
     from mmrt.cli.entry import build_parser
 
     parser = build_parser()

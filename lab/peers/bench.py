@@ -39,10 +39,10 @@ import numpy as np
 
 from lab.provenance import commit
 from mmrt import atomic
-from mmrt.benchmarks.client import ServerProcess
+from mmrt.benchmarks.client import ServerProcess, triton_inputs
 from mmrt.benchmarks.timing import machine
 from mmrt.benchmarks.workload import DropPlan, load_examples, plan
-from mmrt.bundle import SCORES, WIRE, input_name, verify_bundle
+from mmrt.bundle import SCORES, verify_bundle
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT = HERE.parents[1]
@@ -191,24 +191,13 @@ PEERS = (Peer("mmrt", "mmrt"), Peer("mlserver", "mlserver", batching=False),
 def requests_for(args: argparse.Namespace) -> list[list]:
     """The eval examples as tritonclient inputs of one row, minus the dropped sensors (TEXT as
     [1, 1]: the per-row shape Triton's batcher needs, which mmrt serve accepts too)."""
-    import tritonclient.grpc as tc
-
     manifest = verify_bundle(args.bundle)
     examples = load_examples(args.data, manifest.modalities, manifest.classes, limit=args.requests,
                              progress=False)
-    out = []
-    for example, carried in zip(examples, plan(examples, manifest.modalities, DropPlan(frozenset(args.drop))),
-                                strict=True):
-        tensors = []
-        for m in carried:
-            x = example.inputs[m]
-            x = np.array([[x]], dtype=object) if m == "text" else np.asarray(x)[None]
-            tensor = tc.InferInput(input_name(m), list(x.shape), WIRE[m][1])
-            tensor.set_data_from_numpy(x)
-            tensors.append(tensor)
-        if tensors:
-            out.append(tensors)
-    return out
+    carried = plan(examples, manifest.modalities, DropPlan(frozenset(args.drop)))
+    # the text wrapped in a list: triton_inputs' batch of one then holds a row of one
+    return [triton_inputs({**example.inputs, "text": [example.inputs.get("text")]}, modalities)
+            for example, modalities in zip(examples, carried, strict=True) if modalities]
 
 
 def measure(url: str, requests: list[list], seconds: float) -> dict:
