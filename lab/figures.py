@@ -35,6 +35,10 @@ SOURCES = {  # name -> (file, the command that makes it)
     "peers": (DATA / "peers.json", "python -m lab.peers.bench --bundle runs/quickstart/bundle --data "
               "runs/quickstart/data --drop video"),
 }
+IMAGES = {  # name -> {a run's plot, relative to its JSON: where the docs show it}, captured with the JSON
+    "quickstart": {"bench/score.png": ROOT / "docs" / "results" / "img" / "quickstart-score.png",
+                   "bench/vs_monolithic.png": ROOT / "docs" / "results" / "img" / "quickstart-latency.png"},
+}
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,8 @@ def stale() -> list[str]:
 
 
 def capture(source: str, path: Path) -> None:
-    """Copy a run's JSON into docs/results/data with the commit the checkout is at."""
+    """Copy a run's JSON into docs/results/data with the commit the checkout is at, and the plots
+    the docs show from the same run."""
     target, command = SOURCES[source]
     doc = json.loads(path.read_text("utf-8"))
     if doc.get("data_reused"):
@@ -165,8 +170,14 @@ def capture(source: str, path: Path) -> None:
                          "fresh run's: rm -rf the run's folder and run it again")
     doc.setdefault("command", command)
     doc.setdefault("commit", commit())  # a report that records its own commit keeps it
+    plots = {path.parent / name: shown for name, shown in IMAGES.get(source, {}).items()}
+    missing = [str(plot) for plot in plots if not plot.is_file()]
+    if missing:
+        raise SystemExit(f"{path}: the run has no {', '.join(missing)}: capture a whole run's folder")
     DATA.mkdir(parents=True, exist_ok=True)
     atomic.write_text(target, json.dumps(doc, indent=1) + "\n")
+    for plot, shown in plots.items():
+        atomic.write_bytes(shown, plot.read_bytes())
 
 
 def main() -> int:

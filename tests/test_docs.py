@@ -1,6 +1,7 @@
 """The README and the docs: every relative link reaches a file, and every #anchor a heading in it
 (as GitHub makes anchors); the README stays a first screen."""
 
+import json
 import re
 from pathlib import Path
 
@@ -61,3 +62,26 @@ def test_every_quoted_figure_is_its_sources_and_the_table_is_current():
     assert figures.QUOTE.findall("<!--fig a.b -->1<!--/fig-->") == []  # malformed: stale() counts it
     with pytest.raises(KeyError, match="no figure named 'nothing.here'"):
         figures.quoted("<!--fig nothing.here-->1<!--/fig-->")
+
+
+def test_capture_takes_a_runs_plots_with_its_json_and_refuses_a_partial_run(tmp_path, monkeypatch):
+    from lab import figures
+
+    shown = tmp_path / "docs" / "score.png"
+    monkeypatch.setattr(figures, "DATA", tmp_path / "data")
+    source = (tmp_path / "data" / "quickstart.json", "make it")
+    monkeypatch.setattr(figures, "SOURCES", {"quickstart": source})
+    monkeypatch.setattr(figures, "IMAGES", {"quickstart": {"bench/score.png": shown}})
+    run = tmp_path / "run"
+    (run / "bench").mkdir(parents=True)
+    (run / "summary.json").write_text('{"minutes": 2.5}', "utf-8")
+    shown.parent.mkdir()
+    with pytest.raises(SystemExit, match="no .*score.png"):
+        figures.capture("quickstart", run / "summary.json")
+    assert not (tmp_path / "data" / "quickstart.json").exists()  # nothing half-captured
+
+    (run / "bench" / "score.png").write_bytes(b"this run's plot")
+    figures.capture("quickstart", run / "summary.json")
+    assert shown.read_bytes() == b"this run's plot"
+    captured = json.loads((tmp_path / "data" / "quickstart.json").read_text("utf-8"))
+    assert captured["minutes"] == 2.5 and captured["command"] == "make it" and captured["commit"]
