@@ -34,6 +34,7 @@ SOURCES = {  # name -> (file, the command that makes it)
                    "python -m lab.release_foundation --work runs/release --out training/foundations/small"),
     "peers": (DATA / "peers.json", "python -m lab.peers.bench --bundle runs/quickstart/bundle --data "
               "runs/quickstart/data --drop video"),
+    "serving": (DATA / "serving.json", "python -m lab.serve_latency --bundle runs/quickstart/bundle"),
 }
 IMAGES = {  # name -> {a run's plot, relative to its JSON: where the docs show it}, captured with the JSON
     "quickstart": {"bench/score.png": ROOT / "docs" / "results" / "img" / "quickstart-score.png",
@@ -102,6 +103,14 @@ FIGURES = [
       for server in ("mmrt", *PEERS)
       for key, fmt, what in (("p50_ms", "range", "p50 ms at 1 client"),
                              ("per_s", "range0", "requests/s at 16 clients"))],
+    *[Figure(f"serving.{slug}.{key}", "serving", f"workloads.{workload}.each_round.{key}", "range",
+             f"{workload}: {what}, over rounds")
+      for slug, workload in (("all", "all"), ("video-dropped", "video dropped"), ("text-only", "text only"))
+      for key, what in (("served_ms", "p50 ms through tritonclient.grpc"),
+                        ("in_process_ms", "p50 ms of the same engine in-process"),
+                        ("added_ms", "ms the server adds (served - in-process)"),
+                        ("floor_ms", "p50 ms of a server that answers at once (the gRPC floor)"),
+                        ("above_floor_ms", "ms the server adds above the floor"))],
     Figure("foundation.chance", "foundation", "alignment.held_out.chance.retrieval", ".3f",
            "released foundation: retrieval by chance"),
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",

@@ -16,67 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from lab.floor_server import MODEL, FloorServer
 from mmrt.benchmarks.client import triton_inputs
-from mmrt.benchmarks.timing import machine, timed
+from mmrt.benchmarks.timing import machine
 from mmrt.runtime.backends.loaded_bundle import open_bundle
-from mmrt.runtime.frontends.options import ServerOptions
 
 from .serve_latency import WORKLOADS, clients_rps, inputs_for, write_report
-
-
-def serve(hop: bool) -> None:
-    """The answer-at-once server (``hop``: each answer made on a worker thread, as `mmrt serve`
-    makes its answers); prints its port, then serves until killed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import grpc
-
-    from mmrt.runtime.frontends.server import new_event_loop
-    from mmrt.runtime.frontends.workers import on_worker
-    from mmrt.runtime.protocol import grpc_service_pb2 as pb
-    from mmrt.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
-
-    answer = pb.ModelInferResponse(model_name="floor", model_version="1")
-    answer.outputs.add(name="SCORES", datatype="FP32", shape=[1, 10])
-    answer.raw_output_contents.append(np.zeros(10, np.float32).tobytes())
-
-    def read(request):
-        for raw in request.raw_input_contents:
-            np.frombuffer(raw, np.uint8)  # what decoding the inputs costs at the least
-        return answer
-
-    pool = ThreadPoolExecutor(64, thread_name_prefix="floor")
-
-    class AnswerAtOnce(pb_grpc.GRPCInferenceServiceServicer):
-        async def ModelInfer(self, request, context):
-            return await on_worker(pool, read, request) if hop else read(request)
-
-    async def serve_forever() -> None:
-        server = grpc.aio.server(options=ServerOptions().grpc_options())
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(AnswerAtOnce(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(port, flush=True)
-        await server.wait_for_termination()
-
-    new_event_loop().run_until_complete(serve_forever())
-
-
-def p50_ms(url: str, request: list, repeats: int) -> float:
-    import tritonclient.grpc as tc
-
-    client = tc.InferenceServerClient(url)
-    for _ in range(20):
-        client.infer("floor", request)
-    return 1000 * statistics.median(timed(lambda: client.infer("floor", request)) for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,32 +39,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/grpc-floor"))
     p.add_argument("--hop", action="store_true",
                    help="answer on a worker thread, as mmrt serve does (the cost of the hand-off)")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the subprocess
     args = p.parse_args(argv)
-    if args.serve:
-        return serve(args.hop)
     if not (args.bundle / "manifest.json").is_file():
         sys.exit(f"{args.bundle}: no bundle (run 'make quickstart' or 'mmrt export' first)")
     m = open_bundle(args.bundle).manifest
     arrays = inputs_for(m, np.random.default_rng(0))
-    command = [sys.executable, "-m", "lab.grpc_floor", "--serve", *(["--hop"] if args.hop else [])]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     results = {}
-    try:
-        port = proc.stdout.readline().strip()
-        if not port.isdigit():
-            sys.exit(f"the answer-at-once server did not start (exit status {proc.wait()})")
-        url = f"127.0.0.1:{port}"
+    with FloorServer(args.hop) as floor:
         for label, carried in WORKLOADS.items():
             carried = [x for x in m.modalities if carried is None or x in carried]
             request = triton_inputs(arrays, carried)
-            load = clients_rps(url, "floor", [request], args.clients, args.seconds, proc.pid)
-            results[label] = {"modalities": carried, "p50_ms": p50_ms(url, request, args.repeats),
+            load = clients_rps(floor.url, MODEL, [request], args.clients, args.seconds, floor.proc.pid)
+            results[label] = {"modalities": carried, "p50_ms": floor.p50_ms(request, args.repeats),
                               "rps": load.rps, "server_cpu_ms": load.server_cpu_ms,
                               "client_cpu_ms": load.client_cpu_ms, "cores_busy": load.cores_busy}
             print(label, json.dumps(results[label]), file=sys.stderr)
-    finally:
-        proc.kill()
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "bundle": str(args.bundle),
               "clients": args.clients, "hop": args.hop, "workloads": results}
     write_report(args.out, report, render(report))

@@ -5,9 +5,11 @@
 Per workload (all modalities, video dropped, text only), one `mmrt serve` subprocess on loopback:
 1. Latency at batch 1, timed in alternating blocks against the same request answered in this
    process by the same engine (preprocessing and graphs, no protocol): the *added time* is the
-   served p50 minus the in-process p50. Beside it, an empty call (ModelMetadata) through the same
-   client, and the engine time the server reports (``server_time_ns``): what is transport, what is
-   the engine, what is the rest (hand-offs, decoding, encoding).
+   served p50 minus the in-process p50. Beside it, the *floor*: the p50 of the same request
+   answered at once by a grpc.aio server with `mmrt serve`'s loop, options and hand-off but no
+   engine (lab/floor_server.py), and the added time *above the floor* (added minus floor: what
+   mmrt's own Python costs beyond what any server of its kind pays); an empty call (ModelMetadata)
+   through the same client, and the engine time the server reports (``server_time_ns``).
 2. Throughput of 16 tritonclient clients against the *compute bound*: the requests per second the
    same graphs reach in this process at their best batch size (1-32 rows), all cores. Beside it,
    where the cores went: the server's CPU time per answer, the clients', and the same engine's
@@ -32,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lab.floor_server import FloorServer
+from lab.provenance import commit
 from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
 from mmrt.benchmarks.timing import machine, paired_ms, timed
 from mmrt.bundle import input_name
@@ -131,18 +135,32 @@ def server_ms(result) -> float:
     return result.get_response().parameters["server_time_ns"].int64_param / 1e6
 
 
-def workload(server: ServerProcess, engine: Engine, arrays: dict, carried, args) -> dict:
+ONE_CLIENT = ("in_process_ms", "served_ms", "added_ms", "floor_ms", "above_floor_ms")
+
+
+def one_client(client, name: str, floor: FloorServer, engine: Engine, request: list, tensors: dict,
+               reported: list, repeats: int) -> dict:
+    """One round of the one-client timings: the engine in-process and served (alternating blocks),
+    then the floor's answer to the same request."""
+    in_process, served = paired_ms(lambda: engine.infer(tensors),
+                                   lambda: reported.append(server_ms(client.infer(name, request))), repeats)
+    floor_ms = floor.p50_ms(request, repeats)
+    return {"in_process_ms": in_process, "served_ms": served, "added_ms": served - in_process,
+            "floor_ms": floor_ms, "above_floor_ms": served - in_process - floor_ms}
+
+
+def workload(server: ServerProcess, floor: FloorServer, engine: Engine, arrays: dict, carried, args) -> dict:
     import tritonclient.grpc as tc
 
     name = engine.manifest.name
     client = tc.InferenceServerClient(server.url)
     request, tensors = triton_inputs(arrays, carried), tensors_for(arrays, carried)
     reported: list[float] = []
-    in_process, served = paired_ms(lambda: engine.infer(tensors),
-                                   lambda: reported.append(server_ms(client.infer(name, request))),
-                                   args.repeats)
+    rounds = [one_client(client, name, floor, engine, request, tensors, reported, args.repeats)
+              for _ in range(args.latency_rounds)]
+    each = {key: [r[key] for r in rounds] for key in ONE_CLIENT}
     empty = statistics.median(timed(lambda: client.get_model_metadata(name)) for _ in range(args.repeats))
-    out = {"in_process_ms": in_process, "served_ms": served, "added_ms": served - in_process,
+    out = {**{key: statistics.median(values) for key, values in each.items()}, "each_round": each,
            "empty_call_ms": 1000 * empty, "server_reported_ms": statistics.median(reported)}
     if args.http:
         import tritonclient.http as th
@@ -166,6 +184,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--latency-rounds", type=int, default=3,
+                   help="rounds of the one-client timings (each figure reported as its median and range)")
     p.add_argument("--rounds", type=int, default=2, help="mixed-set rounds per setting (alternating)")
     p.add_argument("--http", action="store_true", help="also time tritonclient.http against gRPC")
     p.add_argument("--server-path", help="PYTHONPATH of another mmrt build to serve with (compare builds)")
@@ -173,6 +193,7 @@ def main() -> None:
     args = p.parse_args()
     if not (args.bundle / "manifest.json").is_file():
         sys.exit(f"{args.bundle}: no bundle (run 'make quickstart' or 'mmrt export' first)")
+    made_at = commit()
     tune_malloc()  # the server's process settings, for the in-process engine too
     bundle = open_bundle(args.bundle, SessionOptions(threads=args.threads))
     m = bundle.manifest
@@ -180,12 +201,13 @@ def main() -> None:
     engine = Engine(bundle, BatchingOptions())
     results = {}
     try:
-        with ServerProcess(args.bundle, args.threads, http=args.http, pythonpath=args.server_path) as server:
+        serving = ServerProcess(args.bundle, args.threads, http=args.http, pythonpath=args.server_path)
+        with serving as server, FloorServer(hop=True) as floor:
             for label, carried in WORKLOADS.items():
                 carried = [x for x in m.modalities if carried is None or x in carried]
                 if carried:
                     print(f"{label}: {'+'.join(carried)}", file=sys.stderr)
-                    measured = workload(server, engine, arrays, carried, args)
+                    measured = workload(server, floor, engine, arrays, carried, args)
                     results[label] = {"modalities": carried, **measured}
     finally:
         engine.close()
@@ -200,7 +222,9 @@ def main() -> None:
                 load = clients_rps(server.url, m.name, requests, args.clients, args.seconds)
                 mixed[setting].append(load.rps)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "bundle": str(args.bundle),
-              "threads": args.threads, "clients": args.clients, "workloads": results,
+              "command": "python -m lab.serve_latency " + " ".join(sys.argv[1:]), "commit": made_at,
+              "threads": args.threads, "clients": args.clients, "latency_rounds": args.latency_rounds,
+              "workloads": results,
               "mixed_rps": {**mixed, "ratio": median(mixed["on"]) / median(mixed["off"])}}
     write_report(args.out, report, render(report))
 
@@ -213,11 +237,22 @@ def write_report(out: Path, report: dict, text: str) -> None:
     print(text)
 
 
+def cell(measured: dict, key: str, fmt: str) -> str:
+    """A figure, with its range over rounds where it was timed in rounds."""
+    each = measured.get("each_round", {}).get(key)
+    spread = f" ({min(each):.2f}-{max(each):.2f})" if each and len(each) > 1 else ""
+    return fmt.format(measured[key]) + spread
+
+
 def render(r: dict) -> str:
     rows = [("in-process p50 (engine: preprocessing + graphs)", "in_process_ms", "{:.2f} ms"),
             ("served p50 (tritonclient.grpc -> mmrt serve)", "served_ms", "{:.2f} ms"),
             ("**added time** (served - in-process; target <= 0.5 ms)", "added_ms", "**{:.2f} ms**"),
-            ("of which an empty call (ModelMetadata, same client)", "empty_call_ms", "{:.2f} ms"),
+            ("the floor: p50 of a server that answers at once (same loop, options, hand-off)", "floor_ms",
+             "{:.2f} ms"),
+            ("**added above the floor** (added - floor: mmrt's own Python)", "above_floor_ms",
+             "**{:.2f} ms**"),
+            ("an empty call (ModelMetadata, same client)", "empty_call_ms", "{:.2f} ms"),
             ("engine time the server reports", "server_reported_ms", "{:.2f} ms"),
             ("served p50 through tritonclient.http", "http_ms", "{:.2f} ms"),
             (f"throughput, {r['clients']} clients", "rps", "{:.0f} req/s"),
@@ -232,12 +267,13 @@ def render(r: dict) -> str:
     w = r["workloads"]
     lines = [f"# mmrt serve: where the time goes ({r['date']}, {r['machine']}, {r['threads']} ORT threads)",
              "",
-             f"Bundle `{r['bundle']}`; `python -m lab.serve_latency`.", "",
+             f"Bundle `{r['bundle']}`; `{r['command']}`; commit {r['commit']}. The one-client "
+             f"timings are medians over {r['latency_rounds']} rounds (range in brackets).", "",
              "| measure | " + " | ".join(f"{k} ({'+'.join(v['modalities'])})" for k, v in w.items()) + " |",
              "|---|" + "---|" * len(w)]
     for label, key, fmt in rows:
         if any(key in v for v in w.values()):
-            cells = (fmt.format(v[key]) if key in v else "" for v in w.values())
+            cells = (cell(v, key, fmt) if key in v else "" for v in w.values())
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     x = r["mixed_rps"]
     lines += ["", f"Mixed modality sets, {r['clients']} clients: per-encoder batching on "
