@@ -8,7 +8,7 @@ Per workload (all modalities, video dropped, text only), one `mmrt serve` subpro
    served p50 minus the in-process p50. Beside it, the *floor*: the p50 of the same request
    answered at once by a grpc.aio server with `mmrt serve`'s loop, options and hand-off but no
    engine (lab/floor_server.py), and the added time *above the floor* (added minus floor: what
-   mmrt's own Python costs beyond what any server of its kind pays); an empty call (ModelMetadata)
+   mmrt's own work costs beyond what any server of its kind pays); an empty call (ModelMetadata)
    through the same client, and the engine time the server reports (``server_time_ns``).
 2. Throughput of 16 tritonclient clients against the *compute bound*: the requests per second the
    same graphs reach in this process at their best batch size (1-32 rows), all cores. Beside it,
@@ -250,7 +250,7 @@ def render(r: dict) -> str:
             ("**added time** (served - in-process; target <= 0.5 ms)", "added_ms", "**{:.2f} ms**"),
             ("the floor: p50 of a server that answers at once (same loop, options, hand-off)", "floor_ms",
              "{:.2f} ms"),
-            ("**added above the floor** (added - floor: mmrt's own Python)", "above_floor_ms",
+            ("**added above the floor** (added - floor: mmrt's own work)", "above_floor_ms",
              "**{:.2f} ms**"),
             ("an empty call (ModelMetadata, same client)", "empty_call_ms", "{:.2f} ms"),
             ("engine time the server reports", "server_reported_ms", "{:.2f} ms"),
