@@ -35,6 +35,8 @@ SOURCES = {  # name -> (file, the command that makes it)
     "peers": (DATA / "peers.json", "python -m lab.peers.bench --bundle runs/quickstart/bundle --data "
               "runs/quickstart/data --drop video"),
     "serving": (DATA / "serving.json", "python -m lab.serve_latency --bundle runs/quickstart/bundle"),
+    "paper-table": (ROOT / "docs" / "results" / "paper-table" / "table.json",
+                    "python -m lab.paper_table --out runs/paper-table --record docs/results/paper-table"),
 }
 IMAGES = {  # name -> {a run's plot, relative to its JSON: where the docs show it}, captured with the JSON
     "quickstart": {"bench/score.png": ROOT / "docs" / "results" / "img" / "quickstart-score.png",
@@ -52,8 +54,12 @@ class Figure:
 
     def value(self) -> str:
         node = read(self.source)
-        for key in self.path.split("."):
+        for key in self.path.split("|" if "|" in self.path else "."):  # "|" where keys hold dots
             node = node[int(key)] if isinstance(node, list) else node[key]
+        if node is None:
+            return "–"  # not measured
+        if self.fmt == "count":
+            return str(len(node))
         if self.fmt == "interval":  # a 95% interval [low, high] of a change, in words
             low, high = node
             return "clear of zero" if low > 0 or high < 0 else "not clear of zero"
@@ -111,6 +117,14 @@ FIGURES = [
                         ("added_ms", "ms the server adds (served - in-process)"),
                         ("floor_ms", "p50 ms of a server that answers at once (the gRPC floor)"),
                         ("above_floor_ms", "ms the server adds above the floor"))],
+    Figure("paper.draws", "paper-table", "draws", "count", "the paper's table: data draws pooled"),
+    *[Figure(f"paper.{slug}.{stratum}.{name}", "paper-table", f"rows|{row}|{stratum}.{name}|mean", ".3f",
+             f"the paper's table, {row}: {stratum} {name}, mean over the draws")
+      for slug, row in (("lp", "linear probe"), ("ft", "fine-tune"), ("masd", "MASD (pretraining pool, 1x)"),
+                        ("masd-wiseft", "MASD+WiSE-FT (pretraining pool, 1x)"),
+                        ("ft-10x", "fine-tune on 10x the labels"))
+      for stratum, name in (("overall", "P"), ("overall", "R"), ("missing", "R"), ("added", "R"),
+                            ("transfer", "R"))],
     Figure("foundation.chance", "foundation", "alignment.held_out.chance.retrieval", ".3f",
            "released foundation: retrieval by chance"),
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",

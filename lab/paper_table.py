@@ -261,7 +261,8 @@ def main() -> None:
     draws = {}
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
-    doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "draws": list(draws),
+    doc = {"machine": machine(), "date": str(date.today()), "commit": commit(), "size": args.size,
+           "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}

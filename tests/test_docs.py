@@ -85,3 +85,15 @@ def test_capture_takes_a_runs_plots_with_its_json_and_refuses_a_partial_run(tmp_
     assert shown.read_bytes() == b"this run's plot"
     captured = json.loads((tmp_path / "data" / "quickstart.json").read_text("utf-8"))
     assert captured["minutes"] == 2.5 and captured["command"] == "make it" and captured["commit"]
+
+
+def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts(tmp_path, monkeypatch):
+    from lab import figures
+
+    doc = {"draws": [1001, 1002], "rows": {"MASD (pool, 1x)": {"overall.R": {"mean": 0.61234},
+                                                               "transfer.R": {"mean": None}}}}
+    (tmp_path / "table.json").write_text(json.dumps(doc), "utf-8")
+    monkeypatch.setattr(figures, "SOURCES", {"t": (tmp_path / "table.json", "make it")})
+    assert figures.Figure("a", "t", "rows|MASD (pool, 1x)|overall.R|mean", ".3f", "").value() == "0.612"
+    assert figures.Figure("b", "t", "rows|MASD (pool, 1x)|transfer.R|mean", ".3f", "").value() == "–"
+    assert figures.Figure("c", "t", "draws", "count", "").value() == "2"
