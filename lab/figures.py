@@ -51,10 +51,13 @@ class Figure:
     path: str  # dotted keys into the source's JSON (list items by index)
     fmt: str
     what: str
+    optional: bool = False  # a row a partial table may not hold yet: "–" rather than an error
 
     def value(self) -> str:
         node = read(self.source)
         for key in self.path.split("|" if "|" in self.path else "."):  # "|" where keys hold dots
+            if self.optional and isinstance(node, dict) and key not in node:
+                return "–"
             node = node[int(key)] if isinstance(node, list) else node[key]
         if node is None:
             return "–"  # not measured
@@ -119,7 +122,7 @@ FIGURES = [
                         ("above_floor_ms", "ms the server adds above the floor"))],
     Figure("paper.draws", "paper-table", "draws", "count", "the paper's table: data draws pooled"),
     *[Figure(f"paper.{slug}.{stratum}.{name}", "paper-table", f"rows|{row}|{stratum}.{name}|mean", ".3f",
-             f"the paper's table, {row}: {stratum} {name}, mean over the draws")
+             f"the paper's table, {row}: {stratum} {name}, mean over the draws", optional=True)
       for slug, row in (("lp", "linear probe"), ("ft", "fine-tune"), ("masd", "MASD (pretraining pool, 1x)"),
                         ("masd-wiseft", "MASD+WiSE-FT (pretraining pool, 1x)"),
                         ("ft-10x", "fine-tune on 10x the labels"))
@@ -150,7 +153,7 @@ def table() -> str:
     for f in available():
         doc, (path, command) = read(f.source), SOURCES[f.source]
         lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {doc['date']} | {doc['machine']} | "
-                     f"{short(str(doc['commit']))} | `{doc.get('command', command)}` | "
+                     f"{short(str(doc.get('commit', 'not recorded')))} | `{doc.get('command', command)}` | "
                      f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])
 

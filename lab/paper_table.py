@@ -37,6 +37,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -254,15 +255,15 @@ def main() -> None:
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")
     args = p.parse_args()
-    started = time.monotonic()
+    started, made_at = time.monotonic(), commit()
     runs = [r for r in RUNS if (r != "mae" or args.mae) and (args.runs is None or r in args.runs.split(","))]
     if args.runs is not None and set(args.runs.split(",")) - set(RUNS):
         raise SystemExit(f"--runs {args.runs}: expected some of {', '.join(RUNS)}")
     draws = {}
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
-    doc = {"machine": machine(), "date": str(date.today()), "commit": commit(), "size": args.size,
-           "draws": list(draws),
+    doc = {"machine": machine(), "date": str(date.today()), "commit": made_at, "size": args.size,
+           "command": " ".join(["python -m lab.paper_table", *sys.argv[1:]]), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}

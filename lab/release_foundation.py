@@ -46,8 +46,22 @@ def commands(work: Path) -> list[list[str]]:
              "--seed", str(SEED), "--quiet"]]
 
 
+def begun(work: Path) -> str:
+    """The commit the work folder was begun at, recorded when it is first made, so that a build
+    resumed at a later commit is stamped with the code that made its data and weights."""
+    record = work / "provenance.json"
+    if not record.is_file():
+        if work.is_dir() and any(work.iterdir()):
+            raise SystemExit(f"{work}: begun without a record of its commit (provenance.json): start from an "
+                             "empty --work")
+        work.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(record, json.dumps({"commit": commit(), "date": str(date.today())}) + "\n")
+    return json.loads(record.read_text("utf-8"))["commit"]
+
+
 def run(work: Path) -> dict[str, float]:
     """The card's commands, each skipped or resumed where its output exists: probe scores by modality."""
+    begun(work)
     make, pretrain, probe = commands(work)
     if not (work / "data" / "datacard.json").is_file():
         assert mmrt([*make, "--overwrite"]) == 0
@@ -60,8 +74,8 @@ def run(work: Path) -> dict[str, float]:
 
 
 def build(work: Path, out: Path) -> None:
-    made_at = commit()  # before the release folder exists in the checkout
     probe = run(work)
+    made_at = begun(work)
     pretrained = work / "pretrained"
     config = json.loads((pretrained / "config.json").read_text("utf-8"))
     stage = config["history"][0]

@@ -97,3 +97,7 @@ def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts
     assert figures.Figure("a", "t", "rows|MASD (pool, 1x)|overall.R|mean", ".3f", "").value() == "0.612"
     assert figures.Figure("b", "t", "rows|MASD (pool, 1x)|transfer.R|mean", ".3f", "").value() == "–"
     assert figures.Figure("c", "t", "draws", "count", "").value() == "2"
+    absent = "rows|fine-tune on 10x the labels|overall.R|mean"  # a partial table without the row
+    assert figures.Figure("d", "t", absent, ".3f", "", optional=True).value() == "–"
+    with pytest.raises(KeyError):
+        figures.Figure("e", "t", absent, ".3f", "").value()  # a figure that must exist does not hide
