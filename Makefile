@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 quickstart: $(STAMP)
+	$(BIN)/python -m lab.provenance runs/quickstart
 	$(BIN)/mmrt quickstart --out runs/quickstart
 
 test: $(STAMP)

@@ -13,6 +13,7 @@ foundation's card). Checked by tests/test_docs.py."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -186,14 +187,38 @@ def stale() -> list[str]:
     return out
 
 
+QUICKSTART_FLAGS = {"size": "small", "seed": 0, "pretrain": False, "pretrain_epochs": None}  # its defaults
+
+
+def refused(source: str, path: Path, doc: dict) -> str | None:
+    """Why a run's JSON cannot stand for its source's command, if it cannot."""
+    if doc.get("data_reused"):
+        return ("made with data a previous run generated, so its minutes are not a fresh run's: rm -rf the "
+                "run's folder and run it again")
+    if source == "quickstart":
+        if doc.get("flags") != QUICKSTART_FLAGS:
+            return f"made with {doc.get('flags')}, not make quickstart's {QUICKSTART_FLAGS}"
+        if not (path.parent / "provenance.json").is_file():
+            return "no provenance.json beside it (the commit it ran at): run it with make quickstart"
+        for name, digest in doc.get("plots", {}).items():
+            plot = path.parent / "bench" / name
+            if not plot.is_file() or hashlib.sha256(plot.read_bytes()).hexdigest() != digest:
+                return f"bench/{name} is not the plot this run made"
+    return None
+
+
 def capture(source: str, path: Path) -> None:
-    """Copy a run's JSON into docs/results/data with the commit the checkout is at, and the plots
-    the docs show from the same run."""
+    """Copy a run's JSON into docs/results/data with the commit it ran at (its own record, the
+    provenance.json beside it, or else the checkout's now), and the plots the docs show from the
+    same run."""
     target, command = SOURCES[source]
     doc = json.loads(path.read_text("utf-8"))
-    if doc.get("data_reused"):
-        raise SystemExit(f"{path}: made with data a previous run generated, so its minutes are not a "
-                         "fresh run's: rm -rf the run's folder and run it again")
+    why = refused(source, path, doc)
+    if why:
+        raise SystemExit(f"{path}: {why}")
+    provenance = path.parent / "provenance.json"
+    if provenance.is_file():
+        doc.setdefault("commit", json.loads(provenance.read_text("utf-8"))["commit"])
     doc.setdefault("command", command)
     doc.setdefault("commit", commit())  # a report that records its own commit keeps it
     plots = {path.parent / name: shown for name, shown in IMAGES.get(source, {}).items()}

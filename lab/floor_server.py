@@ -6,7 +6,8 @@
 
 It reads the raw inputs and returns a canned SCORES tensor, on `mmrt serve`'s event loop (uvloop
 where installed) with its gRPC channel options; with ``hop`` each answer is made on a worker thread,
-as `mmrt serve` makes its own. Used by lab/grpc_floor.py and lab/serve_latency.py."""
+as `mmrt serve` makes its own. Used by lab/grpc_floor.py and lab/serve_latency.py; quoted in
+docs/serving.md."""
 
 from __future__ import annotations
 

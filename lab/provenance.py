@@ -1,10 +1,16 @@
 """Where a lab measurement came from: the checkout's commit, marked when it had uncommitted changes.
 
-Used by lab/paper_table.py, lab/release_foundation.py, lab/figures.py and lab/peers/bench.py."""
+    python -m lab.provenance FOLDER   # FOLDER/provenance.json, before a run writes there (make quickstart)
+
+Used by lab/paper_table.py, lab/release_foundation.py, lab/figures.py, lab/serve_latency.py and
+lab/peers/bench.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
+from datetime import date
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -18,3 +24,17 @@ def git(*args: str) -> str:
 def commit() -> str:
     """HEAD's hash, with " (with uncommitted changes)" when the work tree differs from it."""
     return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+
+
+def record(folder: Path) -> None:
+    """FOLDER/provenance.json: the commit and date a run begins at, for a run whose own summary
+    cannot know them (the installed `mmrt quickstart`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {"commit": commit(), "date": str(date.today())}
+    (folder / "provenance.json").write_text(json.dumps(made) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m lab.provenance FOLDER")
+    record(Path(sys.argv[1]))

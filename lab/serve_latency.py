@@ -17,7 +17,8 @@ Per workload (all modalities, video dropped, text only), one `mmrt serve` subpro
 3. Mixed modality sets from 16 clients with per-encoder batching on and off.
 ``--http`` times the same requests through tritonclient.http too. Writes report.md / report.json.
 
-Quoted in docs/reliability.md, docs/results/serving.md."""
+Quoted in docs/reliability.md, docs/results/serving.md, docs/serving.md and (through
+docs/results/data/serving.json) docs/results/figures.md."""
 
 from __future__ import annotations
 

@@ -64,7 +64,10 @@ def test_every_quoted_figure_is_its_sources_and_the_table_is_current():
         figures.quoted("<!--fig nothing.here-->1<!--/fig-->")
 
 
-def test_capture_takes_a_runs_plots_with_its_json_and_refuses_a_partial_run(tmp_path, monkeypatch):
+def test_capture_takes_a_runs_plots_and_commit_with_its_json_and_refuses_what_is_not_the_command(
+        tmp_path, monkeypatch):
+    import hashlib
+
     from lab import figures
 
     shown = tmp_path / "docs" / "score.png"
@@ -74,17 +77,35 @@ def test_capture_takes_a_runs_plots_with_its_json_and_refuses_a_partial_run(tmp_
     monkeypatch.setattr(figures, "IMAGES", {"quickstart": {"bench/score.png": shown}})
     run = tmp_path / "run"
     (run / "bench").mkdir(parents=True)
-    (run / "summary.json").write_text('{"minutes": 2.5}', "utf-8")
     shown.parent.mkdir()
-    with pytest.raises(SystemExit, match="no .*score.png"):
+    plot = b"this run's plot"
+    summary = {"minutes": 2.5, "flags": dict(figures.QUICKSTART_FLAGS),
+               "plots": {"score.png": hashlib.sha256(plot).hexdigest()}}
+
+    def capture(**changed) -> None:
+        (run / "summary.json").write_text(json.dumps({**summary, **changed}), "utf-8")
         figures.capture("quickstart", run / "summary.json")
+
+    with pytest.raises(SystemExit, match="no provenance.json"):
+        capture()
+    (run / "provenance.json").write_text('{"commit": "abc123", "date": "2026-12-03"}', "utf-8")
+    with pytest.raises(SystemExit, match="not the plot this run made"):
+        capture()  # the plot is missing
+    (run / "bench" / "score.png").write_bytes(b"another run's plot")
+    with pytest.raises(SystemExit, match="not the plot this run made"):
+        capture()
+    (run / "bench" / "score.png").write_bytes(plot)
+    with pytest.raises(SystemExit, match="not make quickstart's"):
+        capture(flags={**summary["flags"], "seed": 3})
+    with pytest.raises(SystemExit, match="data a previous run generated"):
+        capture(data_reused=True)
     assert not (tmp_path / "data" / "quickstart.json").exists()  # nothing half-captured
 
-    (run / "bench" / "score.png").write_bytes(b"this run's plot")
-    figures.capture("quickstart", run / "summary.json")
-    assert shown.read_bytes() == b"this run's plot"
+    capture()
+    assert shown.read_bytes() == plot
     captured = json.loads((tmp_path / "data" / "quickstart.json").read_text("utf-8"))
-    assert captured["minutes"] == 2.5 and captured["command"] == "make it" and captured["commit"]
+    assert captured["minutes"] == 2.5 and captured["command"] == "make it"
+    assert captured["commit"] == "abc123"  # the commit the run began at, not the checkout's now
 
 
 def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts(tmp_path, monkeypatch):

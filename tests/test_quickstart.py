@@ -1,11 +1,14 @@
 """`mmrt quickstart` end to end on the tiny size, through the installed console script."""
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from mmrt.cli.quickstart import plainly
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +42,12 @@ def test_quickstart_runs_and_reuses_its_data(tmp_path):
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())  # what it printed, for the docs
     assert summary["rows"][0]["change"] == pytest.approx(masd - ft, abs=1.5e-3)
     assert summary["rows"][0]["ci95"] == pytest.approx(got[3:], abs=1e-3) and summary["minutes"] > 0
+    # it ends with the side-by-side and the plain sentence on what is clear of zero
+    assert lines[-1] == plainly(summary["rows"]) and lines[-1].startswith("In plain words: with text alone")
+    assert summary["flags"] == {"size": "tiny", "seed": 0, "pretrain": True, "pretrain_epochs": None}
+    for name, digest in summary["plots"].items():  # the plots of this run, as the docs capture them
+        assert hashlib.sha256((tmp_path / "qs" / "bench" / name).read_bytes()).hexdigest() == digest
+    assert set(summary["plots"]) == {"score.png", "vs_monolithic.png"}
     for path in ("data/DATACARD.md", "pretrained/model.safetensors",
                  "train/models/ft/audio+video/model.safetensors",
                  "train/models/masd+wiseft/audio+video/model.safetensors", "train/report.md",
@@ -130,3 +139,13 @@ def _interrupted_pretraining(data, out, monkeypatch, epochs=None) -> None:
         patched.setattr(loop, "save_state", save_then_stop)
         with pytest.raises(KeyboardInterrupt):
             _pretrain(data, out, "tiny", seed=0, data_reused=False, epochs=epochs)
+
+
+def test_the_plain_sentence_says_which_changes_are_clear_of_zero():
+    rows = [{"label": "text alone (training never saw it)", "ci95": [0.01, 0.05]},
+            {"label": "video dropped (audio+text: the bench's workload)", "ci95": [-0.01, 0.02]},
+            {"label": "audio dropped (video+text)", "ci95": [-0.04, -0.01]}]
+    said = plainly(rows)
+    assert "with text alone, MASD+WiSE-FT scores higher than fine-tuning, clear of zero" in said
+    assert "with video dropped, the change is not clear of zero" in said
+    assert "with audio dropped, MASD+WiSE-FT scores lower than fine-tuning, clear of zero" in said
