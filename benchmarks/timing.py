@@ -28,13 +28,19 @@ def timed(fn) -> float:
 
 
 def paired_ms(first, second, repeats: int, rounds: int = 5) -> tuple[float, float]:
-    """Median ms of two functions timed in alternating blocks, so that the noise of a shared
-    machine falls on both alike. Blocks, not single calls: each runtime's thread pool spins
-    for a while after a call and would slow the other's next call down."""
-    times: tuple[list, list] = ([], [])
+    """Median ms of two functions timed in alternating blocks (``interleaved_ms``)."""
+    a, b = interleaved_ms((first, second), repeats, rounds)
+    return a, b
+
+
+def interleaved_ms(fns, repeats: int, rounds: int = 5) -> list[float]:
+    """Median ms of each function, timed in blocks taken in turn, so that the noise of a shared
+    machine falls on all alike. Blocks, not single calls: each runtime's thread pool spins for a
+    while after a call and would slow the next one's call down."""
+    times: list[list[float]] = [[] for _ in fns]
     block = max(1, repeats // rounds)
     for _ in range(rounds):
-        for fn, out in zip((first, second), times, strict=True):
+        for fn, out in zip(fns, times, strict=True):
             fn()  # warm this runtime's threads after the other one ran
             out.extend(timed(fn) for _ in range(block))
-    return 1000 * statistics.median(times[0]), 1000 * statistics.median(times[1])
+    return [1000 * statistics.median(t) for t in times]

@@ -11,6 +11,7 @@ docs/serving.md."""
 
 from __future__ import annotations
 
+import select
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import numpy as np
 from mmrt.benchmarks.timing import timed
 
 MODEL = "floor"
+START_S = 60  # how long it may take to start
 
 
 def serve(hop: bool) -> None:
@@ -66,9 +68,12 @@ class FloorServer:
     def __init__(self, hop: bool):
         command = [sys.executable, "-m", "lab.floor_server", *(["--hop"] if hop else [])]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        port = self.proc.stdout.readline().strip()
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_S)
+        port = self.proc.stdout.readline().strip() if ready else ""
         if not port.isdigit():
-            raise SystemExit(f"the answer-at-once server did not start (exit status {self.proc.wait()})")
+            self.proc.kill()
+            raise SystemExit(f"the answer-at-once server did not print its port within {START_S} s "
+                             f"(exit status {self.proc.wait()})")
         self.url = f"127.0.0.1:{port}"
 
     def p50_ms(self, request: list, repeats: int) -> float:

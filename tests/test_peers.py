@@ -57,3 +57,18 @@ def test_the_report_gives_each_servers_range_and_its_ratio_per_round():
            "versions": {"MLServer": "1.7.1"}, "agreement": {"mmrt": 0.0, "triton": 2e-7}, "ranges": ranges}
     row = next(line for line in bench.report(doc).splitlines() if line.startswith("| triton"))
     assert "| 4.00-5.00 |" in row and "0.80-1.10 (level)" in row and "0.95-1.05 (level)" in row
+
+
+def test_a_servers_measure_names_the_server_loads_it_after_warming_up_and_keeps_every_answer(tiny_bundle):
+    from lab.serve_latency import inputs_for
+    from mmrt.benchmarks.client import ServerProcess, triton_inputs
+    from mmrt.runtime.backends.loaded_bundle import open_bundle
+
+    arrays = inputs_for(open_bundle(tiny_bundle).manifest, np.random.default_rng(0))
+    requests = [triton_inputs(arrays, ["audio", "text"]), triton_inputs(arrays, ["text"])]
+    with ServerProcess(tiny_bundle, 1) as server:
+        got = bench.measure(server.url, requests, 0.5)
+    assert got["server"].startswith("mmrt ")  # what the server said it is, with its version
+    assert got["p50_ms"] > 0 and got["per_s"] > 0 and got["scores"].shape[0] == len(requests)
+    assert set(got["loaded_scores"]) == {0, 1}  # every request was answered under load too
+    assert bench.servers([{"mmrt": got}]) == {"mmrt": got["server"]}

@@ -62,6 +62,22 @@ def pins() -> dict[str, list[str]]:
     }
 
 
+PACKAGES = (("mlserver", "mlserver"), ("triton", "nvidia-pytriton"))
+
+
+def installed(folder: Path, package: str) -> str:
+    """The version of ``package`` in the virtual environment ``folder``, as installed."""
+    code = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
+    done = subprocess.run([str(folder / "bin" / "python"), "-c", code, package], capture_output=True,
+                          text=True, check=True)
+    return done.stdout.strip()
+
+
+def servers(rounds: list[dict]) -> dict[str, str]:
+    """What each server said it is (ServerMetadata: name and version), from the first round."""
+    return {name: cell["server"] for name, cell in rounds[0].items()}
+
+
 def venv(root: Path, name: str, packages: list[str]) -> Path:
     """A virtual environment with ``packages`` and this checkout's mmrt (without its dependencies:
     the peer brings its own numpy and ONNX Runtime); made again when the package list changes, and
@@ -220,7 +236,7 @@ def measure(url: str, requests: list[list], seconds: float) -> dict:
     single = [call(inputs) for inputs in requests]
     times: list[float] = []
     loaded: dict[int, np.ndarray] = {}
-    lock, deadline = threading.Lock(), time.perf_counter() + seconds
+    lock = threading.Lock()
 
     def client(first: int) -> None:
         i = first
@@ -232,12 +248,15 @@ def measure(url: str, requests: list[list], seconds: float) -> dict:
             i += CLIENTS
 
     with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(call, requests[:2 * CLIENTS]))
+        list(pool.map(call, requests[:2 * CLIENTS]))  # warm-up, before the load's clock starts
         start = time.perf_counter()
+        deadline = start + seconds
         list(pool.map(client, range(CLIENTS)))
         elapsed = time.perf_counter() - start
     ms = [t for t, _ in single]
-    return {"p50_ms": statistics.median(ms), "p99_ms": float(np.percentile(ms, 99)),
+    meta = tc.InferenceServerClient(url).get_server_metadata()
+    return {"server": f"{meta.name} {meta.version}", "p50_ms": statistics.median(ms),
+            "p99_ms": float(np.percentile(ms, 99)),
             "loaded_p50_ms": statistics.median(times), "per_s": len(times) / elapsed,
             "scores": np.concatenate([a for _, a in single]), "loaded_scores": loaded}
 
@@ -344,7 +363,8 @@ def main() -> int:
         for cell in r.values():
             del cell["scores"], cell["loaded_scores"]
     versions = {"python": sys.version.split()[0], "onnxruntime": metadata.version("onnxruntime"),
-                "MLServer": "1.7.1", "PyTriton": "0.7.0"}
+                **{package: installed(venvs[kind], package) for kind, package in PACKAGES if kind in venvs},
+                **{f"{name}'s server": server for name, server in servers(rounds).items()}}
     doc = {"command": " ".join(["python -m lab.peers.bench", *sys.argv[1:]]), "date": str(date.today()),
            "machine": machine(), "commit": made_at, "bundle": str(args.bundle), "requests": len(requests),
            "carried": "all modalities" if not args.drop else f"{'+'.join(args.drop)} dropped",
