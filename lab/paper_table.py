@@ -199,11 +199,12 @@ class Draw:
             self.pretrain("pretrained-mae", "--objective", "mae")
         for name in todo:
             made_at, started = commit(), time.monotonic()
+            resumed = (self.root / name).is_dir()  # begun earlier: its minutes are this call's only
             results = self.experiment(name, RUNS[name])
             kept["runs"][name] = {
                 "spec": self.spec(name, RUNS[name]),
                 "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
-                         "minutes": round((time.monotonic() - started) / 60, 1)},
+                         "minutes": round((time.monotonic() - started) / 60, 1), "resumed": resumed},
                 "methods": {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
                             for m, r in results["methods"].items()}}
             self.keep(kept)

@@ -151,8 +151,9 @@ def made(doc: dict) -> list[str]:
     for seed, draw in doc["per_draw"].items():
         for part, m in draw["made"].items():
             dirty = " (uncommitted changes)" if "uncommitted" in m["commit"] else ""
+            minutes = f"{m['minutes']} (resumed: the last call's only)" if m.get("resumed") else m["minutes"]
             lines.append(f"| {seed} | {part} | {m['date']} | {m['machine']} | {m['commit'][:12]}{dirty} | "
-                         f"{m['minutes']} |")
+                         f"{minutes} |")
     return lines
 
 

@@ -40,6 +40,9 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
         assert doc["rows"]["fine-tune"]["overall.R"]["each"][i] == ft
     cell = doc["rows"]["fine-tune"]["overall.R"]
     assert cell["mean"] == pytest.approx(sum(cell["each"]) / 2)
+    assert doc["command"].startswith("python -m lab.paper_table --out") and doc["commit"]
+    made = json.loads((record / "draw-21.json").read_text())["runs"]["main"]["made"]
+    assert made["resumed"] is False and made["minutes"] >= 0  # made in one call: its minutes are all of it
     table = (out / "table.md").read_text()
     masd = doc["rows"]["MASD (pretraining pool, 1x)"]["added.R"]["each"]
     diffs = [a - b for a, b in zip(masd, doc["rows"]["fine-tune"]["added.R"]["each"], strict=True)]
