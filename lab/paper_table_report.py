@@ -60,20 +60,21 @@ SMALL = 0.01  # mAP: a mean difference below this is within one eval set's noise
 
 
 def verdict(diffs: list[float] | None) -> str:
-    """Reproduced: higher on average and on every draw; not: not higher on average; else mixed.
-    A difference under ``SMALL`` says so."""
+    """Reproduced: higher on average by at least ``SMALL`` and on every draw; not: not higher on
+    average; too small to tell: higher on average by less than ``SMALL``; else mixed."""
     if diffs is None:
         return "not measured (rows missing)"
     mean = float(np.mean(diffs))
     each = ", ".join(f"{d:+.3f}" for d in diffs)
-    if mean > 0 and all(d > 0 for d in diffs):
-        word = "**reproduced**"
-    elif mean <= 0:
+    if mean <= 0:
         word = "**not reproduced**"
+    elif mean < SMALL:
+        word = f"**too small to tell** (higher by less than {SMALL} mAP, within one eval set's noise)"
+    elif all(d > 0 for d in diffs):
+        word = "**reproduced**"
     else:
         word = "**mixed** (higher on average, not on every draw)"
-    size = f", smaller than {SMALL} mAP" if abs(mean) < SMALL else ""
-    return f"{word}: {mean:+.3f} on average{size} (each draw: {each})"
+    return f"{word}: {mean:+.3f} on average (each draw: {each})"
 
 
 MASD = "MASD (pretraining pool, 1x)"
