@@ -337,6 +337,8 @@ def main() -> int:
     p.add_argument("--drop", action="append", default=[], choices=("audio", "video", "text"))
     p.add_argument("--servers", default=",".join(peer.name for peer in PEERS))
     args = p.parse_args()
+    # a SIGTERM unwinds like Ctrl-C, so that every started server's process group is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     made_at = commit()  # before the run: what was measured
     peers = [peer for peer in PEERS if peer.name in args.servers.split(",")]
     if not peers or peers[0].name != "mmrt":
