@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.peers.bench import wording
-from lab.provenance import commit
+from lab.provenance import NO_COMMIT, commit
 from mmrt import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +52,12 @@ class Figure:
     path: str  # dotted keys into the source's JSON (list items by index)
     fmt: str
     what: str
-    optional: bool = False  # a row a partial table may not hold yet: "–" rather than an error
+    optional: bool = False  # a row a partial table (--runs) may not hold yet: "–" rather than an error
 
     def value(self) -> str:
-        node = read(self.source)
+        node = doc = read(self.source)
         for key in self.path.split("|" if "|" in self.path else "."):  # "|" where keys hold dots
-            if self.optional and isinstance(node, dict) and key not in node:
+            if self.optional and doc.get("partial") and isinstance(node, dict) and key not in node:
                 return "–"
             node = node[int(key)] if isinstance(node, list) else node[key]
         if node is None:
@@ -160,7 +160,11 @@ def table() -> str:
 
 
 def short(commit: str) -> str:
-    return commit.split()[0][:12] + (" (uncommitted changes)" if "uncommitted" in commit else "")
+    """A commit's first 12 characters, marked when made with uncommitted changes; several, each so."""
+    if ", " in commit:
+        return ", ".join(short(one) for one in commit.split(", "))
+    dirty = "(with uncommitted changes)" in commit
+    return commit.split()[0][:12] + (" (uncommitted changes)" if dirty else "")
 
 
 def pages() -> list[Path]:
@@ -198,9 +202,19 @@ def refused(source: str, path: Path, doc: dict) -> str | None:
     if source == "quickstart":
         if doc.get("flags") != QUICKSTART_FLAGS:
             return f"made with {doc.get('flags')}, not make quickstart's {QUICKSTART_FLAGS}"
-        if not (path.parent / "provenance.json").is_file():
+        provenance = path.parent / "provenance.json"
+        if not provenance.is_file():
             return "no provenance.json beside it (the commit it ran at): run it with make quickstart"
-        for name, digest in doc.get("plots", {}).items():
+        began = json.loads(provenance.read_text("utf-8"))
+        if began["commit"] == NO_COMMIT:
+            return "made outside a git checkout: its commit is unknown"
+        took = path.stat().st_mtime - began.get("started", 0)
+        if abs(took - 60 * doc["minutes"]) > 120:  # the summary is written as the run ends
+            return (f"provenance.json was written {took / 60:.1f} minutes before the summary, which says "
+                    f"its run took {doc['minutes']}: they are not of the same run")
+        if not doc.get("plots"):
+            return "the summary names no plots"
+        for name, digest in doc["plots"].items():
             plot = path.parent / "bench" / name
             if not plot.is_file() or hashlib.sha256(plot.read_bytes()).hexdigest() != digest:
                 return f"bench/{name} is not the plot this run made"

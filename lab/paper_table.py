@@ -264,7 +264,9 @@ def main() -> None:
     draws = {}
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
-    doc = {"machine": machine(), "date": str(date.today()), "commit": made_at, "size": args.size,
+    made_by = [m["commit"] for d in draws.values() for m in d["made"].values()]
+    doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "assembled_at": made_at,
+           "commit": ", ".join(dict.fromkeys(made_by)),  # the commits the figures were made at
            "command": " ".join(["python -m lab.paper_table", *sys.argv[1:]]), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),

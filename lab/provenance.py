@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -26,11 +27,19 @@ def commit() -> str:
     return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
 
 
+NO_COMMIT = "unknown (not a git checkout)"
+
+
 def record(folder: Path) -> None:
-    """FOLDER/provenance.json: the commit and date a run begins at, for a run whose own summary
-    cannot know them (the installed `mmrt quickstart`)."""
+    """FOLDER/provenance.json: the commit, date and time a run begins at, for a run whose own
+    summary cannot know them (the installed `mmrt quickstart`). Outside a git checkout (a source
+    archive, no git) the commit is recorded as unknown and the run goes on."""
     folder.mkdir(parents=True, exist_ok=True)
-    made = {"commit": commit(), "date": str(date.today())}
+    try:
+        made_at = commit()
+    except (OSError, subprocess.CalledProcessError):
+        made_at = NO_COMMIT
+    made = {"commit": made_at, "date": str(date.today()), "started": time.time()}
     (folder / "provenance.json").write_text(json.dumps(made) + "\n")
 
 

@@ -3,6 +3,7 @@
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,8 @@ def test_capture_takes_a_runs_plots_and_commit_with_its_json_and_refuses_what_is
 
     with pytest.raises(SystemExit, match="no provenance.json"):
         capture()
-    (run / "provenance.json").write_text('{"commit": "abc123", "date": "2026-12-03"}', "utf-8")
+    began = {"commit": "abc123", "date": "2026-12-03", "started": time.time() - 150}  # 2.5 minutes ago
+    (run / "provenance.json").write_text(json.dumps(began), "utf-8")
     with pytest.raises(SystemExit, match="not the plot this run made"):
         capture()  # the plot is missing
     (run / "bench" / "score.png").write_bytes(b"another run's plot")
@@ -99,6 +101,10 @@ def test_capture_takes_a_runs_plots_and_commit_with_its_json_and_refuses_what_is
         capture(flags={**summary["flags"], "seed": 3})
     with pytest.raises(SystemExit, match="data a previous run generated"):
         capture(data_reused=True)
+    with pytest.raises(SystemExit, match="not of the same run"):
+        capture(minutes=30.0)  # a later run in the same folder, begun without make quickstart
+    with pytest.raises(SystemExit, match="names no plots"):
+        capture(plots={})
     assert not (tmp_path / "data" / "quickstart.json").exists()  # nothing half-captured
 
     capture()
@@ -111,8 +117,8 @@ def test_capture_takes_a_runs_plots_and_commit_with_its_json_and_refuses_what_is
 def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts(tmp_path, monkeypatch):
     from lab import figures
 
-    doc = {"draws": [1001, 1002], "rows": {"MASD (pool, 1x)": {"overall.R": {"mean": 0.61234},
-                                                               "transfer.R": {"mean": None}}}}
+    rows = {"MASD (pool, 1x)": {"overall.R": {"mean": 0.61234}, "transfer.R": {"mean": None}}}
+    doc = {"draws": [1001, 1002], "partial": True, "rows": rows}
     (tmp_path / "table.json").write_text(json.dumps(doc), "utf-8")
     monkeypatch.setattr(figures, "SOURCES", {"t": (tmp_path / "table.json", "make it")})
     assert figures.Figure("a", "t", "rows|MASD (pool, 1x)|overall.R|mean", ".3f", "").value() == "0.612"
@@ -122,3 +128,6 @@ def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts
     assert figures.Figure("d", "t", absent, ".3f", "", optional=True).value() == "–"
     with pytest.raises(KeyError):
         figures.Figure("e", "t", absent, ".3f", "").value()  # a figure that must exist does not hide
+    (tmp_path / "table.json").write_text(json.dumps({**doc, "partial": False}), "utf-8")
+    with pytest.raises(KeyError):  # a whole table lacks no row: a missing one is an error, not "–"
+        figures.Figure("d", "t", absent, ".3f", "", optional=True).value()

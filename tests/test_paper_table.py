@@ -96,10 +96,12 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
         paper_table.main()
 
 
-@pytest.mark.parametrize("diffs,word", [([0.02, 0.01, 0.03], "reproduced"), ([0.02, -0.01, 0.03], "mixed"),
-                                        ([0.01, -0.02, -0.01], "not reproduced"), (None, "not measured"),
-                                        ([0.006, 0.004, 0.002], "too small to tell")])
+@pytest.mark.parametrize("diffs,word", [([0.04, 0.03, 0.05], "reproduced"), ([0.06, -0.01, 0.05], "mixed"),
+                                        ([-0.04, -0.03, -0.05], "contradicted"), (None, "not measured"),
+                                        ([0.006, 0.004, 0.002], "too small to tell"),
+                                        ([-0.015, 0.01, -0.02], "too small to tell")])
 def test_a_claim_is_reproduced_only_when_every_draw_agrees(diffs, word):
     from lab.paper_table_report import verdict
 
     assert verdict(diffs).lstrip("*").startswith(word)
+    assert "(one draw)" in verdict([0.05]) and "(one draw)" not in verdict([0.05, 0.04])
