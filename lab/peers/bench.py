@@ -66,11 +66,12 @@ PACKAGES = (("mlserver", "mlserver"), ("triton", "nvidia-pytriton"))
 
 
 def installed(folder: Path, package: str) -> str:
-    """The version of ``package`` in the virtual environment ``folder``, as installed."""
+    """The version of ``package`` in the virtual environment ``folder``, as installed ("unknown" if
+    it cannot be read)."""
     code = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
     done = subprocess.run([str(folder / "bin" / "python"), "-c", code, package], capture_output=True,
-                          text=True, check=True)
-    return done.stdout.strip()
+                          text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"  # never lose a finished run to it
 
 
 def servers(rounds: list[dict]) -> dict[str, str]:
