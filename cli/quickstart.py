@@ -57,14 +57,18 @@ def _dataset(out: Path, size: str, seed: int, pool: bool) -> tuple[Path, bool]:
     """The bundled data; without ``pool`` (a released foundation does the pretraining), only as
     many pretraining clips as MASD distils on and no unseen pool."""
     from mmrt.training.datagen.config import SIZES, GeneratorConfig
+    from mmrt.training.datagen.datacard import generator_code
     from mmrt.training.datagen.make import make_dataset
 
     data = out / "data"
     card = data / "datacard.json"
     cfg = GeneratorConfig(size=size, seed=seed) if pool else \
         GeneratorConfig(size=size, seed=seed, pretrain_size=SIZES[size]["distill"], unseen_size=0)
-    # Reuse only data made with exactly this configuration (knob defaults may change).
-    if card.is_file() and json.loads(card.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
+    # Reuse only data made with exactly this configuration (knob defaults may change) by this
+    # generator's code.
+    saved = json.loads(card.read_text()) if card.is_file() else {}
+    if saved.get("config") == json.loads(json.dumps(cfg.to_dict())) and \
+            saved.get("generator_code") == generator_code():
         print(f"reusing {data} (size {size}, seed {seed})")
         return data, True
     made = make_dataset(cfg, data, overwrite=True)

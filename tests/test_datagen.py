@@ -124,6 +124,10 @@ def test_data_card_reports_counts_snr_and_voices(tiny_data):
     assert card["audio"]["voices_used"] > 10
     assert 0.7 < card["audio"]["labelled_digits_spoken_share"] < 1.0  # imperfect by design
     assert "## Splits" in (tiny_data / "DATACARD.md").read_text()
+    # the generator's own code identified, not only the package's version
+    from mmrt.training.datagen.datacard import generator_code
+    assert card["generator_code"] == generator_code() and len(card["generator_code"]) == 64
+    assert f"sha256 {generator_code()[:12]}" in (tiny_data / "DATACARD.md").read_text()
 
 
 def test_a_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
