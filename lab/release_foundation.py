@@ -22,7 +22,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab.provenance import commit
+from lab import provenance
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli.entry import main as mmrt
@@ -54,8 +54,7 @@ def begun(work: Path) -> str:
         if work.is_dir() and any(work.iterdir()):
             raise SystemExit(f"{work}: begun without a record of its commit (provenance.json): start from an "
                              "empty --work")
-        work.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(record, json.dumps({"commit": commit(), "date": str(date.today())}) + "\n")
+        provenance.record(work)
     return json.loads(record.read_text("utf-8"))["commit"]
 
 
