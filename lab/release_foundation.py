@@ -22,7 +22,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab import provenance
+from lab.provenance import record as record_provenance
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli.entry import main as mmrt
@@ -54,7 +54,7 @@ def begun(work: Path) -> str:
         if work.is_dir() and any(work.iterdir()):
             raise SystemExit(f"{work}: begun without a record of its commit (provenance.json): start from an "
                              "empty --work")
-        provenance.record(work)
+        record_provenance(work)
     return json.loads(record.read_text("utf-8"))["commit"]
 
 

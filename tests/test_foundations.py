@@ -96,9 +96,9 @@ def test_the_quickstart_asks_for_pretrain_before_pretrain_epochs(tmp_path, capsy
 def test_a_release_is_stamped_with_the_commit_its_work_folder_was_begun_at(tmp_path, monkeypatch):
     from lab import release_foundation
 
-    monkeypatch.setattr(release_foundation.provenance, "commit", lambda: "first")
+    monkeypatch.setattr("lab.provenance.commit", lambda: "first")
     assert release_foundation.begun(tmp_path / "work") == "first"
-    monkeypatch.setattr(release_foundation.provenance, "commit", lambda: "later")
+    monkeypatch.setattr("lab.provenance.commit", lambda: "later")
     assert release_foundation.begun(tmp_path / "work") == "first"  # resumed later: still the first
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "data").mkdir()
