@@ -35,6 +35,7 @@ docs/results/paper-table/table.md (which it writes) and docs/results/figures.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import shutil
@@ -167,9 +168,12 @@ class Draw:
         return flags
 
     def spec(self, name: str, run: Run) -> dict:
-        preset = resources.files("mmrt.training").joinpath("presets", f"{self.args.size}.json").read_bytes()
         return {"flags": self.flags(name, run), "data": run.data, "pretrained": run.pretrained,
-                "preset_sha256": hashlib.sha256(preset).hexdigest()[:16]}
+                "preset_sha256": preset_digest(self.preset(), mae=run.pretrained == "pretrained-mae")}
+
+    def preset(self) -> dict:
+        preset = resources.files("mmrt.training").joinpath("presets", f"{self.args.size}.json")
+        return json.loads(preset.read_bytes())
 
     def experiment(self, name: str, run: Run) -> dict:
         out = self.root / name
@@ -186,7 +190,7 @@ class Draw:
         kept = self.kept()
         todo = [name for name in runs if name not in kept["runs"]]
         if todo or "foundation" not in kept:
-            made_at, started = commit(), time.monotonic()
+            made_at, started = commit(self.args.record), time.monotonic()
             self.data()
             self.pretrain("pretrained")
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
@@ -199,7 +203,7 @@ class Draw:
         if "mae" in todo:
             self.pretrain("pretrained-mae", "--objective", "mae")
         for name in todo:
-            made_at, started = commit(), time.monotonic()
+            made_at, started = commit(self.args.record), time.monotonic()
             resumed = (self.root / name).is_dir()  # begun earlier: its minutes are this call's only
             results = self.experiment(name, RUNS[name])
             kept["runs"][name] = {
@@ -214,6 +218,22 @@ class Draw:
         made.update({name: kept["runs"][name]["made"] for name in runs})
         return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
                 "chance": kept["foundation"]["chance"]}
+
+
+MAE_SECTIONS = (("recipe", "pretrain_mae"), ("mae",))  # what only MAE pretraining reads
+
+
+def preset_digest(preset: dict, mae: bool) -> str:
+    """The digest of the preset a run depends on: all of it, less MAE's sections for a run that
+    does not pretrain with MAE (choosing MAE's schedule voids only the MAE rows)."""
+    preset = copy.deepcopy(preset)
+    if not mae:
+        for *parents, key in MAE_SECTIONS:
+            section = preset
+            for parent in parents:
+                section = section[parent]
+            section.pop(key, None)
+    return hashlib.sha256(json.dumps(preset, sort_keys=True).encode()).hexdigest()[:16]
 
 
 MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.model", "MODEL.md")
@@ -257,7 +277,7 @@ def main() -> None:
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")
     args = p.parse_args()
-    started, made_at = time.monotonic(), commit()
+    started, made_at = time.monotonic(), commit(args.record)
     runs = [r for r in RUNS if (r != "mae" or args.mae) and (args.runs is None or r in args.runs.split(","))]
     if args.runs is not None and set(args.runs.split(",")) - set(RUNS):
         raise SystemExit(f"--runs {args.runs}: expected some of {', '.join(RUNS)}")

@@ -22,9 +22,15 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def commit() -> str:
-    """HEAD's hash, with " (with uncommitted changes)" when the work tree differs from it."""
-    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+def commit(ignoring: Path | None = None) -> str:
+    """HEAD's hash, with " (with uncommitted changes)" when the work tree differs from it; changes
+    under ``ignoring`` (a run's own record folder inside the checkout, which it writes as it goes)
+    do not count."""
+    exclude = []
+    if ignoring is not None and ignoring.resolve().is_relative_to(CHECKOUT):
+        exclude = ["--", ".", f":(exclude){ignoring.resolve().relative_to(CHECKOUT)}"]
+    changed = git("status", "--porcelain", *exclude)
+    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if changed else "")
 
 
 NO_COMMIT = "unknown (not a git checkout)"

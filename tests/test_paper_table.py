@@ -1,6 +1,7 @@
 """The paper-table benchmark end to end on tiny data: two fresh draws, every run (MAE included) on one
 training set, the rows pooled over draws and the claims computed from the runs' own results."""
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -105,3 +106,18 @@ def test_a_claim_is_reproduced_only_when_every_draw_agrees(diffs, word):
 
     assert verdict(diffs).lstrip("*").startswith(word)
     assert "(one draw)" in verdict([0.05]) and "(one draw)" not in verdict([0.05, 0.04])
+
+
+def test_choosing_mae_schedule_voids_only_the_mae_rows():
+    small = paper_table.resources.files("mmrt.training") / "presets" / "small.json"
+    preset = json.loads(small.read_text())
+    mae_schedule, finetune = copy.deepcopy(preset), copy.deepcopy(preset)
+    mae_schedule["recipe"]["pretrain_mae"]["epochs"] += 10
+    mae_schedule["mae"]["mask_ratio"]["video"] = 0.75
+    finetune["recipe"]["finetune"]["steps"] += 1
+    digest = paper_table.preset_digest
+    assert digest(mae_schedule, mae=False) == digest(preset, mae=False)
+    assert digest(mae_schedule, mae=True) != digest(preset, mae=True)
+    assert digest(finetune, mae=False) != digest(preset, mae=False)
+    assert digest(finetune, mae=True) != digest(preset, mae=True)
+    assert preset["recipe"]["pretrain_mae"] != mae_schedule["recipe"]["pretrain_mae"]  # the preset was copied

@@ -23,6 +23,9 @@ def render_card(config: ModelConfig) -> str:
             budget = (f"{schedule['epochs']} epochs" if schedule.get("epochs")
                       else f"{schedule['steps']} steps")
             facts += f"; {budget} of batch {schedule['batch_size']} at lr {schedule['lr']:g}"
+        if stage.get("final_metrics"):  # the loss's logged parts (MAE: each modality's)
+            facts += "; last epoch's means: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in sorted(stage["final_metrics"].items()))
         lines.append(f"{n}. **{stage['stage']}**: {facts}")
         if stage.get("alignment"):
             lines += ["", *alignment_table(stage["alignment"]), ""]

@@ -9,10 +9,12 @@ steps the uninterrupted run would have taken.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -81,11 +83,14 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
             save_state(state_file, model, optimizer,
                        {"step": step, "total": total, "schedule": asdict(schedule), "stage": desc})
 
+    started = time.monotonic()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", disable=not (progress and ctx.main),
                dynamic_ncols=True, leave=False)
     history: list[float] = []
+    metric_history: dict[str, list[float]] = {}  # a loss's own parts (MAE: each modality's)
     skipped = 0
+    first_step = step
     loss_module.train()
     while step < total:
         epoch, offset = divmod(step, steps_per_epoch)
@@ -107,6 +112,8 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
                     nn.utils.clip_grad_norm_(params, schedule.grad_clip)
                 optimizer.step()
                 history.append(loss.item())
+                for k, v in metrics.items():
+                    metric_history.setdefault(k, []).append(float(v))
             else:
                 skipped += 1  # a non-finite loss would poison AdamW's moments: skip the step
                 if skipped > max(10, total // 10):
@@ -121,7 +128,12 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
                 break
     bar.close()
     tail = history[-steps_per_epoch:] or [float("nan")]
-    return {"steps": step, "final_loss": ctx.mean(sum(tail) / len(tail)), "skipped_steps": skipped}
+    # the last epoch's mean of each logged metric, as this process saw it (a resumed run: its own steps only)
+    final_metrics = {k: float(np.mean(v[-steps_per_epoch:])) for k, v in metric_history.items()}
+    taken, seconds = step - first_step, time.monotonic() - started
+    return {"steps": step, "final_loss": ctx.mean(sum(tail) / len(tail)), "skipped_steps": skipped,
+            "final_metrics": final_metrics,
+            "seconds_per_step": round(seconds / taken, 4) if taken else None}
 
 
 def to_device(batch, device: torch.device):

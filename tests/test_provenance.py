@@ -1,0 +1,35 @@
+"""Where a measurement came from: a run's own record folder does not mark its commit as changed;
+any other change does, and a folder outside the checkout is no exemption."""
+
+import subprocess
+
+from lab import provenance
+
+
+def repo(tmp_path, monkeypatch):
+    root = tmp_path / "checkout"
+    (root / "record").mkdir(parents=True)
+    (root / "code.py").write_text("x = 1\n")
+    (root / "record" / "draw.json").write_text("{}\n")
+    run = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*run[:3], "init", "-q"], check=True)
+    subprocess.run([*run, "add", "."], check=True)
+    subprocess.run([*run, "commit", "-qm", "start"], check=True)
+    monkeypatch.setattr(provenance, "CHECKOUT", root.resolve())
+    return root
+
+
+def test_the_record_folder_being_written_does_not_mark_the_commit(tmp_path, monkeypatch):
+    root = repo(tmp_path, monkeypatch)
+    head = provenance.git("rev-parse", "HEAD")
+    (root / "record" / "draw.json").write_text('{"runs": 1}\n')
+    (root / "record" / "new.json").write_text("{}\n")
+    assert provenance.commit(ignoring=root / "record") == head
+    assert provenance.commit() == head + " (with uncommitted changes)"
+
+
+def test_any_other_change_marks_it(tmp_path, monkeypatch):
+    root = repo(tmp_path, monkeypatch)
+    (root / "code.py").write_text("x = 2\n")
+    assert provenance.commit(ignoring=root / "record").endswith(" (with uncommitted changes)")
+    assert provenance.commit(ignoring=tmp_path / "elsewhere").endswith(" (with uncommitted changes)")
