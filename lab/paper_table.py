@@ -30,6 +30,7 @@ committed record and page: docs/results/paper-table/).
 
 Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
 docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md,
+docs/results/mae-check.md,
 docs/results/paper-table/table.md (which it writes) and docs/results/figures.md."""
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ from lab.provenance import commit
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
+from mmrt.scores import chance_score
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
-from mmrt.training.model.config import load_preset
+from mmrt.training.model.config import MaeConfig, load_preset
 
 
 @dataclass(frozen=True)
@@ -146,15 +148,28 @@ class Draw:
 
     def pretrain(self, name: str, *flags: str) -> None:
         """The draw's foundation: from the record when it keeps one (pretraining is the longest step
-        of a draw), else pretrained here and then kept there."""
+        of a draw), else pretrained here and then kept there; reused only if made with the preset's
+        current pretraining settings."""
         out, kept = self.root / name, self.record.with_suffix("") / name if self.record else None
         if not (out / "config.json").is_file() and kept is not None and (kept / "config.json").is_file():
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(kept, out)
+        mae = name == "pretrained-mae"
+        made_with = {"pretraining_sha256": foundation_digest(self.preset(), mae)}
         if not (out / "config.json").is_file():
             resume = ["--resume"] if out.is_dir() else []
             assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
                          self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
+            atomic.write_text(out / MADE_WITH, json.dumps(made_with) + "\n")
+        stamp = out / MADE_WITH
+        if stamp.is_file():
+            same = json.loads(stamp.read_text("utf-8")) == made_with
+        else:  # kept before foundations were stamped: what it records of itself
+            same = made_as_preset(json.loads((out / "config.json").read_text("utf-8")), self.preset(), mae)
+        if not same:
+            where = f"{out}" + (f" and {kept}" if kept is not None and kept.is_dir() else "")
+            raise SystemExit(f"{where}: pretrained with other settings than the preset's now; delete "
+                             "it to pretrain again (and the runs made from it from the record)")
         if kept is not None and not (kept / "config.json").is_file():
             keep_model(out, kept)
 
@@ -199,7 +214,8 @@ class Draw:
                     "alignment": config["history"][0]["alignment"], "chance": chance_map(self.root / "data"),
                     "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
                              "minutes": round((time.monotonic() - started) / 60, 1)}}
-                self.keep(kept)
+            kept["foundation"]["chance"] = chance_map(self.root / "data")  # the data's, as scored now
+            self.keep(kept)
         if "mae" in todo:
             self.pretrain("pretrained-mae", "--objective", "mae")
         for name in todo:
@@ -233,9 +249,40 @@ def preset_digest(preset: dict, mae: bool) -> str:
             for parent in parents:
                 section = section[parent]
             section.pop(key, None)
-    return hashlib.sha256(json.dumps(preset, sort_keys=True).encode()).hexdigest()[:16]
+    return digest(preset)
 
 
+def foundation_digest(preset: dict, mae: bool) -> str:
+    """The digest of what a draw's foundation depends on: the architecture, its pretraining
+    schedule and, for MAE, the preset's mae section (not the downstream recipe)."""
+    stage = "pretrain_mae" if mae else "pretrain"
+    parts = {"arch": preset["arch"], stage: preset["recipe"][stage]}
+    return digest({**parts, "mae": preset["mae"]} if mae else parts)
+
+
+def made_as_preset(config: dict, preset: dict, mae: bool) -> bool:
+    """Whether a model's config.json records the preset's architecture and pretraining schedule
+    (and, for MAE, its MAE settings): for a foundation kept without a stamp."""
+    stage = config["history"][0]
+    schedule = preset["recipe"]["pretrain_mae" if mae else "pretrain"]
+    same = within(preset["arch"], config["arch"]) and within(schedule, stage["schedule"])
+    if mae:
+        same = same and "mae" in stage and MaeConfig(**stage["mae"]) == MaeConfig(**preset["mae"])
+    return same
+
+
+def within(part, whole) -> bool:
+    """Whether every field ``part`` sets (nested) has the same value in ``whole``."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(k in whole and within(v, whole[k]) for k, v in part.items())
+    return part == whole
+
+
+def digest(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+MADE_WITH = "made_with.json"  # the digest of the preset's pretraining settings a foundation was made with
 MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.model", "MODEL.md")
 
 
@@ -244,11 +291,13 @@ def keep_model(model: Path, kept: Path) -> None:
     with atomic.staged_dir(kept, overwrite=True) as stage:
         for name in MODEL_FILES:
             shutil.copyfile(model / name, stage / name)
+        if (model / MADE_WITH).is_file():  # foundations made before the stamp lack it
+            shutil.copyfile(model / MADE_WITH, stage / MADE_WITH)
 
 
 def chance_map(data: Path) -> float:
-    """The mAP of scores that ignore the input: each class's share of positives in eval, averaged."""
-    return float(multi_hot(read_split(data, "eval"), read_classes(data)).mean(0).mean())
+    """The mAP of scores that ignore the input, on eval (``chance_score``)."""
+    return chance_score(multi_hot(read_split(data, "eval"), read_classes(data)), "multi-label")
 
 
 def pooled(values: list[float | None]) -> dict:

@@ -24,11 +24,11 @@ def git(*args: str) -> str:
 
 def commit(ignoring: Path | None = None) -> str:
     """HEAD's hash, with " (with uncommitted changes)" when the work tree differs from it; changes
-    under ``ignoring`` (a run's own record folder inside the checkout, which it writes as it goes)
-    do not count."""
-    exclude = []
-    if ignoring is not None and ignoring.resolve().is_relative_to(CHECKOUT):
-        exclude = ["--", ".", f":(exclude){ignoring.resolve().relative_to(CHECKOUT)}"]
+    under ``ignoring`` (a run's own record folder, which it writes as it goes) do not count, where
+    it is a folder below the checkout's root (the root itself exempts nothing)."""
+    exclude, folder = [], None if ignoring is None else ignoring.resolve()
+    if folder is not None and folder != CHECKOUT and folder.is_relative_to(CHECKOUT):
+        exclude = ["--", ".", f":(exclude,literal){folder.relative_to(CHECKOUT)}"]
     changed = git("status", "--porcelain", *exclude)
     return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if changed else "")
 

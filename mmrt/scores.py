@@ -60,14 +60,26 @@ def task_score(y_true: np.ndarray, scores: np.ndarray, task: str) -> float:
 
 
 def chance_score(y_true: np.ndarray, task: str) -> float:
-    """What a model that ranks at random scores in expectation: for mAP each class's AP is its
-    share of positives, averaged over the classes that have one; for top-1, the share of the
-    classes that are an example's labels, averaged over examples."""
+    """What a model that ranks at random scores in expectation. For mAP, each class's expected AP
+    over random orders of its n examples with k positives, exactly (``expected_random_ap``; near
+    k/n only when n is large: 0.27 against 0.15 for 3 positives in 20), averaged over the classes
+    that have one; for top-1, the share of the classes that are an example's labels, averaged
+    over examples."""
     y = np.asarray(y_true) > 0
     if task == "multi-label":
-        rates = y.mean(axis=0)
-        return float(np.mean(rates[rates > 0]))
+        n, positives = y.shape[0], y.sum(axis=0)
+        return float(np.mean([expected_random_ap(int(k), n) for k in positives if k > 0]))
     return float(np.mean(y.sum(axis=1) / y.shape[1]))
+
+
+def expected_random_ap(k: int, n: int) -> float:
+    """The expected average precision of a uniformly random order of n examples, k of them
+    positive: (H_n + (k - 1) / (n - 1) * (n - H_n)) / n, H_n the n-th harmonic number (the
+    positive at rank r counts precision r's expected share of positives above it)."""
+    if n == 1:
+        return 1.0
+    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+    return (harmonic + (k - 1) / (n - 1) * (n - harmonic)) / n
 
 
 def _check_pair(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

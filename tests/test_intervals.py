@@ -101,3 +101,12 @@ def test_chance_score_is_what_a_random_ranking_scores():
     assert random == pytest.approx(chance_score(y, "multi-label"), abs=0.01)
     single = np.eye(4, dtype=np.int64)[rng.integers(0, 4, 1000)]
     assert chance_score(single, "single-label") == pytest.approx(0.25)
+
+
+def test_chance_on_few_examples_is_the_exact_expectation_not_the_share_of_positives():
+    rng = np.random.default_rng(3)
+    y = np.zeros((20, 2), dtype=np.int64)
+    y[:3, 0], y[:10, 1] = 1, 1  # 3 and 10 positives in 20
+    random = np.mean([task_score(y, rng.random(y.shape), "multi-label") for _ in range(4000)])
+    assert random == pytest.approx(chance_score(y, "multi-label"), abs=0.01)
+    assert chance_score(y, "multi-label") > (3 / 20 + 10 / 20) / 2 + 0.05  # the share is well below

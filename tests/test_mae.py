@@ -1,6 +1,7 @@
 """MAE pretraining (`mmrt pretrain --objective mae`): masking, reconstruction, the shared final
 block, and everything downstream of it (methods, export, experiment, compare) on tiny data."""
 
+import dataclasses
 import json
 import math
 
@@ -10,9 +11,11 @@ import torch
 
 from mmrt.bundle import EMBEDDING, input_name
 from mmrt.cli import main
+from mmrt.errors import UserError
 from mmrt.export.samples import parity_samples
 from mmrt.runtime.backends.loaded_bundle import open_bundle
 from mmrt.text import TextTokenizer
+from mmrt.training.data.frontend import input_key
 from mmrt.training.data.splits import Split
 from mmrt.training.model.checkpoint import load_model, load_state, tokenizer_path
 from mmrt.training.model.config import Schedule, load_preset
@@ -90,6 +93,22 @@ def test_patches_follow_the_patch_embeddings_token_order():
     assert p.shape == (2, 4, 18)
     # token 1 is row 0, column 1: rows 0-1, columns 3-5; channels last within the patch
     assert torch.equal(p[0, 1].reshape(2, 3, 3), x[0, :, 0:2, 3:6].permute(1, 2, 0))
+
+
+def test_a_raw_target_is_the_patch_as_the_encoder_sees_it_and_the_others_stay_normalised(mae_pretrained,
+                                                                                          tiny_data):
+    model, batch = real_batch(mae_pretrained, tiny_data)
+    raw_video = dataclasses.replace(load_preset("tiny").mae, raw_targets=("video",))
+    objective = MaskedAutoencoding(model, raw_video)
+    enc = model.encoders["video"]
+    _, raw, _ = objective.tokens("video", batch["video"])
+    assert torch.equal(raw, patches(enc.normalised(batch["video"]), tuple(model.config.arch.video_tubelet)))
+    assert not torch.allclose(raw.var(dim=-1, unbiased=False), torch.ones(raw.shape[:2]), atol=0.05)
+    key = input_key(batch, "audio")
+    _, audio, _ = objective.tokens("audio", batch[key], key)
+    assert torch.allclose(audio.var(dim=-1, unbiased=False), torch.ones(audio.shape[:2]), atol=1e-3)
+    with pytest.raises(UserError, match="raw_targets"):
+        dataclasses.replace(load_preset("tiny").mae, raw_targets=["text"])
 
 
 def test_reconstruction_loss_falls_over_a_few_steps(mae_pretrained, tiny_data):

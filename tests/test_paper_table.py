@@ -1,11 +1,13 @@
 """The paper-table benchmark end to end on tiny data: two fresh draws, every run (MAE included) on one
 training set, the rows pooled over draws and the claims computed from the runs' own results."""
 
+import argparse
 import copy
 import dataclasses
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +123,45 @@ def test_choosing_mae_schedule_voids_only_the_mae_rows():
     assert digest(finetune, mae=False) != digest(preset, mae=False)
     assert digest(finetune, mae=True) != digest(preset, mae=True)
     assert preset["recipe"]["pretrain_mae"] != mae_schedule["recipe"]["pretrain_mae"]  # the preset was copied
+
+
+def test_a_foundation_is_reused_only_if_made_with_the_preset_pretraining_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(paper_table, "mmrt", lambda argv: pytest.fail(f"pretrained again: {argv}"))
+    draw = paper_table.Draw(argparse.Namespace(out=tmp_path, record=None, size="small"), 5)
+    preset = draw.preset()
+    mae, contrastive = draw.root / "pretrained-mae", draw.root / "pretrained"
+
+    def made(out, schedule, **stage):
+        out.mkdir(parents=True, exist_ok=True)
+        arch = {**preset["arch"], "positions": "learned"}  # a model records more than the preset sets
+        (out / "config.json").write_text(json.dumps({"arch": arch, "history": [
+            {"schedule": {**schedule, "steps": 0, "grad_clip": 1.0}, **stage}]}))
+
+    made(mae, preset["recipe"]["pretrain_mae"])
+    stamp = mae / paper_table.MADE_WITH
+    stamp.write_text(json.dumps({"pretraining_sha256": "0" * 16}))
+    with pytest.raises(SystemExit, match="other settings than the preset"):
+        draw.pretrain("pretrained-mae", "--objective", "mae")
+    stamp.write_text(json.dumps({"pretraining_sha256": paper_table.foundation_digest(preset, mae=True)}))
+    draw.pretrain("pretrained-mae", "--objective", "mae")  # reused
+    stamp.unlink()  # made before stamps: what it records of itself decides
+    with pytest.raises(SystemExit, match="other settings than the preset"):
+        draw.pretrain("pretrained-mae", "--objective", "mae")  # no MAE settings recorded
+    made(mae, preset["recipe"]["pretrain_mae"], mae={**preset["mae"], "raw_targets": []})
+    draw.pretrain("pretrained-mae", "--objective", "mae")
+    made(contrastive, preset["recipe"]["pretrain"])
+    draw.pretrain("pretrained")
+    made(contrastive, {**preset["recipe"]["pretrain"], "lr": 1.0})
+    with pytest.raises(SystemExit, match="other settings than the preset"):
+        draw.pretrain("pretrained")
+
+
+def test_the_committed_table_was_made_with_the_shipped_preset():
+    preset = json.loads((paper_table.resources.files("mmrt.training") / "presets" / "small.json").read_text())
+    records = sorted((Path(__file__).parents[1] / "docs" / "results" / "paper-table").glob("draw-*.json"))
+    assert len(records) >= 3
+    for record in records:
+        for name, run in json.loads(record.read_text())["runs"].items():
+            mae = run["spec"]["pretrained"] == "pretrained-mae"
+            assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (
+                f"{record.name}: run {name} was made with another preset: run the table again")

@@ -33,3 +33,12 @@ def test_any_other_change_marks_it(tmp_path, monkeypatch):
     (root / "code.py").write_text("x = 2\n")
     assert provenance.commit(ignoring=root / "record").endswith(" (with uncommitted changes)")
     assert provenance.commit(ignoring=tmp_path / "elsewhere").endswith(" (with uncommitted changes)")
+
+
+def test_the_root_and_pattern_characters_exempt_nothing_else(tmp_path, monkeypatch):
+    root = repo(tmp_path, monkeypatch)
+    (root / "code.py").write_text("x = 2\n")
+    assert provenance.commit(ignoring=root).endswith(" (with uncommitted changes)")
+    (root / "code.py").write_text("x = 1\n")
+    (root / "record" / "draw.json").write_text('{"runs": 2}\n')
+    assert provenance.commit(ignoring=root / "rec*").endswith(" (with uncommitted changes)")  # not a glob

@@ -132,6 +132,15 @@ class MaeConfig:
     decoder_width: int  # per-modality reconstruction decoders, dropped after pretraining
     decoder_depth: int
     repeats: int = 2  # each batch is used this many times, with a new mask each time
+    # modalities reconstructed as the encoder sees their patches, not normalised per patch (MAE's
+    # normalised pixels make a patch of pure noise as loud as one with content)
+    raw_targets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw_targets", tuple(self.raw_targets))  # a list, from JSON
+        if set(self.raw_targets) - {"audio", "video"}:
+            raise UserError(f"the preset's mae raw_targets {list(self.raw_targets)}: expected audio or "
+                            "video (patched modalities)")
 
     def ratio(self, modality: str) -> float:
         if modality not in self.mask_ratio:

@@ -136,7 +136,9 @@ class MaskedAutoencoding(nn.Module):
         else:
             image, sizes = enc.normalised(x), tuple(self.model.config.arch.video_tubelet)
         tokens = grid_tokens(enc.patch, image)
-        target = normalise_patches(patches(image, sizes))
+        target = patches(image, sizes)
+        if modality not in self.mae.raw_targets:
+            target = normalise_patches(target)
         return tokens, target, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
     def modality_loss(self, modality: str, x: torch.Tensor, g: torch.Generator,

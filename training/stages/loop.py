@@ -127,13 +127,14 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
             if step == total:
                 break
     bar.close()
+    # The last epoch's means (the loss over every process; each logged metric as this process saw
+    # it), over the steps this call took: a run resumed late in its last epoch averages fewer.
     tail = history[-steps_per_epoch:] or [float("nan")]
-    # the last epoch's mean of each logged metric, as this process saw it (a resumed run: its own steps only)
     final_metrics = {k: float(np.mean(v[-steps_per_epoch:])) for k, v in metric_history.items()}
     taken, seconds = step - first_step, time.monotonic() - started
     return {"steps": step, "final_loss": ctx.mean(sum(tail) / len(tail)), "skipped_steps": skipped,
-            "final_metrics": final_metrics,
-            "seconds_per_step": round(seconds / taken, 4) if taken else None}
+            "final_metrics": final_metrics, "final_steps": min(len(history), steps_per_epoch),
+            "resumed_at": first_step, "seconds_per_step": round(seconds / taken, 4) if taken else None}
 
 
 def to_device(batch, device: torch.device):

@@ -112,7 +112,8 @@ def pretrain(opts: PretrainOptions) -> Path:
                   if len(modalities) > 1 else {})
         stage = {"stage": "pretrain", "objective": opts.objective, "data": str(info.root), "seed": opts.seed,
                  "schedule": asdict(schedule), **result,
-                 "seconds": round(time.monotonic() - started, 1), "alignment": checks}
+                 "seconds": round(time.monotonic() - started, 1), "alignment": checks,
+                 **({"mae": asdict(preset.mae)} if mae else {})}
         model.config = replace(config, history=(stage,))
         write_model(out, model.cpu(), None)
         (out / STATE).unlink(missing_ok=True)
