@@ -10,8 +10,9 @@ foundation's), never on a paper-table draw. For each --epochs (comma list) it pr
 initialises them: the same config and seed, no step taken), and probes each model with `mmrt
 experiment --methods lp --train-sets audio,video,text --holdout 0.25` (trained on one modality,
 scored on it, on a seeded quarter of train; eval is never read). MAE and the start are probed with
-the preset's max pooling and with mean pooling (MAE's loss never pools, so the pooling chosen for
-contrastive need not suit it); the contrastive foundation with its own.
+max and with mean pooling (MAE's loss never pools, so the pooling chosen for contrastive need not
+suit it; this check chose mean for the `small` preset's MAE); the contrastive foundation with its
+own.
 
 Per modality and pooling it reports each probe, the chance score of the validation clips (the
 exact expectation of a random ranking), MAE minus the start with a paired 95% interval (the same
@@ -25,8 +26,9 @@ top is under LEARNS; else inconclusive. Writes
 OUT/check.json and OUT/check.md; run again to resume or to add epoch counts (with the same
 data, preset and MAE settings: another preset's MAE needs another --out).
 
-Quoted in docs/results/mae-check.md (its tables: docs/results/mae-check/preset/check.md and
-docs/results/mae-check/candidate/check.md), docs/training.md and docs/results/data-draws.md."""
+Quoted in docs/results/mae-check.md (its tables: docs/results/mae-check/preset/check.md,
+docs/results/mae-check/candidate/check.md, docs/results/mae-check/preset-1200/check.md and
+docs/results/mae-check/candidate-1200/check.md), docs/training.md and docs/results/data-draws.md."""
 
 from __future__ import annotations
 

@@ -196,3 +196,19 @@ def test_experiment_with_mae_writes_the_same_results_and_compares_with_contrasti
 def test_compare_refuses_a_folder_without_results(tiny_experiment, tmp_path, capsys):
     assert main(["compare", str(tiny_experiment), str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_the_preset_mae_pooling_is_the_pretrained_encoders(tiny_data, tmp_path, monkeypatch):
+    from mmrt.training.stages import pretrain as stage
+
+    tiny = load_preset("tiny")
+    assert tiny.arch.pool != "mean"
+    monkeypatch.setattr(stage, "load_preset", lambda name: dataclasses.replace(
+        tiny, mae=dataclasses.replace(tiny.mae, pool="mean")))
+    out = stage.pretrain(stage.PretrainOptions(data=tiny_data, out=tmp_path / "m", preset="tiny",
+                                               objective="mae", epochs=1, progress=False))
+    model = load_model(out)
+    assert model.config.arch.pool == "mean" and all(e.trunk.pool == "mean" for e in model.encoders.values())
+    assert model.config.history[0]["mae"]["pool"] == "mean"
+    with pytest.raises(UserError, match="pool"):
+        dataclasses.replace(tiny.mae, pool="sum")

@@ -135,9 +135,14 @@ class MaeConfig:
     # modalities reconstructed as the encoder sees their patches, not normalised per patch (MAE's
     # normalised pixels make a patch of pure noise as loud as one with content)
     raw_targets: tuple[str, ...] = ()
+    # how an MAE-pretrained encoder pools its tokens, where it differs from the architecture's
+    # (MAE's loss never pools; AV-MAE and Audio-MAE average the tokens)
+    pool: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "raw_targets", tuple(self.raw_targets))  # a list, from JSON
+        if self.pool is not None and self.pool not in POOLS:
+            raise UserError(f"the preset's mae pool {self.pool!r}: expected one of {list(POOLS)}")
         if set(self.raw_targets) - {"audio", "video"}:
             raise UserError(f"the preset's mae raw_targets {list(self.raw_targets)}: expected audio or "
                             "video (patched modalities)")
