@@ -265,7 +265,11 @@ def made_as_preset(config: dict, preset: dict, mae: bool) -> bool:
     (and, for MAE, its MAE settings): for a foundation kept without a stamp."""
     stage = config["history"][0]
     schedule = preset["recipe"]["pretrain_mae" if mae else "pretrain"]
-    same = within(preset["arch"], config["arch"]) and within(schedule, stage["schedule"])
+    arch = preset["arch"]
+    if mae:  # what MAE pretraining changes in the architecture (training/stages/pretrain.py)
+        arch = {**arch, "positions": "sinusoidal", "shared_depth": preset["mae"]["shared_depth"],
+                "pool": preset["mae"].get("pool") or arch.get("pool")}
+    same = within(arch, config["arch"]) and within(schedule, stage["schedule"])
     if mae:
         same = same and "mae" in stage and MaeConfig(**stage["mae"]) == MaeConfig(**preset["mae"])
     return same

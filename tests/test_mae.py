@@ -210,5 +210,17 @@ def test_the_preset_mae_pooling_is_the_pretrained_encoders(tiny_data, tmp_path, 
     model = load_model(out)
     assert model.config.arch.pool == "mean" and all(e.trunk.pool == "mean" for e in model.encoders.values())
     assert model.config.history[0]["mae"]["pool"] == "mean"
+    tuned, bundle = tmp_path / "lp", tmp_path / "bundle"  # each exported encoder averages as in torch
+    assert main(["train", "--data", str(tiny_data), "--pretrained", str(out), "--method", "lp",
+                 "--modalities", "audio+video+text", "--out", str(tuned), "--quiet"]) == 0
+    assert main(["export", str(tuned), "--out", str(bundle)]) == 0
+    model = load_model(tuned).eval()
+    assert model.config.arch.pool == "mean"
+    samples = parity_samples(model, tiny_data, tokenizer_path(tuned), 4)
+    graphs = open_bundle(bundle).encoders
+    for m in model.modalities:
+        with torch.no_grad():
+            want = model.encode(m, samples[m]).numpy()
+        assert np.abs(graphs[m].run({input_name(m): samples[m].numpy()})[EMBEDDING] - want).max() < 1e-4, m
     with pytest.raises(UserError, match="pool"):
         dataclasses.replace(tiny.mae, pool="sum")

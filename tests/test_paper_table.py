@@ -133,7 +133,10 @@ def test_a_foundation_is_reused_only_if_made_with_the_preset_pretraining_setting
 
     def made(out, schedule, **stage):
         out.mkdir(parents=True, exist_ok=True)
-        arch = {**preset["arch"], "positions": "learned"}  # a model records more than the preset sets
+        arch = {**preset["arch"], "positions": "learned", "shared_depth": 0}  # more than the preset sets
+        if "mae" in stage:  # as MAE pretraining makes it
+            arch.update(positions="sinusoidal", shared_depth=stage["mae"]["shared_depth"],
+                        pool=stage["mae"].get("pool") or arch["pool"])
         (out / "config.json").write_text(json.dumps({"arch": arch, "history": [
             {"schedule": {**schedule, "steps": 0, "grad_clip": 1.0}, **stage}]}))
 
