@@ -199,7 +199,7 @@ def render(doc: dict) -> str:
     for epochs, run in doc["runs"].items():
         minutes = f"{run['minutes']} min" + (" this call" if run.get("resumed_at") else "")
         lines += [f"## MAE, {epochs} epochs ({run['steps']} steps, {run['seconds_per_step']} s a step, "
-                  f"{minutes})", "", *settings(run.get("mae")),
+                  f"{minutes})", "", *settings_line(run.get("mae")),
                   "| modality | pooling | start | MAE | MAE − start [95%] | contrastive | headroom | "
                   "MAE loss | floor | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -215,7 +215,7 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def settings(mae: dict | None) -> list[str]:
+def settings_line(mae: dict | None) -> list[str]:
     """The MAE settings a run was pretrained with, as its model records them."""
     if mae is None:
         return []
@@ -234,11 +234,10 @@ def check_epochs(args: argparse.Namespace, n: int, contrastive: dict, chance: fl
     stage = read_config(model).history[0]
     start = start_weights(model, args.out / "start", args.seed)
     floors = {**patch_floors(args.data, model, args.preset), "text": text_floor(args.data, model)}
-    pools = {}
+    losses, pools = stage.get("final_metrics", {}), {}
     for pool in POOLS:
         mae_probe, start_probe = (probe(args.data, pooled_by(m, pool), args.out / f"probe-{m.name}-{pool}",
                                         args.seed, args.holdout) for m in (model, start))
-        losses = stage.get("final_metrics", {})
         pools[pool] = compare(mae_probe, start_probe, contrastive, chance, losses, floors)
     return {"steps": stage["steps"], "seconds_per_step": stage.get("seconds_per_step"),
             "minutes": round(stage["seconds"] / 60, 1), "resumed_at": stage.get("resumed_at"),

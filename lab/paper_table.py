@@ -42,7 +42,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -58,7 +58,7 @@ from mmrt.cli import main as mmrt
 from mmrt.scores import chance_score
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
-from mmrt.training.model.config import MaeConfig, load_preset
+from mmrt.training.model.config import MaeConfig, Preset, load_preset
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,8 @@ class Draw:
         if stamp.is_file():
             same = json.loads(stamp.read_text("utf-8")) == made_with
         else:  # kept before foundations were stamped: what it records of itself
-            same = made_as_preset(json.loads((out / "config.json").read_text("utf-8")), self.preset(), mae)
+            config = json.loads((out / "config.json").read_text("utf-8"))
+            same = made_as_preset(config, load_preset(self.args.size), mae)
         if not same:
             where = f"{out}" + (f" and {kept}" if kept is not None and kept.is_dir() else "")
             raise SystemExit(f"{where}: pretrained with other settings than the preset's now; delete "
@@ -211,7 +212,7 @@ class Draw:
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
             if "foundation" not in kept:
                 kept["foundation"] = {
-                    "alignment": config["history"][0]["alignment"], "chance": chance_map(self.root / "data"),
+                    "alignment": config["history"][0]["alignment"],
                     "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
                              "minutes": round((time.monotonic() - started) / 60, 1)}}
             kept["foundation"]["chance"] = chance_map(self.root / "data")  # the data's, as scored now
@@ -260,26 +261,14 @@ def foundation_digest(preset: dict, mae: bool) -> str:
     return digest({**parts, "mae": preset["mae"]} if mae else parts)
 
 
-def made_as_preset(config: dict, preset: dict, mae: bool) -> bool:
-    """Whether a model's config.json records the preset's architecture and pretraining schedule
-    (and, for MAE, its MAE settings): for a foundation kept without a stamp."""
+def made_as_preset(config: dict, preset: Preset, mae: bool) -> bool:
+    """Whether a model's config.json records the architecture and pretraining schedule the preset
+    gives (and, for MAE, its MAE settings): for a foundation kept without a stamp."""
     stage = config["history"][0]
-    schedule = preset["recipe"]["pretrain_mae" if mae else "pretrain"]
-    arch = preset["arch"]
-    if mae:  # what MAE pretraining changes in the architecture (training/stages/pretrain.py)
-        arch = {**arch, "positions": "sinusoidal", "shared_depth": preset["mae"]["shared_depth"],
-                "pool": preset["mae"].get("pool") or arch.get("pool")}
-    same = within(arch, config["arch"]) and within(schedule, stage["schedule"])
-    if mae:
-        same = same and "mae" in stage and MaeConfig(**stage["mae"]) == MaeConfig(**preset["mae"])
-    return same
-
-
-def within(part, whole) -> bool:
-    """Whether every field ``part`` sets (nested) has the same value in ``whole``."""
-    if isinstance(part, dict):
-        return isinstance(whole, dict) and all(k in whole and within(v, whole[k]) for k, v in part.items())
-    return part == whole
+    arch = preset.mae.encoder_arch(preset.arch) if mae else preset.arch
+    schedule = preset.recipe["pretrain_mae" if mae else "pretrain"]
+    same = config["arch"] == json.loads(json.dumps(arch.to_dict())) and stage["schedule"] == asdict(schedule)
+    return same and (not mae or ("mae" in stage and MaeConfig(**stage["mae"]) == preset.mae))
 
 
 def digest(doc: dict) -> str:

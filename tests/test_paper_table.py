@@ -131,14 +131,13 @@ def test_a_foundation_is_reused_only_if_made_with_the_preset_pretraining_setting
     preset = draw.preset()
     mae, contrastive = draw.root / "pretrained-mae", draw.root / "pretrained"
 
-    def made(out, schedule, **stage):
+    def made(out, schedule, **stage):  # a config.json as pretraining writes it
         out.mkdir(parents=True, exist_ok=True)
-        arch = {**preset["arch"], "positions": "learned", "shared_depth": 0}  # more than the preset sets
-        if "mae" in stage:  # as MAE pretraining makes it
-            arch.update(positions="sinusoidal", shared_depth=stage["mae"]["shared_depth"],
-                        pool=stage["mae"].get("pool") or arch["pool"])
+        small = paper_table.load_preset("small")
+        arch = (small.mae.encoder_arch(small.arch) if "mae" in stage else small.arch).to_dict()
+        recorded = dataclasses.asdict(small.recipe["pretrain_mae" if "mae" in stage else "pretrain"])
         (out / "config.json").write_text(json.dumps({"arch": arch, "history": [
-            {"schedule": {**schedule, "steps": 0, "grad_clip": 1.0}, **stage}]}))
+            {"schedule": {**recorded, **schedule}, **stage}]}))
 
     made(mae, preset["recipe"]["pretrain_mae"])
     stamp = mae / paper_table.MADE_WITH

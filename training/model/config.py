@@ -147,6 +147,12 @@ class MaeConfig:
             raise UserError(f"the preset's mae raw_targets {list(self.raw_targets)}: expected audio or "
                             "video (patched modalities)")
 
+    def encoder_arch(self, arch: ArchConfig) -> ArchConfig:
+        """The encoders MAE pretraining builds from ``arch``: fixed sin-cos positions, the last
+        blocks shared by every modality, and this section's pooling where it sets one."""
+        return replace(arch, positions="sinusoidal", shared_depth=self.shared_depth,
+                       pool=self.pool or arch.pool)
+
     def ratio(self, modality: str) -> float:
         if modality not in self.mask_ratio:
             raise UserError(f"the preset's mae section has no mask ratio for {modality!r}")

@@ -70,11 +70,7 @@ def pretrain(opts: PretrainOptions) -> Path:
     check_pool(info.root, "pretrain")
     stage_name = "pretrain_mae" if mae else "pretrain"
     schedule = preset.recipe[stage_name].override(opts.epochs, opts.lr, opts.batch_size)
-    # MAE's encoders: fixed sin-cos positions, the last blocks shared by every modality, the
-    # preset's MAE pooling where it sets one.
-    arch = replace(preset.arch, positions="sinusoidal", shared_depth=preset.mae.shared_depth,
-                   pool=preset.mae.pool or preset.arch.pool) if mae \
-        else preset.arch
+    arch = preset.mae.encoder_arch(preset.arch) if mae else preset.arch
     out = prepare_out(opts.out, opts.resume, opts.overwrite) if ctx.main else Path(opts.out)
     ctx.barrier()
 
