@@ -15,8 +15,9 @@ train.jsonl (the first 1x of its examples, and all 10x: each example is seeded b
   training on the rest (the paper's distill-on-Kinetics row);
 - `labels10x`: fine-tuning on 10x the labels (the paper's fine-tune-on-2M row), for 10x the steps
   (the same epochs);
-- with `--mae`: MAE pretraining (the preset's `pretrain_mae`), then probe, fine-tune, MASD and
-  MASD+WiSE-FT on the paper's pool.
+- with `--mae`: MAE pretraining (the preset's `pretrain_mae`), then (`mae`) probe, fine-tune, MASD
+  and MASD+WiSE-FT on the paper's pool; and (`probe`) contrastive's linear probe again, whose
+  in-modality scores p(M; M) (each run now records them) stand beside MAE's.
 
 Writes RUN/table.md (each row pooled over draws as mean ± std, each draw's figure beside; the
 paper's claims each stated as reproduced or not, with numbers; the targets), RUN/table.json and the
@@ -58,6 +59,7 @@ from mmrt.cli import main as mmrt
 from mmrt.scores import chance_score
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
+from mmrt.training.experiments.tune import in_distribution
 from mmrt.training.model.config import MaeConfig, Preset, load_preset
 
 
@@ -75,7 +77,9 @@ RUNS = {
     "carve": Run("masd,masd+wiseft", ("--distill-source", "carve")),
     "labels10x": Run("ft", data="data-10x"),
     "mae": Run("lp,ft,masd,masd+wiseft", ("--distill-source", "pretrain"), pretrained="pretrained-mae"),
+    "probe": Run("lp"),  # contrastive's linear probe again: its in-modality scores, beside MAE's
 }
+MAE_RUNS = ("mae", "probe")  # run only with --mae
 # (label, run, method): the paper's rows first, then mmrt's extra ones
 ROWS = (
     ("linear probe", "main", "lp"),
@@ -218,7 +222,7 @@ class Draw:
             kept["foundation"]["chance"] = chance_map(self.root / "data")  # the data's, as scored now
             self.keep(kept)
         if "mae" in todo:
-            self.pretrain("pretrained-mae", "--objective", "mae")
+            self.pretrain_mae(kept)
         for name in todo:
             made_at, started = commit(self.args.record), time.monotonic()
             resumed = (self.root / name).is_dir()  # begun earlier: its minutes are this call's only
@@ -227,14 +231,34 @@ class Draw:
                 "spec": self.spec(name, RUNS[name]),
                 "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
                          "minutes": round((time.monotonic() - started) / 60, 1), "resumed": resumed},
-                "methods": {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics")}
+                "methods": {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics"),
+                                "in_distribution": in_distribution(results, m)}
                             for m, r in results["methods"].items()}}
             self.keep(kept)
         rows = {label: kept["runs"][run]["methods"][method] for label, run, method in ROWS if run in runs}
         made = {"foundation": kept["foundation"]["made"]}
+        mae = kept.get("foundation_mae") if "mae" in runs else None
+        if mae is not None:
+            made["MAE foundation"] = mae["made"]
         made.update({name: kept["runs"][name]["made"] for name in runs})
+        probe = kept["runs"]["probe"]["methods"]["lp"] if "probe" in runs else None
         return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
-                "chance": kept["foundation"]["chance"]}
+                "chance": kept["foundation"]["chance"], "mae_foundation": mae, "probe": probe}
+
+    def pretrain_mae(self, kept: dict) -> None:
+        """The draw's MAE foundation, and what it is in the record: its reconstruction losses (the
+        last epoch's), its alignment (MAE is not trained to align) and where it was made."""
+        out = self.root / "pretrained-mae"
+        made_at, started = commit(self.args.record), time.monotonic()
+        resumed = out.is_dir() and not (out / "config.json").is_file()
+        self.pretrain("pretrained-mae", "--objective", "mae")
+        if "foundation_mae" not in kept:
+            stage = json.loads((out / "config.json").read_text("utf-8"))["history"][0]
+            kept["foundation_mae"] = {
+                "losses": stage["final_metrics"], "alignment": stage["alignment"],
+                "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
+                         "minutes": round((time.monotonic() - started) / 60, 1), "resumed": resumed}}
+            self.keep(kept)
 
 
 MAE_SECTIONS = (("recipe", "pretrain_mae"), ("mae",))  # what only MAE pretraining reads
@@ -313,14 +337,17 @@ def main() -> None:
     p.add_argument("--draws", default="1001,1002,1003", help="data seeds never used for a choice")
     p.add_argument("--record", type=Path, help="keep each draw's finished figures here (committed: "
                    "docs/results/paper-table); runs found there are not run again")
-    p.add_argument("--runs", help=f"only these runs (of {', '.join(RUNS)}; default all but mae): a "
+    p.add_argument("--runs", help=f"only these runs (of {', '.join(RUNS)}; default all but "
+                   f"{' and '.join(MAE_RUNS)}, which --mae adds): a "
                    "table of what a record holds so far, its other rows reported as not measured")
-    p.add_argument("--mae", action="store_true", help="add the MAE rows (the preset's MAE pretraining)")
+    p.add_argument("--mae", action="store_true", help="add the MAE rows (the preset's MAE pretraining) "
+                   "and contrastive's linear probe again for its in-modality scores")
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
-    runs = [r for r in RUNS if (r != "mae" or args.mae) and (args.runs is None or r in args.runs.split(","))]
+    runs = [r for r in RUNS
+            if (r not in MAE_RUNS or args.mae) and (args.runs is None or r in args.runs.split(","))]
     if args.runs is not None and set(args.runs.split(",")) - set(RUNS):
         raise SystemExit(f"--runs {args.runs}: expected some of {', '.join(RUNS)}")
     draws = {}

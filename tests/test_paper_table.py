@@ -52,6 +52,16 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     claim = next(line for line in table.splitlines() if line.startswith("- MASD raises R on Added at Test"))
     assert f"each draw: {diffs[0]:+.3f}, {diffs[1]:+.3f}" in claim
     assert "MAE alone transfers at about chance" in table
+    kept = json.loads((record / "draw-22.json").read_text())
+    lp = kept["runs"]["probe"]["methods"]["lp"]  # contrastive's probe again, its in-modality scores kept
+    probe = json.loads((out / "draw-22" / "probe" / "results.json").read_text())["methods"]["lp"]["scores"]
+    assert lp["in_distribution"] == {"audio+video": probe["audio+video"]["audio+video"]}
+    mae = kept["foundation_mae"]
+    assert set(mae["losses"]) == {"audio", "video", "text"} and mae["made"]["resumed"] is False
+    assert "held_out" in mae["alignment"] and "| 22 | MAE foundation | " in table
+    row = next(line for line in table.splitlines() if line.startswith("| audio+video | "))
+    assert f"/ {lp['in_distribution']['audio+video']:.3f}" in row  # each draw's beside the mean
+    assert "## The best eval set per training set (Table 4" in table and "| MAE: MASD | " in table
     assert "draw 22's foundation, mean retrieval over the pairs: held-out" in table
     for name in ("overlap.png", "robustness_vs_performance.png"):
         assert (out / name).stat().st_size > 1000
@@ -167,3 +177,31 @@ def test_the_committed_table_was_made_with_the_shipped_preset():
             mae = run["spec"]["pretrained"] == "pretrained-mae"
             assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (
                 f"{record.name}: run {name} was made with another preset: run the table again")
+
+
+@pytest.mark.parametrize("diffs,word", [([0.01, -0.015], "reproduced"), ([0.05, 0.04], "contradicted (above"),
+                                        ([-0.03, -0.05], "contradicted (below"), (None, "not measured")])
+def test_mae_is_at_chance_only_within_a_small_margin(diffs, word):
+    from lab.paper_table_report import at_chance
+
+    assert at_chance(diffs).replace("*", "").startswith(word)
+
+
+def _best_doc(masd: dict, ft: dict) -> dict:
+    rows = {label: {"metrics": {"modalities": ["audio", "video"], "best_eval": best}}
+            for label, best in (("fine-tune", ft), ("MASD (pretraining pool, 1x)", masd))}
+    return {"rows": dict.fromkeys(rows), "per_draw": {1: {"rows": rows}}}
+
+
+@pytest.mark.parametrize("masd,ft,word", [
+    ("audio+video", "audio", "reproduced"), ("audio+video", "audio+video", "nothing to show"),
+    ("audio", "audio", "not reproduced")])
+def test_table_4_claim_needs_masd_best_with_all_modalities_where_fine_tuning_is_not(masd, ft, word):
+    from lab.paper_table_report import best_eval, best_with_all
+
+    def best(audio: str) -> dict:
+        return {"audio": audio, "video": "audio+video", "audio+video": "audio+video"}
+
+    doc = _best_doc(best(masd), best(ft))
+    assert best_with_all(doc).lstrip("*").startswith(word)
+    assert f"| fine-tune | {'AV' if ft == 'audio+video' else 'A'} | AV |" in best_eval(doc)
