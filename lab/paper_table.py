@@ -48,9 +48,8 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from lab.data_views import data_view
+from lab.paper_table_cells import pooled
 from lab.paper_table_report import COLUMNS, render, write_figures
 from lab.provenance import commit
 from mmrt import atomic
@@ -59,7 +58,6 @@ from mmrt.cli import main as mmrt
 from mmrt.scores import chance_score
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
-from mmrt.training.experiments.tune import in_distribution
 from mmrt.training.model.config import MaeConfig, Preset, load_preset
 
 
@@ -150,17 +148,18 @@ class Draw:
         data_view(full, self.root / "data", {"train": self.labels})
         data_view(full, self.root / "data-10x", {"train": 10 * self.labels})
 
-    def pretrain(self, name: str, *flags: str) -> None:
+    def pretrain(self, name: str, *flags: str) -> bool:
         """The draw's foundation: from the record when it keeps one (pretraining is the longest step
         of a draw), else pretrained here and then kept there; reused only if made with the preset's
-        current pretraining settings."""
+        current pretraining settings. Whether this call pretrained it."""
         out, kept = self.root / name, self.record.with_suffix("") / name if self.record else None
         if not (out / "config.json").is_file() and kept is not None and (kept / "config.json").is_file():
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(kept, out)
         mae = name == "pretrained-mae"
         made_with = {"pretraining_sha256": foundation_digest(self.preset(), mae)}
-        if not (out / "config.json").is_file():
+        fresh = not (out / "config.json").is_file()
+        if fresh:
             resume = ["--resume"] if out.is_dir() else []
             assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
                          self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
@@ -177,6 +176,7 @@ class Draw:
                              "it to pretrain again (and the runs made from it from the record)")
         if kept is not None and not (kept / "config.json").is_file():
             keep_model(out, kept)
+        return fresh
 
     def flags(self, name: str, run: Run) -> list[str]:
         """The experiment's flags but its folders: with the data and foundation it reads and the
@@ -215,10 +215,8 @@ class Draw:
             self.pretrain("pretrained")
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
             if "foundation" not in kept:
-                kept["foundation"] = {
-                    "alignment": config["history"][0]["alignment"],
-                    "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
-                             "minutes": round((time.monotonic() - started) / 60, 1)}}
+                kept["foundation"] = {"alignment": config["history"][0]["alignment"],
+                                      "made": made_here(made_at, started)}
             kept["foundation"]["chance"] = chance_map(self.root / "data")  # the data's, as scored now
             self.keep(kept)
         if "mae" in todo:
@@ -229,10 +227,9 @@ class Draw:
             results = self.experiment(name, RUNS[name])
             kept["runs"][name] = {
                 "spec": self.spec(name, RUNS[name]),
-                "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
-                         "minutes": round((time.monotonic() - started) / 60, 1), "resumed": resumed},
+                "made": made_here(made_at, started, resumed=resumed),
                 "methods": {m: {"metrics": r["metrics"], "ci95": r.get("ci95", {}).get("metrics"),
-                                "in_distribution": in_distribution(results, m)}
+                                "scores": r["scores"]}  # p(M_E; M_T): Table 4 and p(M; M) from it
                             for m, r in results["methods"].items()}}
             self.keep(kept)
         rows = {label: kept["runs"][run]["methods"][method] for label, run, method in ROWS if run in runs}
@@ -251,14 +248,19 @@ class Draw:
         out = self.root / "pretrained-mae"
         made_at, started = commit(self.args.record), time.monotonic()
         resumed = out.is_dir() and not (out / "config.json").is_file()
-        self.pretrain("pretrained-mae", "--objective", "mae")
-        if "foundation_mae" not in kept:
+        fresh = self.pretrain("pretrained-mae", "--objective", "mae")
+        if fresh or "foundation_mae" not in kept:  # pretrained again: its entry is replaced
             stage = json.loads((out / "config.json").read_text("utf-8"))["history"][0]
-            kept["foundation_mae"] = {
-                "losses": stage["final_metrics"], "alignment": stage["alignment"],
-                "made": {"date": str(date.today()), "machine": machine(), "commit": made_at,
-                         "minutes": round((time.monotonic() - started) / 60, 1), "resumed": resumed}}
+            note = {} if fresh else {"note": "made before it was recorded: this call's date and commit"}
+            kept["foundation_mae"] = {"losses": stage["final_metrics"], "alignment": stage["alignment"],
+                                      "made": made_here(made_at, started, resumed=resumed, **note)}
             self.keep(kept)
+
+
+def made_here(made_at: str, started: float, **more) -> dict:
+    """Where and when this call made a part of a draw (its minutes: this call's only)."""
+    return {"date": str(date.today()), "machine": machine(), "commit": made_at,
+            "minutes": round((time.monotonic() - started) / 60, 1), **more}
 
 
 MAE_SECTIONS = (("recipe", "pretrain_mae"), ("mae",))  # what only MAE pretraining reads
@@ -315,14 +317,6 @@ def keep_model(model: Path, kept: Path) -> None:
 def chance_map(data: Path) -> float:
     """The mAP of scores that ignore the input, on eval (``chance_score``)."""
     return chance_score(multi_hot(read_split(data, "eval"), read_classes(data)), "multi-label")
-
-
-def pooled(values: list[float | None]) -> dict:
-    known = [v for v in values if v is not None]
-    if len(known) < len(values) or not known:
-        return {"mean": None, "std": None, "each": values}
-    return {"mean": float(np.mean(known)), "std": float(np.std(known, ddof=1)) if len(known) > 1 else 0.0,
-            "each": values}
 
 
 def pool_rows(draws: dict[int, dict]) -> dict:

@@ -1,6 +1,7 @@
-"""The MAE section of `lab.paper_table`'s table.md: what each draw's MAE foundation learnt (its
-reconstruction losses, its alignment, which MAE is not trained for) and its in-modality scores
-p(M; M) beside contrastive's, from the same draw's data and seed.
+"""The MAE parts of `lab.paper_table`'s table.md: what each draw's MAE foundation learnt (its
+reconstruction losses, its alignment, which MAE is not trained for), its in-modality scores
+p(M; M) beside contrastive's from the same draw's data and seed, and whether MAE alone collapses
+on Transferability as the paper's does.
 
 Used by lab/paper_table_report.py."""
 
@@ -8,31 +9,54 @@ from __future__ import annotations
 
 import numpy as np
 
+from lab.paper_table_cells import SMALL, each, held_out_retrieval, mean_std, pooled
+
 MAE_PROBE, MAE_FINETUNE = "MAE: linear probe", "MAE: fine-tune"
+CONTRASTIVE_PROBE = "contrastive: linear probe"
 
 
 def _cell(values: list[float]) -> str:
-    each = " / ".join(f"{v:.3f}" for v in values)
-    if len(values) == 1:
-        return each
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} ({each})"
+    cell = pooled(values)
+    return mean_std(cell) + (f" ({each(cell)})" if len(values) > 1 else "")
 
 
-def _diagonals(doc: dict, pick) -> list[dict] | None:
-    """Each draw's {M_T: p(M_T; M_T)} of the method ``pick`` finds in a draw, or None where a draw
-    lacks it (a record made before runs kept their in-modality scores)."""
-    found = [pick(draw) for draw in doc["per_draw"].values()]
-    if any(f is None or "in_distribution" not in f for f in found):
-        return None
-    return [f["in_distribution"] for f in found]
+def _found(doc: dict, name: str) -> list[dict] | None:
+    """Each draw's record of one method (contrastive's probe run or a row), or None where a draw
+    lacks it or its scores (a record made before runs kept them)."""
+    found = [d.get("probe") if name == CONTRASTIVE_PROBE else d["rows"].get(name)
+             for d in doc["per_draw"].values()]
+    return None if any(f is None or "scores" not in f for f in found) else found
 
 
-def chance_gap(doc: dict) -> list[float] | None:
-    """Per draw, MAE fine-tuning's Transferability P less the chance mAP of that draw's eval."""
-    if MAE_FINETUNE not in doc["rows"]:
-        return None
-    return [draw["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - draw["chance"]
-            for draw in doc["per_draw"].values()]
+def diagonal(method: dict) -> dict[str, float]:
+    """{M_T: p(M_T; M_T)} of a recorded method."""
+    return {mt: row[mt] for mt, row in method["scores"].items()}
+
+
+def collapse(doc: dict) -> str:
+    """MAE fine-tuning's Transferability P against the chance mAP of a random ranking, one-sided
+    (a constant output scores each class's share of positives, below chance): reproduced when
+    every draw is within ``SMALL`` above chance, contradicted when none is."""
+    if MAE_FINETUNE not in doc["rows"] or "fine-tune" not in doc["rows"]:
+        return "not measured (rows missing)"
+    draws = list(doc["per_draw"].values())
+    over = [d["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
+    if all(g <= SMALL for g in over):
+        word = "**reproduced**"
+    elif all(g > SMALL for g in over):
+        word = "**contradicted** (above chance)"
+    else:
+        word = "**mixed** (above chance on some draws)"
+    contrastive = [d["rows"]["fine-tune"]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
+    own = _found(doc, MAE_FINETUNE)
+    learnt = "" if own is None else (
+        "; on its own training modalities MAE fine-tuning scores p(M; M) "
+        + " / ".join(f"{np.mean(list(diagonal(f).values())):.3f}" for f in own))
+    chance = " / ".join(f"{d['chance']:.3f}" for d in draws)
+    return (f"{word}: MAE fine-tuning's Transferability P is "
+            + ", ".join(f"{g:+.3f}" for g in over) + f" from chance by draw (within {SMALL} above counts as "
+            "at chance); contrastive fine-tuning's " + ", ".join(f"{g:+.3f}" for g in contrastive)
+            + f"; chance {chance}{learnt}")
 
 
 def foundations(doc: dict) -> list[str]:
@@ -42,44 +66,42 @@ def foundations(doc: dict) -> list[str]:
         if mae is None:
             continue
         losses = ", ".join(f"{m} {v:.3f}" for m, v in mae["losses"].items())
-        held = mae["alignment"].get("held_out", mae["alignment"]["pretrain"])
-        retrieval = np.mean([v["retrieval"] for v in held["pairs"].values()])
-        lines.append(f"- draw {seed}: reconstruction loss in its last epoch {losses}; mean retrieval "
-                     f"between modalities on held-out clips {retrieval:.3f} (chance "
-                     f"{held['chance']['retrieval']:.3f}: MAE is not trained to align them)")
+        held, seen = held_out_retrieval(mae["alignment"])
+        where = "its pretraining clips" if held is None else "held-out clips"
+        chance = mae["alignment"]["pretrain"]["chance"]["retrieval"]
+        lines.append(f"- draw {seed}: reconstruction loss in its last epoch {losses}; mean retrieval between "
+                     f"modalities on {where} {seen if held is None else held:.3f} (chance {chance:.3f}: MAE "
+                     "is not trained to align them)")
     return lines
 
 
 def in_modality(doc: dict) -> list[str]:
     """p(M; M) per training set: contrastive's linear probe (its `probe` run), MAE's linear probe
     and fine-tuning; each the mean ± std over draws, each draw's beside."""
-    columns = {"contrastive: linear probe": _diagonals(doc, lambda d: d.get("probe")),
-               MAE_PROBE: _diagonals(doc, lambda d: d["rows"].get(MAE_PROBE)),
-               MAE_FINETUNE: _diagonals(doc, lambda d: d["rows"].get(MAE_FINETUNE))}
-    known = {name: draws for name, draws in columns.items() if draws is not None}
+    known = {name: [diagonal(f) for f in found] for name in (CONTRASTIVE_PROBE, MAE_PROBE, MAE_FINETUNE)
+             if (found := _found(doc, name)) is not None}
     if not known:
         return ["(not measured: run with --mae)"]
-    chance = [draw["chance"] for draw in doc["per_draw"].values()]
     lines = ["| trained and scored on | " + " | ".join(known) + " |", "|---|" + "---|" * len(known)]
     for subset in next(iter(known.values()))[0]:
         cells = [_cell([d[subset] for d in draws]) for draws in known.values()]
         lines.append(f"| {subset} | " + " | ".join(cells) + " |")
-    lines += ["", f"Chance (a random ranking's mAP on eval): {_cell(chance)}."]
-    probe, main = _diagonals(doc, lambda d: d.get("probe")), [d["rows"].get("linear probe") for d in
-                                                              doc["per_draw"].values()]
-    if probe is not None and all(m is not None for m in main):
-        again = [d["probe"]["metrics"]["overall"]["P"] for d in doc["per_draw"].values()]
-        first = [m["metrics"]["overall"]["P"] for m in main]
-        lines.append(f"The probe run is the main run's linear probe made again (same data, seed and flags): "
+    draws = list(doc["per_draw"].values())
+    lines += ["", f"Chance (a random ranking's mAP on eval): {_cell([d['chance'] for d in draws])}."]
+    if CONTRASTIVE_PROBE in known and all("linear probe" in d["rows"] for d in draws):
+        again = [d["probe"]["metrics"]["overall"]["P"] for d in draws]
+        first = [d["rows"]["linear probe"]["metrics"]["overall"]["P"] for d in draws]
+        lines.append("The probe run is the main run's linear probe made again on the same data and seed: "
                      f"Overall P {' / '.join(f'{v:.3f}' for v in again)} against "
                      f"{' / '.join(f'{v:.3f}' for v in first)}.")
     return lines
 
 
 def section(doc: dict) -> list[str]:
-    if not any(draw.get("mae_foundation") for draw in doc["per_draw"].values()):
+    draws = list(doc["per_draw"].values())
+    if not any(d.get("mae_foundation") or d.get("probe") or MAE_PROBE in d["rows"] for d in draws):
         return []
     return ["## MAE against contrastive", "",
             "Each draw's MAE foundation (the preset's `pretrain_mae`, on the same pretraining clips as "
-            "its contrastive foundation):", "", *foundations(doc), "",
+            "its contrastive foundation):", "", *(foundations(doc) or ["(not recorded)"]), "",
             "In-modality scores p(M; M), eval mAP:", "", *in_modality(doc), ""]

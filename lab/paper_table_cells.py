@@ -1,0 +1,39 @@
+"""The cells of `lab.paper_table`'s table.md: a figure pooled over data draws and how it is written,
+the margin one eval set's noise allows, and a foundation's mean retrieval.
+
+Used by lab/paper_table.py, lab/paper_table_report.py and lab/paper_table_mae.py."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SMALL = 0.02  # mAP: a mean difference this size or less is within one eval set's noise (a cell's 95%
+# bootstrap interval on 480 eval clips is about +-0.03 wide)
+
+
+def pooled(values: list[float | None]) -> dict:
+    known = [v for v in values if v is not None]
+    if len(known) < len(values) or not known:
+        return {"mean": None, "std": None, "each": values}
+    return {"mean": float(np.mean(known)), "std": float(np.std(known, ddof=1)) if len(known) > 1 else 0.0,
+            "each": values}
+
+
+def mean_std(cell: dict) -> str:
+    if cell["mean"] is None:
+        return "–"
+    return f"{cell['mean']:.3f} ± {cell['std']:.3f}" if len(cell["each"]) > 1 else f"{cell['mean']:.3f}"
+
+
+def each(cell: dict) -> str:
+    return " / ".join("–" if v is None else f"{v:.3f}" for v in cell["each"])
+
+
+def held_out_retrieval(alignment: dict) -> tuple[float | None, float]:
+    """Mean retrieval over the pairs, on held-out clips (None: none were held out) and on
+    pretraining clips."""
+    def mean(name: str) -> float | None:
+        if name not in alignment:
+            return None
+        return float(np.mean([v["retrieval"] for v in alignment[name]["pairs"].values()]))
+    return mean("held_out"), mean("pretrain")
