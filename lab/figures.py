@@ -52,12 +52,15 @@ class Figure:
     path: str  # dotted keys into the source's JSON (list items by index)
     fmt: str
     what: str
-    optional: bool = False  # a row a partial table (--runs) may not hold yet: "–" rather than an error
+    optional: bool = False  # a row a table may not hold: "–" rather than an error where the table
+    # is partial (--runs) or was made without the row's run (``run``: the MAE rows need --mae)
+    run: str = ""
 
     def value(self) -> str:
         node = doc = read(self.source)
         for key in self.path.split("|" if "|" in self.path else "."):  # "|" where keys hold dots
-            if self.optional and doc.get("partial") and isinstance(node, dict) and key not in node:
+            left_out = doc.get("partial") or self.run not in doc.get("runs", ())
+            if self.optional and left_out and isinstance(node, dict) and key not in node:
                 return "–"
             node = node[int(key)] if isinstance(node, list) else node[key]
         if node is None:
@@ -123,12 +126,15 @@ FIGURES = [
                         ("above_floor_ms", "ms the server adds above the floor"))],
     Figure("paper.draws", "paper-table", "draws", "count", "the paper's table: data draws pooled"),
     *[Figure(f"paper.{slug}.{stratum}.{name}", "paper-table", f"rows|{row}|{stratum}.{name}|mean", ".3f",
-             f"the paper's table, {row}: {stratum} {name}, mean over the draws", optional=True)
-      for slug, row in (("lp", "linear probe"), ("ft", "fine-tune"), ("masd", "MASD (pretraining pool, 1x)"),
-                        ("masd-wiseft", "MASD+WiSE-FT (pretraining pool, 1x)"),
-                        ("ft-10x", "fine-tune on 10x the labels"))
+             f"the paper's table, {row}: {stratum} {name}, mean over the draws", optional=True, run=run)
+      for slug, row, run in (("lp", "linear probe", "main"), ("ft", "fine-tune", "main"),
+                             ("masd", "MASD (pretraining pool, 1x)", "main"),
+                             ("masd-wiseft", "MASD+WiSE-FT (pretraining pool, 1x)", "main"),
+                             ("ft-10x", "fine-tune on 10x the labels", "labels10x"),
+                             ("mae-lp", "MAE: linear probe", "mae"), ("mae-ft", "MAE: fine-tune", "mae"),
+                             ("mae-masd", "MAE: MASD", "mae"))
       for stratum, name in (("overall", "P"), ("overall", "R"), ("missing", "R"), ("added", "R"),
-                            ("transfer", "R"))],
+                            ("transfer", "P"), ("transfer", "R"))],
     Figure("foundation.chance", "foundation", "alignment.held_out.chance.retrieval", ".3f",
            "released foundation: retrieval by chance"),
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",
