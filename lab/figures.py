@@ -59,7 +59,7 @@ class Figure:
     def value(self) -> str:
         node = doc = read(self.source)
         for key in self.path.split("|" if "|" in self.path else "."):  # "|" where keys hold dots
-            left_out = doc.get("partial") or self.run not in doc.get("runs", ())
+            left_out = doc.get("partial") or (self.run and self.run not in doc.get("runs", ()))
             if self.optional and left_out and isinstance(node, dict) and key not in node:
                 return "–"
             node = node[int(key)] if isinstance(node, list) else node[key]
@@ -159,7 +159,8 @@ def table() -> str:
              "|---|---|---|---|---|---|---|---|"]
     for f in available():
         doc, (path, command) = read(f.source), SOURCES[f.source]
-        lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {doc['date']} | {doc['machine']} | "
+        date, machine = doc.get("made_dates", doc["date"]), doc.get("made_machines", doc["machine"])
+        lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {date} | {machine} | "
                      f"{short(str(doc.get('commit', 'not recorded')))} | `{doc.get('command', command)}` | "
                      f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])

@@ -347,9 +347,12 @@ def main() -> None:
     draws = {}
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
-    made_by = [m["commit"] for d in draws.values() for m in d["made"].values()]
+    parts = [m for d in draws.values() for m in d["made"].values()]  # where the figures were made
+    made_by, days = [m["commit"] for m in parts], sorted({m["date"] for m in parts})
     doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "assembled_at": made_at,
            "commit": ", ".join(dict.fromkeys(made_by)),  # the commits the figures were made at
+           "made_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
+           "made_machines": "; ".join(dict.fromkeys(m["machine"] for m in parts)),
            "command": " ".join(["python -m lab.paper_table", *sys.argv[1:]]), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),

@@ -131,3 +131,8 @@ def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts
     (tmp_path / "table.json").write_text(json.dumps({**doc, "partial": False}), "utf-8")
     with pytest.raises(KeyError):  # a whole table lacks no row: a missing one is an error, not "–"
         figures.Figure("d", "t", absent, ".3f", "", optional=True).value()
+    (tmp_path / "table.json").write_text(json.dumps({**doc, "partial": False, "runs": ["main"]}), "utf-8")
+    mae = "rows|MAE: fine-tune|overall.R|mean"  # a whole table made without --mae lacks the MAE rows
+    assert figures.Figure("f", "t", mae, ".3f", "", optional=True, run="mae").value() == "–"
+    with pytest.raises(KeyError):  # but not a row of a run it was made with
+        figures.Figure("g", "t", mae, ".3f", "", optional=True, run="main").value()
