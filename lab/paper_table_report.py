@@ -103,26 +103,20 @@ def _letters(subset: str) -> str:
     return "".join(m[0].upper() for m in subset.split("+"))
 
 
-def _best(doc: dict, label: str) -> list[dict[str, str]] | None:
-    """Each draw's {training set: its best eval set}, all modalities' training set left out."""
-    if label not in doc["rows"]:
-        return None
-    draws = [d["rows"][label]["metrics"] for d in doc["per_draw"].values()]
-    return [{mt: me for mt, me in m["best_eval"].items() if mt != "+".join(m["modalities"])} for m in draws]
-
-
-def _with_all(doc: dict, label: str) -> list[tuple[int, int]] | None:
-    """Per draw, (training sets best with all modalities, training sets), all modalities' own
+def _best(doc: dict, label: str) -> list[tuple[str, dict[str, str]]] | None:
+    """Each draw's (all modalities, {training set: its best eval set}), all modalities' own
     training set left out."""
     if label not in doc["rows"]:
         return None
-    counts = []
-    for draw in doc["per_draw"].values():
-        metrics = draw["rows"][label]["metrics"]
-        full = "+".join(metrics["modalities"])
-        best = [me for mt, me in metrics["best_eval"].items() if mt != full]
-        counts.append((sum(me == full for me in best), len(best)))
-    return counts
+    draws = [d["rows"][label]["metrics"] for d in doc["per_draw"].values()]
+    return [(full, {mt: me for mt, me in m["best_eval"].items() if mt != full})
+            for m in draws for full in ["+".join(m["modalities"])]]
+
+
+def _with_all(doc: dict, label: str) -> list[tuple[int, int]] | None:
+    """Per draw, (training sets best with all modalities, training sets)."""
+    best = _best(doc, label)
+    return None if best is None else [(sum(me == full for me in b.values()), len(b)) for full, b in best]
 
 
 def _counts(counts: list[tuple[int, int]]) -> str:
@@ -155,7 +149,7 @@ def sometimes_subset(doc: dict, label: str) -> str:
 
 def best_eval(doc: dict) -> list[str]:
     """Table 4: per row and training set, the eval set scoring highest on each draw."""
-    known = {label: best for label in BEST_ROWS if (best := _best(doc, label)) is not None}
+    known = {label: [b for _, b in best] for label in BEST_ROWS if (best := _best(doc, label)) is not None}
     if not known:
         return ["(the rows are missing)"]
     subsets = list(next(iter(known.values()))[0])
