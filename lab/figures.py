@@ -131,6 +131,7 @@ FIGURES = [
                              ("masd", "MASD (pretraining pool, 1x)", "main"),
                              ("masd-wiseft", "MASD+WiSE-FT (pretraining pool, 1x)", "main"),
                              ("ft-10x", "fine-tune on 10x the labels", "labels10x"),
+                             ("lp-10x", "linear probe on 10x the labels", "labels10x"),
                              ("mae-lp", "MAE: linear probe", "mae"), ("mae-ft", "MAE: fine-tune", "mae"),
                              ("mae-masd", "MAE: MASD", "mae"))
       for stratum, name in (("overall", "P"), ("overall", "R"), ("missing", "R"), ("added", "R"),

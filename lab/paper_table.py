@@ -90,6 +90,7 @@ ROWS = (
     ("MASD, 20% carved from the labels", "carve", "masd"),
     ("MASD+WiSE-FT, 20% carved from the labels", "carve", "masd+wiseft"),
     ("fine-tune on 10x the labels", "labels10x", "ft"),
+    ("linear probe on 10x the labels", "labels10x", "lp"),
     ("modality dropout", "main", "moddrop"),
     ("masd-cw (mmrt's, not the paper's)", "main", "masd-cw"),
     ("MAE: linear probe", "mae", "lp"),

@@ -201,16 +201,61 @@ def test_mae_collapses_only_within_a_small_margin_above_chance(transfer, word):
     assert collapse(_doc({"fine-tune": every})) == "not measured (rows missing)"
 
 
+def _scored(doc: dict, label: str, own: float) -> None:
+    """Give a row of ``_doc`` (or contrastive's probe run) in-modality scores p(M; M) of ``own``."""
+    scores = {mt: {mt: own} for mt in ("audio", "video", "audio+video")}
+    draw = doc["per_draw"]["1"]
+    if label == "probe":
+        draw["probe"] = {"scores": scores}
+    else:
+        draw["rows"][label]["scores"] = scores
+
+
+@pytest.mark.parametrize("mae_own,word", [(0.60, "reproduced"), (0.30, "untestable here")])
+def test_mae_collapse_is_testable_only_where_mae_learns_its_own_modalities(mae_own, word):
+    from lab.paper_table_mae import collapse
+
+    every = {"audio": "audio", "video": "video", "audio+video": "audio+video"}
+    doc = _doc({"MAE: fine-tune": every, "fine-tune": every}, chance=0.15, transfer=0.16)
+    _scored(doc, "MAE: fine-tune", mae_own)
+    _scored(doc, "probe", 0.85)  # contrastive: 0.70 above chance; MAE must be at least 0.35 above
+    verdict = collapse(doc).replace("*", "")
+    assert verdict.startswith(word) and f"scores p(M; M) {mae_own - 0.15:+.3f} from chance" in verdict
+
+
 @pytest.mark.parametrize("audio,always,sometimes", [
     ("audio+video", "reproduced", "contradicted"), ("audio", "not reproduced", "reproduced")])
 def test_table_4_claims_count_training_sets_best_with_all_modalities(audio, always, sometimes):
     from lab.paper_table_report import always_all, best_eval, sometimes_subset
 
     best = {"audio": audio, "video": "audio+video", "audio+video": "audio+video"}
-    doc = _doc({"fine-tune": best})
-    assert always_all(doc, "fine-tune").replace("*", "").startswith(always)
+    subset = {"audio": "audio", "video": "audio+video", "audio+video": "audio+video"}
+    doc = _doc({"fine-tune": best, "tuned": subset})
+    assert always_all(doc, "fine-tune", "tuned").replace("*", "").startswith(always)
     assert sometimes_subset(doc, "fine-tune").replace("*", "").startswith(sometimes)
     assert f"| fine-tune | {'AV' if audio == 'audio+video' else 'A'} | AV |" in best_eval(doc)
+    contrast = always_all(doc, "fine-tune", "fine-tune")  # against a row that is best with all as well
+    assert ("with no contrast" in contrast) == (always == "reproduced")
+
+
+def test_each_draw_shows_its_interval_and_a_fine_tune_below_its_probe_is_named_weak():
+    from lab.paper_table_report import baselines, each_draw
+
+    def row(p: float, low: float | None) -> dict:
+        strata = {s: {"P": p, "R": p - 0.1} for s in ("overall", "missing", "added", "transfer")}
+        ci = None if low is None else {"overall": {"P": {"low": low, "high": p + 0.01}}}
+        return {"metrics": strata, "ci95": ci}
+    draws = {"1": {"rows": {"linear probe": row(0.88, 0.87), "fine-tune": row(0.87, None)}},
+             "2": {"rows": {"linear probe": row(0.89, 0.88), "fine-tune": row(0.86, None)}}}
+    rows = {label: {f"{s}.P": {"each": [d["rows"][label]["metrics"][s]["P"] for d in draws.values()]}
+                    for s in ("overall",)} for label in ("linear probe", "fine-tune")}
+    doc = {"rows": rows, "per_draw": draws}
+    table = "\n".join(each_draw(doc))
+    assert "| linear probe | 0.880 [0.870, 0.890]<br>0.890 [0.880, 0.900] |" in table
+    assert "| fine-tune | 0.870<br>0.860 |" in table  # no interval recorded: the figure alone
+    weak = baselines(doc)
+    assert len(weak) == 1
+    assert weak[0].endswith("(each draw: -0.010, -0.030): below its probe on every draw: a weak baseline")
 
 
 def test_the_committed_table_renders_with_the_code_that_renders_it_now():

@@ -158,6 +158,16 @@ def test_the_oracle_is_the_diagonal_and_the_gap_closed_is_measured_against_it():
     # ft against itself closes nothing; no gap (baseline at the oracle) gives no share.
     assert robustness_report(ft, ft)["gap_closed"]["overall"]["R"] == pytest.approx(0.0)
     assert gap_closed(f, o, o)["overall"]["R"] is None
+    # a gap under MIN_GAP (0.03, or 3 in percent) is not a measure: no share, whatever the method did
+    strata = ("overall", "missing", "added", "transfer")
+    near = {s: {"P": o[s]["P"] - 0.02, "R": o[s]["R"] - 0.02} for s in strata}
+    assert gap_closed(f, near, o)["overall"]["R"] is None
+    assert gap_closed(f, near, o, min_gap=0.01)["overall"]["R"] is not None
+    rows = {"audio": [0.6, 0.2, 0.5], "video": [0.3, 0.5, 0.4], "audio+video": [0.5, 0.4, 0.7]}
+    percent = _pm({mt: [100 * v for v in row] for mt, row in rows.items()})
+    masd100 = _pm({"audio": [60, 40, 60], "video": [45, 50, 50], "audio+video": [55, 45, 70]})
+    shares = robustness_report(masd100, percent)["gap_closed"]["overall"]["R"]
+    assert shares == pytest.approx(expected)  # the same share on a percent scale
 
 
 def test_no_oracle_without_every_training_set():

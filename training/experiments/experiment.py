@@ -66,7 +66,8 @@ class ExperimentOptions:
     objective: str = "contrastive"  # the pretraining: contrastive or mae
     methods: tuple[str, ...] = tuple(METHODS)
     seeds: tuple[int, ...] = (0,)
-    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # WiSE-FT sweep, scored on eval
+    # the WiSE-FT sweep, scored where the run scores (on validation with a holdout)
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     alpha: float = 0.75  # the alpha of the wiseft and masd+wiseft rows
     downstream: dict = field(default_factory=dict)  # overrides of the preset's downstream section
     pretrained: Path | None = None  # this model for every seed instead of pretraining one each
