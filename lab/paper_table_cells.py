@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 SMALL = 0.02  # mAP: a mean difference this size or less is within one eval set's noise (a cell's 95%
-# bootstrap interval on 480 eval clips is about +-0.03 wide)
+# bootstrap interval on 480 eval clips is up to +-0.03 wide, in Overall R)
 
 
 def pooled(values: list[float | None]) -> dict:

@@ -46,27 +46,29 @@ def _own_margin(doc: dict, name: str) -> list[float] | None:
 def collapse(doc: dict) -> str:
     """MAE fine-tuning's Transferability P against the chance mAP of a random ranking, one-sided
     (a constant output scores each class's share of positives, below chance). The claim is that
-    MAE transfers nothing although it learns its own modalities, so it is testable only where MAE
-    fine-tuning's own-modality margin over chance is at least half contrastive's probe's on every
-    draw; there, reproduced when every draw is within ``SMALL`` above chance, contradicted when
-    none is."""
+    MAE transfers nothing although it learns its own modalities, so at chance it is reproduced only
+    where MAE fine-tuning's own-modality margin over chance is at least half contrastive's on every
+    draw (its probe run's: the run that records in-modality scores on every draw), else untestable.
+    Contradicted when every draw is more than ``SMALL`` above chance, whatever MAE learnt."""
     if MAE_FINETUNE not in doc["rows"] or "fine-tune" not in doc["rows"]:
         return "not measured (rows missing)"
     draws = list(doc["per_draw"].values())
     over = [d["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
     own, contrastive_own = _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
-    learnt = own is not None and contrastive_own is not None and all(
-        m >= c / 2 for m, c in zip(own, contrastive_own, strict=True))
-    if own is not None and contrastive_own is not None and not learnt:
-        word = "**untestable here** (MAE learns too little of its own modalities to have much to transfer)"
-    elif all(g <= SMALL for g in over):
-        word = "**reproduced**"
-    elif all(g > SMALL for g in over):
+    known = own is not None and contrastive_own is not None
+    learnt = known and all(m >= c / 2 for m, c in zip(own, contrastive_own, strict=True))
+    if all(g > SMALL for g in over):
         word = "**contradicted** (above chance)"
-    else:
+    elif not all(g <= SMALL for g in over):
         word = "**mixed** (above chance on some draws)"
+    elif not known:
+        word = "**at chance, testability unknown** (in-modality scores not recorded: run with --mae)"
+    elif not learnt:
+        word = "**untestable here** (MAE learns too little of its own modalities to have much to transfer)"
+    else:
+        word = "**reproduced**"
     contrastive = [d["rows"]["fine-tune"]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
-    margins = "" if own is None or contrastive_own is None else (
+    margins = "" if not known else (
         "; on its own training modalities MAE fine-tuning scores p(M; M) "
         + " / ".join(f"{m:+.3f}" for m in own) + " from chance, contrastive's probe "
         + " / ".join(f"{m:+.3f}" for m in contrastive_own) + " (testable where MAE's is at least half)")

@@ -285,7 +285,8 @@ def render(doc: dict) -> str:
         "",
         "## The paper's claims", "",
         f"A difference is read against a fixed margin of {SMALL} mAP (about one eval set's noise: a cell's "
-        "95% interval is about ±0.03 wide), the same for every claim.", "",
+        "95% interval is up to ±0.03 wide, in Overall R; narrower in the other strata), the same for "
+        "every claim.", "",
         *claims(doc), "",
         "## The best eval set per training set (Table 4; each draw's, A audio, V video, T text)", "",
         *best_eval(doc), "", *section(doc),

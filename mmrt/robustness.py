@@ -103,7 +103,7 @@ def oracle(pm: PMatrix) -> PMatrix | None:
 
 
 MIN_GAP = 0.03  # mAP on a 0-1 scale: below it the share of the gap closed swings with one eval set's
-# noise (a cell's 95% interval is about +-0.03) and stops being a measure
+# noise (a cell's 95% interval is up to +-0.03) and stops being a measure
 
 
 def gap_closed(metrics: dict, baseline: dict, ceiling: dict, min_gap: float = MIN_GAP,

@@ -7,7 +7,7 @@ from helpers import batch, tiny_model
 from torch.nn import functional as F
 
 from mmrt.errors import UserError
-from mmrt.robustness import PMatrix, gap_closed, oracle, robustness_report
+from mmrt.robustness import PMatrix, gap_closed, oracle, robustness_report, score_unit
 from mmrt.training.data.augment import mixup
 from mmrt.training.model.config import Downstream, Schedule, load_preset
 from mmrt.training.stages.objectives import soft_target_loss, task_loss
@@ -168,6 +168,13 @@ def test_the_oracle_is_the_diagonal_and_the_gap_closed_is_measured_against_it():
     masd100 = _pm({"audio": [60, 40, 60], "video": [45, 50, 50], "audio+video": [55, 45, 70]})
     shares = robustness_report(masd100, percent)["gap_closed"]["overall"]["R"]
     assert shares == pytest.approx(expected)  # the same share on a percent scale
+    # a gap of 1 point on a percent scale is under 3 points: no share (as a fraction 1 would pass 0.03)
+    close100 = _pm({"audio": [60, 59, 60], "video": [59, 60, 60], "audio+video": [60, 59, 60]})
+    assert score_unit(close100) == 100.0 and score_unit(ft) == 1.0
+    report100 = robustness_report(masd100, close100)
+    gap = report100["oracle"]["overall"]["R"] - robustness_report(close100)["overall"]["R"]
+    assert gap == pytest.approx(1.0)
+    assert report100["gap_closed"]["overall"]["R"] is None
 
 
 def test_no_oracle_without_every_training_set():
