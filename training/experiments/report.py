@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from mmrt import atomic
-from mmrt.robustness import STRATUM_TITLES
+from mmrt.robustness import MIN_GAP, STRATUM_TITLES
 from mmrt.training.experiments.plots import write_plots
 from mmrt.training.experiments.results import BASELINE, HEADLINE, RESULTS, build_results
 
@@ -173,6 +173,7 @@ def write_report(out: Path, doc: dict) -> None:
         "## Headroom: the share of the fine-tune-to-oracle gap closed", "",
         "The oracle matches, on every eval set M_E, the fine-tuned model trained on M_E itself (the "
         "diagonal p(M_E; M_E)). A share is (method - ft) / (oracle - ft): 100% matches every specialist; "
+        f"– where oracle - ft is under {MIN_GAP:g}, where one eval set's noise would decide the share. "
         "Overall R's share per seed in brackets.", "", *_headroom(doc), "",
         "## Best eval set for each training set (paper Table 4)", "", *_best_eval(doc), "",
         "## WiSE-FT alpha sweep", "", *_sweep(doc),
