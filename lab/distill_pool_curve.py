@@ -24,7 +24,7 @@ from pathlib import Path
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
-from mmrt.robustness import PMatrix, robustness_report
+from mmrt.robustness import MIN_GAP, PMatrix, robustness_report
 
 METHODS = ("masd", "masd+wiseft")
 
@@ -128,7 +128,8 @@ def plot(path: Path, sizes: list[int], points: dict, title: str) -> None:
                         ms=9, label=f"{m}: {what}, {control['size']} pretraining clips (control)")
     ax.axhline(0.76, color="grey", lw=0.8, ls=":", label="paper: 76% (Overall R)")
     if not drawn:  # fine-tuning within MIN_GAP of the specialists everywhere: no share to plot
-        ax.text(0.5, 0.5, "no gap to close at any pool size\n(fine-tuning within 0.03 of the specialists)",
+        ax.text(0.5, 0.5,
+                f"no gap to close at any pool size\n(fine-tuning within {MIN_GAP:g} of the specialists)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)  # set, not found from the data: there may be none
