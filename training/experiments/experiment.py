@@ -28,7 +28,7 @@ from mmrt.intervals import resampled_scores, resamples
 from mmrt.methods import METHODS, with_dependencies
 from mmrt.modalities import all_subsets, parse_subset, subset_key
 from mmrt.training.data.data import inspect_data
-from mmrt.training.data.overlap import check_pool
+from mmrt.training.data.overlap import check_pool, check_pretrained_on
 from mmrt.training.data.splits import Split, distill_pool
 from mmrt.training.experiments.report import write_results
 from mmrt.training.model.checkpoint import (
@@ -309,6 +309,10 @@ def experiment(opts: ExperimentOptions) -> Path:
         except UserError as e:
             raise UserError(f"--train-sets: {e}") from None
     schedule, downstream = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
+    if opts.holdout and opts.pretrained is None:  # pretrains on this folder, then scores a share of train
+        check_pool(info.root, "pretrain", scored_on_train=True)
+    elif opts.holdout:
+        check_pretrained_on(info.root, read_config(opts.pretrained).history)
     if opts.distills:
         check_pool(info.root, distill_pool(info.root, downstream.distill_source, downstream.distill_examples,
                                            opts.holdout), scored_on_train=opts.holdout > 0)

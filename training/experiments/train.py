@@ -18,7 +18,7 @@ from mmrt.errors import UserError
 from mmrt.methods import DISTILLING, METHODS, get_method
 from mmrt.modalities import parse_subset, subset_key
 from mmrt.training.data.data import inspect_data, require_modalities
-from mmrt.training.data.overlap import check_pool
+from mmrt.training.data.overlap import check_pool, check_pretrained_on
 from mmrt.training.data.splits import distill_pool
 from mmrt.training.model.checkpoint import (
     CONFIG,
@@ -108,6 +108,8 @@ def train(opts: TrainOptions) -> Path:
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")
+    if opts.holdout > 0:
+        check_pretrained_on(info.root, pretrained.config.history)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage in DISTILLING:
         student = [m for m in pretrained.modalities if m not in use]
