@@ -1,5 +1,6 @@
 """The cells of `lab.paper_table`'s table.md: a figure pooled over data draws and how it is written,
-the margin one eval set's noise allows, and a foundation's mean retrieval.
+the margin one eval set's noise allows, and a foundation's retrieval: its mean, and the pairs it
+memorised.
 
 Used by lab/paper_table.py, lab/paper_table_report.py and lab/paper_table_mae.py."""
 
@@ -9,6 +10,8 @@ import numpy as np
 
 SMALL = 0.02  # mAP: a mean difference this size or less is within one eval set's noise (a cell's 95%
 # bootstrap interval on 480 eval clips is up to +-0.03 wide, in Overall R)
+MEMORISED = 0.02  # retrieval: a pair this much lower on held-out clips than on its own memorised them
+# (the rule the foundation was chosen by: docs/results/foundation.md)
 
 
 def pooled(values: list[float | None]) -> dict:
@@ -37,3 +40,13 @@ def held_out_retrieval(alignment: dict) -> tuple[float | None, float]:
             return None
         return float(np.mean([v["retrieval"] for v in alignment[name]["pairs"].values()]))
     return mean("held_out"), mean("pretrain")
+
+
+def memorised_pairs(alignment: dict) -> list[tuple[str, float, float]] | None:
+    """The pairs of modalities whose held-out retrieval is more than ``MEMORISED`` below their
+    pretraining clips', as (pair, pretraining clips', held-out); None: none were held out."""
+    if "held_out" not in alignment:
+        return None
+    own, held = alignment["pretrain"]["pairs"], alignment["held_out"]["pairs"]
+    return [(pair, own[pair]["retrieval"], v["retrieval"]) for pair, v in held.items()
+            if own[pair]["retrieval"] - v["retrieval"] > MEMORISED]

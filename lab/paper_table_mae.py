@@ -43,6 +43,15 @@ def _own_margin(doc: dict, name: str) -> list[float] | None:
             for f, d in zip(found, doc["per_draw"].values(), strict=True)]
 
 
+def mae_learns(doc: dict) -> bool | None:
+    """Whether MAE fine-tuning's own-modality margin over chance is at least half contrastive's
+    probe's on every draw (None: the in-modality scores are not recorded)."""
+    own, contrastive_own = _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
+    if own is None or contrastive_own is None:
+        return None
+    return all(m >= c / 2 for m, c in zip(own, contrastive_own, strict=True))
+
+
 def collapse(doc: dict) -> str:
     """MAE fine-tuning's Transferability P against the chance mAP of a random ranking, one-sided
     (a constant output scores each class's share of positives, below chance). The claim is that
@@ -55,8 +64,8 @@ def collapse(doc: dict) -> str:
     draws = list(doc["per_draw"].values())
     over = [d["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
     own, contrastive_own = _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
-    known = own is not None and contrastive_own is not None
-    learnt = known and all(m >= c / 2 for m, c in zip(own, contrastive_own, strict=True))
+    learnt = mae_learns(doc)
+    known = learnt is not None
     if all(g > SMALL for g in over):
         word = "**contradicted** (above chance)"
     elif not all(g <= SMALL for g in over):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.paper_table_cells import SMALL, each, held_out_retrieval, mean_std
-from lab.paper_table_mae import MAE_FINETUNE, MAE_PROBE, collapse, section
+from lab.paper_table_cells import MEMORISED, SMALL, each, held_out_retrieval, mean_std, memorised_pairs
+from lab.paper_table_mae import MAE_FINETUNE, MAE_PROBE, collapse, mae_learns, section
 from mmrt.robustness import STRATUM_TITLES
 
 TITLES = {"overall": "Overall", **STRATUM_TITLES}
@@ -86,31 +86,68 @@ MAE_MASD = "MAE: MASD"
 CARVED = "MASD, 20% carved from the labels"
 LABELS10X = "fine-tune on 10x the labels"
 PROBE10X = "linear probe on 10x the labels"
+DROP = (MASD, BASELINE, "missing", "R")  # the drop WiSE-FT on MASD is said to repair
+# (claim, row, the row it is read against, stratum, metric, what must hold for it to be testable)
 CLAIMS = (
-    ("MASD raises R on Added at Test", MASD, BASELINE, "added", "R"),
-    ("MASD raises R on Transferability", MASD, BASELINE, "transfer", "R"),
-    ("WiSE-FT on MASD repairs Missing at Test: against MASD", HEADLINE, MASD, "missing", "R"),
-    ("WiSE-FT on MASD repairs Missing at Test: against fine-tuning", HEADLINE, BASELINE, "missing", "R"),
-    ("MASD+WiSE-FT beats fine-tuning on 10x the labels in R", HEADLINE, LABELS10X, "overall", "R"),
+    ("MASD raises R on Added at Test", MASD, BASELINE, "added", "R", None),
+    ("MASD raises R on Transferability", MASD, BASELINE, "transfer", "R", None),
+    ("WiSE-FT on MASD repairs Missing at Test: against MASD", HEADLINE, MASD, "missing", "R", DROP),
+    ("WiSE-FT on MASD repairs Missing at Test: against fine-tuning", HEADLINE, BASELINE, "missing", "R",
+     DROP),
+    ("MASD+WiSE-FT beats fine-tuning on 10x the labels in R", HEADLINE, LABELS10X, "overall", "R", None),
     ("The same against the linear probe on those 10x labels, the stronger baseline where fine-tuning is "
-     "below it", HEADLINE, PROBE10X, "overall", "R"),
+     "below it", HEADLINE, PROBE10X, "overall", "R", None),
     ("Distilling on held-out downstream clips beats distilling on pretraining clips on Transferability "
-     "(the carved row also trains on 20% fewer labels, as the paper's)", CARVED, MASD, "transfer", "R"),
-    ("MASD lifts MAE's Transferability", MAE_MASD, MAE_FINETUNE, "transfer", "R"),
+     "(the carved row also trains on 20% fewer labels, as the paper's)", CARVED, MASD, "transfer", "R", None),
+    ("MASD lifts MAE's Transferability", MAE_MASD, MAE_FINETUNE, "transfer", "R", None),
 )
 
 
+def no_drop(doc: dict, premise: tuple[str, str, str, str] | None) -> str | None:
+    """Where a claim repairs a drop (``premise``: the row that drops, against what, where) and the
+    row does not drop by more than ``SMALL``, what says so; else None."""
+    drop = None if premise is None else _diffs(doc, *premise)
+    if drop is None or float(np.mean(drop)) < -SMALL:
+        return None
+    a, b, stratum, name = premise
+    mean = float(np.mean(drop))
+    return (f"**no drop to repair** ({a} against {b}, {TITLES[stratum]} {name}: {mean:+.3f} on average, "
+            "each draw " + ", ".join(f"{d:+.3f}" for d in drop) + f"; a drop is more than {SMALL} "
+            "below)")
+
+
+def difference_claims(doc: dict) -> list[str]:
+    """The claims read as one row against another."""
+    lines = []
+    for claim, a, b, s, n, premise in CLAIMS:
+        found = verdict(_diffs(doc, a, b, s, n))
+        missing = no_drop(doc, premise)
+        if missing is not None:
+            found = f"{missing}; the difference itself: {found.split(': ', 1)[-1]}"
+        lines.append(f"- {claim} ({a} against {b}, {TITLES[s]} {n}): {found}")
+    return lines
+
+
 def claims(doc: dict) -> list[str]:
-    lines = [f"- {claim} ({a} against {b}, {TITLES[s]} {n}): {verdict(_diffs(doc, a, b, s, n))}"
-             for claim, a, b, s, n in CLAIMS]
+    lines = difference_claims(doc)
     lines.append("- MAE alone collapses on Transferability, to about chance (the paper's: 1.1 mAP against "
                  f"contrastive's 15.1): {collapse(doc)}")
     for label, always, paper, against in BEST_CLAIMS:
         claim = ("every training set scores best with all modalities at eval" if always else
                  "some training sets score best with a subset of the modalities at eval")
-        found = always_all(doc, label, against) if always else sometimes_subset(doc, label)
+        found = table_4(doc, label, always, against)
         lines.append(f"- {label}: {claim} (Table 4; the paper's: {paper}): {found}")
     return lines
+
+
+def table_4(doc: dict, label: str, always: bool, against: str | None) -> str:
+    """A Table 4 claim's verdict; untestable for MAE's rows where MAE learns too little of its own
+    modalities for the best of its near-chance eval sets to mean anything."""
+    found = always_all(doc, label, against) if always else sometimes_subset(doc, label)
+    if label.startswith("MAE:") and mae_learns(doc) is False:
+        found = ("**untestable here** (MAE learns too little of its own modalities: its eval sets score "
+                 "near chance, so which is best is noise): " + found.split(": ", 1)[-1])
+    return found
 
 
 def baselines(doc: dict) -> list[str]:
@@ -152,14 +189,31 @@ def _best(doc: dict, label: str) -> list[tuple[str, dict[str, str]]] | None:
             for m in draws for full in ["+".join(m["modalities"])]]
 
 
+def _all_is_best(row: dict, mt: str, full: str) -> bool:
+    """Whether training set ``mt`` scores best with all modalities: within ``SMALL`` of its best
+    eval set (a record made before runs kept their scores: all modalities are its best)."""
+    scores = row.get("scores")
+    if scores is None:
+        return row["metrics"]["best_eval"][mt] == full
+    return scores[mt][full] >= max(scores[mt].values()) - SMALL
+
+
 def _with_all(doc: dict, label: str) -> list[tuple[int, int]] | None:
     """Per draw, (training sets best with all modalities, training sets)."""
-    best = _best(doc, label)
-    return None if best is None else [(sum(me == full for me in b.values()), len(b)) for full, b in best]
+    if label not in doc["rows"]:
+        return None
+    counts = []
+    for draw in doc["per_draw"].values():
+        row = draw["rows"][label]
+        full = "+".join(row["metrics"]["modalities"])
+        sets = [mt for mt in row["metrics"]["best_eval"] if mt != full]
+        counts.append((sum(_all_is_best(row, mt, full) for mt in sets), len(sets)))
+    return counts
 
 
 def _counts(counts: list[tuple[int, int]]) -> str:
-    return f"{' / '.join(str(k) for k, _ in counts)} of {counts[0][1]} best with all, by draw"
+    return (f"{' / '.join(str(k) for k, _ in counts)} of {counts[0][1]} best with all (within {SMALL} of "
+            "the best eval set), by draw")
 
 
 def always_all(doc: dict, label: str, against: str) -> str:
@@ -237,10 +291,13 @@ def targets(doc: dict) -> list[str]:
                      f"{_check(m >= bound)}; each draw " + ", ".join(f"{x:+.3f}" for x in d))
     for seed, draw in doc["per_draw"].items():
         held, seen = held_out_retrieval(draw["alignment"])
-        gap = None if held is None else seen - held
+        below = memorised_pairs(draw["alignment"])
+        pairs = ("–" if below is None else "met" if not below else "**missed** (" + ", ".join(
+            f"{pair} {own:.3f} against {new:.3f}" for pair, own, new in below) + ")")
         lines.append(f"- draw {seed}'s foundation, mean retrieval over the pairs: held-out {_num(held)} "
-                     f"(at least 0.25: {_check(_at_least(held, 0.25))}), its pretraining clips' {seen:.3f} "
-                     f"(held-out no more than 0.02 below: {_check(None if gap is None else gap <= 0.02)})")
+                     f"(at least 0.25: {_check(_at_least(held, 0.25))}), its pretraining clips' {seen:.3f}; "
+                     f"each pair's held-out no more than {MEMORISED} below its pretraining clips' (the rule "
+                     f"the foundation was chosen by): {pairs}")
     return lines
 
 
@@ -266,6 +323,18 @@ def partial(doc: dict) -> tuple[str, str]:
             "missing, and the claims and targets that need them say so.")
 
 
+AFTER_THE_FACT = (
+    "Two rules were set after results had been read, and both say so here: the margin was raised "
+    "from 0.01 to 0.02 after draw 1001's table had been read (verdicts on differences more cautious), "
+    "and MAE's collapse claim counts as testable only where MAE learns at least half what contrastive "
+    "does of its own modalities, a rule written after the two-draw table had called it reproduced "
+    "(it withdrew that verdict).")
+NEAR_CHANCE = (
+    "Intervals are percentiles of the resampled mAP. Near chance (the MAE rows) resampling repeats "
+    "clips and leans mAP upward, so a figure can sit at its interval's lower edge: there the interval "
+    "gives the spread, not a range centred on the figure.")
+
+
 def render(doc: dict) -> str:
     draws = ",".join(str(d) for d in doc["draws"])
     runs_flag, left_out = partial(doc)
@@ -281,13 +350,13 @@ def render(doc: dict) -> str:
         "draw-D/<run>/report.md." + left_out, "",
         "## Table 3, pooled over the draws", "", *table(doc), "",
         "## Each draw with its 95% interval (one line per draw, in the order of the draws)", "",
-        *each_draw(doc), "",
+        *each_draw(doc), "", NEAR_CHANCE, "",
         "## The baselines: each fine-tune against its own probe", "", *(baselines(doc) or ["(rows missing)"]),
         "",
         "## The paper's claims", "",
-        f"A difference is read against a fixed margin of {SMALL} mAP (about one eval set's noise: a cell's "
+        f"A difference is read against a margin of {SMALL} mAP (about one eval set's noise: a cell's "
         "95% interval is up to ±0.03 wide, in Overall R; narrower in the other strata), the same for "
-        "every claim.", "",
+        f"every claim. {AFTER_THE_FACT}", "",
         *claims(doc), "",
         "## The best eval set per training set (Table 4; each draw's, A audio, V video, T text)", "",
         *best_eval(doc), "", *section(doc),

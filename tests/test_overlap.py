@@ -1,15 +1,13 @@
 """Unlabelled pools checked against train and eval, by id and by file, before any work."""
 
-import json
 import logging
-import os
 import shutil
 
 import pytest
 
 from mmrt.cli import main
 from mmrt.errors import UserError
-from mmrt.training.data.overlap import check_pool, check_pretrained_on
+from mmrt.training.data.overlap import check_pool
 
 pytestmark = pytest.mark.integration
 
@@ -64,33 +62,3 @@ def test_pretraining_on_eval_clips_is_refused_before_any_work(tiny_data, tmp_pat
     assert "pretrain.jsonl: 1 of its 121 examples are also in eval.jsonl" in capsys.readouterr().err
     assert not out.exists()
 
-
-def test_a_holdout_run_refuses_a_model_pretrained_on_this_folders_train_clips(tiny_data, tiny_pretrained,
-                                                                               tmp_path, capsys):
-    data = _copy(tiny_data, tmp_path)
-    (data / "pretrain.jsonl").write_text("".join(_lines(data, "pretrain") + _lines(data, "train")[:3]))
-    model = tmp_path / "pretrained"
-    shutil.copytree(tiny_pretrained, model)
-    config = json.loads((model / "config.json").read_text())
-    assert [stage["data"] for stage in config["history"]] == [str(tiny_data)]  # what pretraining records
-    config["history"][0]["data"] = str(data)  # as if pretrained on the copy, where it could only warn
-    (model / "config.json").write_text(json.dumps(config))
-    refused = "pretrain.jsonl: 3 of its 123 examples are also in train.jsonl (first: id 'train-000000')"
-    runs = (["train", "--method", "lp", "--modalities", "audio"], ["experiment", "--methods", "lp"])
-    for command in runs:
-        out = tmp_path / command[0]
-        assert main([*command, "--data", str(data), "--pretrained", str(model), "--out", str(out),
-                     "--holdout", "0.25", "--quiet"]) == 2
-        assert refused in capsys.readouterr().err
-        assert not out.exists()
-    # an experiment that pretrains on the folder itself is refused before pretraining
-    out = tmp_path / "pretrains"
-    assert main(["experiment", "--methods", "lp", "--data", str(data), "--out", str(out), "--preset", "tiny",
-                 "--holdout", "0.25", "--quiet"]) == 2
-    assert refused in capsys.readouterr().err
-    assert not out.exists()
-    # the folder is matched by its real path however it was named; another folder's pool is not read
-    with pytest.raises(UserError, match="3 of its 123 examples"):
-        check_pretrained_on(data, [{"stage": "pretrain", "data": os.path.relpath(data)}])
-    check_pretrained_on(data, [{"stage": "pretrain", "data": str(tiny_data)}])
-    check_pretrained_on(data, [{"stage": "train", "data": str(data)}])

@@ -241,6 +241,56 @@ def test_table_4_claims_count_training_sets_best_with_all_modalities(audio, alwa
     assert ("with no contrast" in contrast) == (always == "reproduced")
 
 
+@pytest.mark.parametrize("subset_score,counted", [(0.51, 1), (0.53, 0)])
+def test_table_4_counts_all_modalities_as_best_within_the_noise_margin(subset_score, counted):
+    from lab.paper_table_report import _with_all
+
+    doc = _doc({"tuned": {"audio": "audio", "video": "audio+video"}})
+    doc["per_draw"]["1"]["rows"]["tuned"]["scores"] = {
+        "audio": {"audio": subset_score, "video": 0.2, "audio+video": 0.50},  # all is 0.01 or 0.03 below
+        "video": {"audio": 0.3, "video": 0.4, "audio+video": 0.45},
+        "audio+video": {"audio": 0.3, "video": 0.3, "audio+video": 0.6}}
+    assert _with_all(doc, "tuned") == [(1 + counted, 2)]
+
+
+@pytest.mark.parametrize("mae_own,word", [(0.30, "untestable here"), (0.60, "not reproduced")])
+def test_mae_table_4_claims_are_untestable_where_mae_learns_too_little(mae_own, word):
+    from lab.paper_table_report import table_4
+
+    subset = {"audio": "audio", "video": "video", "audio+video": "audio+video"}
+    doc = _doc({"MAE: MASD": subset, "MAE: fine-tune": subset, "fine-tune": subset})
+    _scored(doc, "MAE: fine-tune", mae_own)
+    _scored(doc, "probe", 0.85)  # contrastive: 0.70 above chance; MAE must be at least 0.35 above
+    found = table_4(doc, "MAE: MASD", True, "fine-tune").replace("*", "")
+    assert found.startswith(word) and "0 of 2 best with all" in found
+    assert table_4(doc, "fine-tune", False, None).replace("*", "").startswith("reproduced")  # not MAE's
+
+
+@pytest.mark.parametrize("drop,repair", [(-0.002, "no drop to repair"), (-0.05, "reproduced")])
+def test_a_repair_claim_says_so_where_there_is_no_drop_to_repair(drop, repair):
+    from lab.paper_table_report import DROP, difference_claims
+
+    base, masd, headline = 0.70, 0.70 + drop, 0.70 + drop + 0.03
+    cells = [f"{s}.{n}" for s in ("overall", "missing", "added", "transfer") for n in ("P", "R")]
+    rows = {label: {cell: {"each": [v]} for cell in cells} for label, v in
+            (("fine-tune", base), (DROP[0], masd), ("MASD+WiSE-FT (pretraining pool, 1x)", headline))}
+    lines = difference_claims({"rows": rows, "per_draw": {}})
+    found = [line for line in lines if "Missing at Test: against MASD" in line]
+    assert len(found) == 1 and repair in found[0].replace("*", "")
+    assert "+0.030 on average" in found[0]  # the repair's own difference is kept either way
+
+
+def test_memorised_pairs_name_each_pair_held_out_more_than_the_margin_below():
+    from lab.paper_table_cells import memorised_pairs
+
+    def pairs(**retrieval):
+        return {"pairs": {p.replace("_", "+"): {"retrieval": r} for p, r in retrieval.items()}}
+    alignment = {"pretrain": pairs(audio_video=0.234, audio_text=0.19, video_text=0.16),
+                 "held_out": pairs(audio_video=0.191, audio_text=0.201, video_text=0.145)}
+    assert memorised_pairs(alignment) == [("audio+video", 0.234, 0.191)]  # 0.015 below is within the margin
+    assert memorised_pairs({"pretrain": alignment["pretrain"]}) is None
+
+
 def test_each_draw_shows_its_interval_and_a_fine_tune_below_its_probe_is_named_weak():
     from lab.paper_table_report import baselines, each_draw
 

@@ -3,16 +3,13 @@
 A pool (pretraining or distillation) that holds clips a model is scored on lets it see them:
 refused, naming the first shared example and the count. That is eval, and train too when a
 validation share of train is what is scored (``--holdout``). A pool that holds train clips is
-otherwise legal but not what the figures assume: a warning of the same form. Pretraining cannot
-know that a later run will score a share of train, so that run checks the pool of the folder its
-model records having been pretrained on, when it is the folder being scored.
+otherwise legal but not what the figures assume: a warning of the same form.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from mmrt.errors import UserError
@@ -55,10 +52,3 @@ def check_pool(root: Path, pool: str, scored_on_train: bool = False) -> None:
             raise UserError(f"{what}; an unlabelled pool must not hold the clips a model is scored on")
         log.warning("%s; the figures assume it holds none", what)
 
-
-def check_pretrained_on(root: Path, history: Iterable[dict]) -> None:
-    """Refuse a model pretrained on ``root``'s pretrain.jsonl (as its ``history`` records it) when
-    that pool shares an example with train and a share of train is what gets scored."""
-    folders = [stage["data"] for stage in history if stage.get("stage") == "pretrain" and stage.get("data")]
-    if os.path.realpath(root) in {os.path.realpath(folder) for folder in folders}:
-        check_pool(root, "pretrain", scored_on_train=True)

@@ -28,7 +28,8 @@ from mmrt.intervals import resampled_scores, resamples
 from mmrt.methods import METHODS, with_dependencies
 from mmrt.modalities import all_subsets, parse_subset, subset_key
 from mmrt.training.data.data import inspect_data
-from mmrt.training.data.overlap import check_pool, check_pretrained_on
+from mmrt.training.data.overlap import check_pool
+from mmrt.training.data.seen import check_unseen, trained_on
 from mmrt.training.data.splits import Split, distill_pool
 from mmrt.training.experiments.report import write_results
 from mmrt.training.model.checkpoint import (
@@ -137,6 +138,7 @@ class SeedRun:
         pretrained = load_model(pre_dir).to(ctx.device)
         self.tokenizer = tokenizer_path(pre_dir)
         info = inspect_data(opts.data, "train")
+        self.trained_on = trained_on(info.root, opts.holdout, self.seed)
         show = opts.progress and ctx.main
         schedule, downstream = downstream_settings(opts, pretrained.config.preset)
         settings = run_settings(opts, schedule, downstream)
@@ -240,7 +242,7 @@ class SeedRun:
             else:
                 stage = tuning_stage(method, use, pretrained.modalities)
                 model, note = self.learners.tune(stage, models["lp"], use, run)
-            note = {**note, "method": method, "train_modalities": key,
+            note = {**note, "method": method, "train_modalities": key, **self.trained_on,
                     "seconds": round(time.monotonic() - started, 1)}
             self.record(method, key, model, note, scored)
             models[method] = model.cpu()
@@ -311,8 +313,9 @@ def experiment(opts: ExperimentOptions) -> Path:
     schedule, downstream = downstream_settings(opts, preset_of(opts))  # bad flags fail before any work
     if opts.holdout and opts.pretrained is None:  # pretrains on this folder, then scores a share of train
         check_pool(info.root, "pretrain", scored_on_train=True)
-    elif opts.holdout:
-        check_pretrained_on(info.root, read_config(opts.pretrained).history)
+    elif opts.pretrained is not None:
+        for seed in opts.seeds:
+            check_unseen(info.root, read_config(opts.pretrained).history, opts.holdout, seed)
     if opts.distills:
         check_pool(info.root, distill_pool(info.root, downstream.distill_source, downstream.distill_examples,
                                            opts.holdout), scored_on_train=opts.holdout > 0)

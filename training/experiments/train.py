@@ -18,7 +18,8 @@ from mmrt.errors import UserError
 from mmrt.methods import DISTILLING, METHODS, get_method
 from mmrt.modalities import parse_subset, subset_key
 from mmrt.training.data.data import inspect_data, require_modalities
-from mmrt.training.data.overlap import check_pool, check_pretrained_on
+from mmrt.training.data.overlap import check_pool
+from mmrt.training.data.seen import check_unseen, trained_on
 from mmrt.training.data.splits import distill_pool
 from mmrt.training.model.checkpoint import (
     CONFIG,
@@ -108,8 +109,7 @@ def train(opts: TrainOptions) -> Path:
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")
-    if opts.holdout > 0:
-        check_pretrained_on(info.root, pretrained.config.history)
+    check_unseen(info.root, pretrained.config.history, opts.holdout, opts.seed)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage in DISTILLING:
         student = [m for m in pretrained.modalities if m not in use]
@@ -132,7 +132,8 @@ def train(opts: TrainOptions) -> Path:
         wise_ft = METHODS[opts.method].averages is not None
         for alpha in opts.alphas if wise_ft else (None,):
             model = wise(tuned.cpu(), lp.cpu(), alpha) if wise_ft else tuned.cpu()
-            record = {"stage": "result", "method": opts.method, "alpha": alpha, "data": str(info.root),
+            record = {"stage": "result", "method": opts.method, "alpha": alpha,
+                      **trained_on(info.root, opts.holdout, opts.seed),
                       "train_modalities": subset_key(use, model.modalities)}
             if len(val):
                 features = embed_split(model, train_split, model.modalities, indices=torch.from_numpy(val))

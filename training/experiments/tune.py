@@ -20,6 +20,8 @@ from pathlib import Path
 
 from mmrt import atomic
 from mmrt.errors import UserError
+from mmrt.training.data.data import inspect_data
+from mmrt.training.data.seen import check_unseen
 from mmrt.training.experiments.experiment import ExperimentOptions, experiment
 from mmrt.training.experiments.results import RESULTS
 from mmrt.training.model.checkpoint import CONFIG, read_config
@@ -118,7 +120,9 @@ def tune(opts: TuneOptions) -> dict:
     if not (Path(opts.pretrained) / CONFIG).is_file():
         raise UserError(f"--pretrained {opts.pretrained}: not a model directory (make one with "
                         "'mmrt pretrain')")
-    preset = load_preset(read_config(opts.pretrained).preset)
+    config = read_config(opts.pretrained)
+    check_unseen(inspect_data(opts.data).root, config.history, opts.holdout, opts.seed)
+    preset = load_preset(config.preset)
     points = [resolved(p, *preset.downstream_settings()) for p in grid_points(opts.grid)]
     out = prepare_out(opts.out, opts.resume, opts.overwrite)
     summaries = {}
