@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.peers.bench import wording
-from lab.provenance import NO_COMMIT, commit
+from lab.provenance import DIRTY, NO_COMMIT, commit
 from mmrt import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def short(commit: str) -> str:
     """A commit's first 12 characters, marked when made with uncommitted changes; several, each so."""
     if ", " in commit:
         return ", ".join(short(one) for one in commit.split(", "))
-    dirty = "(with uncommitted changes)" in commit
+    dirty = DIRTY in commit
     return commit.split()[0][:12] + (" (uncommitted changes)" if dirty else "")
 
 

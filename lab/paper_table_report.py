@@ -11,6 +11,7 @@ import numpy as np
 
 from lab.paper_table_cells import MEMORISED, SMALL, each, held_out_retrieval, mean_std, memorised_pairs
 from lab.paper_table_mae import MAE_FINETUNE, MAE_PROBE, collapse, mae_learns, section
+from lab.provenance import DIRTY
 from mmrt.robustness import STRATUM_TITLES
 
 TITLES = {"overall": "Overall", **STRATUM_TITLES}
@@ -305,13 +306,23 @@ def made(doc: dict) -> list[str]:
     """Each draw's foundation and runs: date, machine, commit and minutes (a table rebuilt from the
     record keeps them; the header's machine and date are only the call that assembled it)."""
     lines = ["| draw | part | date | machine | commit | minutes |", "|---|---|---|---|---|---|"]
+    notes = []
     for seed, draw in doc["per_draw"].items():
         for part, m in draw["made"].items():
-            dirty = " (uncommitted changes)" if "uncommitted" in m["commit"] else ""
             minutes = f"{m['minutes']} (resumed: the last call's only)" if m.get("resumed") else m["minutes"]
-            lines.append(f"| {seed} | {part} | {m['date']} | {m['machine']} | {m['commit'][:12]}{dirty} | "
-                         f"{minutes} |")
-    return lines
+            lines.append(f"| {seed} | {part} | {m['date']} | {m['machine']} | {m['commit'][:12]}"
+                         f"{_changes(m['commit'])} | {minutes} |")
+            if m.get("note"):
+                notes.append(f"- draw {seed}, {part}: {m['note']}")
+    return [*lines, *([""] + notes if notes else [])]
+
+
+def _changes(commit: str) -> str:
+    """What a recorded commit says of the work tree's changes beside it."""
+    if DIRTY not in commit:
+        return ""
+    named = commit.partition(f"{DIRTY}: ")[2]  # the paths, then ")"; empty in records made before paths
+    return f" (uncommitted changes: {named[:-1]})" if named else " (uncommitted changes, not named)"
 
 
 def partial(doc: dict) -> tuple[str, str]:

@@ -22,15 +22,23 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
+DIRTY = "with uncommitted changes"
+NAMED = 8  # changed paths a commit names; more are counted
+
+
 def commit(ignoring: Path | None = None) -> str:
-    """HEAD's hash, with " (with uncommitted changes)" when the work tree differs from it; changes
-    under ``ignoring`` (a run's own record folder, which it writes as it goes) do not count, where
-    it is a folder below the checkout's root (the root itself exempts nothing)."""
+    """HEAD's hash, with " (with uncommitted changes: PATH; PATH)" naming what the work tree changes
+    (the first ``NAMED``, then a count); changes under ``ignoring`` (a run's own record folder, which
+    it writes as it goes) do not count, where it is a folder below the checkout's root (the root
+    itself exempts nothing)."""
     exclude, folder = [], None if ignoring is None else ignoring.resolve()
     if folder is not None and folder != CHECKOUT and folder.is_relative_to(CHECKOUT):
         exclude = ["--", ".", f":(exclude,literal){folder.relative_to(CHECKOUT)}"]
-    changed = git("status", "--porcelain", *exclude)
-    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if changed else "")
+    changed = [line.split(maxsplit=1)[1] for line in git("status", "--porcelain", *exclude).splitlines()]
+    if not changed:
+        return git("rev-parse", "HEAD")
+    more = f"; and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
+    return git("rev-parse", "HEAD") + f" ({DIRTY}: {'; '.join(changed[:NAMED])}{more})"
 
 
 NO_COMMIT = "unknown (not a git checkout)"

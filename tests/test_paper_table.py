@@ -317,3 +317,18 @@ def test_the_committed_table_renders_with_the_code_that_renders_it_now():
     doc = json.loads(Path("docs/results/paper-table/table.json").read_text())
     page = render(doc)
     assert "## The paper's claims" in page and "## The best eval set per training set" in page
+
+
+def test_where_each_run_was_made_names_the_uncommitted_changes_and_keeps_the_notes():
+    from lab.paper_table_report import made
+
+    def at(commit: str, **note) -> dict:
+        return {"date": "2026-12-07", "machine": "cpu", "commit": commit, "minutes": 1.0, **note}
+    parts = {"main": at("a" * 40 + " (with uncommitted changes: lab/x.py; docs/y.md)"),
+             "carve": at("b" * 40 + " (with uncommitted changes)", note="only docs"), "mae": at("c" * 40)}
+    lines = made({"per_draw": {"5": {"made": parts}}})
+    row = "| 5 | {} | 2026-12-07 | cpu | {} | 1.0 |"
+    assert row.format("main", "a" * 12 + " (uncommitted changes: lab/x.py; docs/y.md)") in lines
+    assert row.format("carve", "b" * 12 + " (uncommitted changes, not named)") in lines
+    assert row.format("mae", "c" * 12) in lines
+    assert lines[-1] == "- draw 5, carve: only docs"

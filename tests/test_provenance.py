@@ -25,20 +25,23 @@ def test_the_record_folder_being_written_does_not_mark_the_commit(tmp_path, monk
     (root / "record" / "draw.json").write_text('{"runs": 1}\n')
     (root / "record" / "new.json").write_text("{}\n")
     assert provenance.commit(ignoring=root / "record") == head
-    assert provenance.commit() == head + " (with uncommitted changes)"
+    assert provenance.commit() == head + " (with uncommitted changes: record/draw.json; record/new.json)"
 
 
 def test_any_other_change_marks_it(tmp_path, monkeypatch):
     root = repo(tmp_path, monkeypatch)
     (root / "code.py").write_text("x = 2\n")
-    assert provenance.commit(ignoring=root / "record").endswith(" (with uncommitted changes)")
-    assert provenance.commit(ignoring=tmp_path / "elsewhere").endswith(" (with uncommitted changes)")
+    assert provenance.commit(ignoring=root / "record").endswith(" (with uncommitted changes: code.py)")
+    assert provenance.commit(ignoring=tmp_path / "elsewhere").endswith(" (with uncommitted changes: code.py)")
+    for i in range(provenance.NAMED + 2):
+        (root / f"new-{i}.py").write_text("")
+    assert provenance.commit().endswith("new-6.py; and 3 more)")  # code.py and new-0 to new-6 named
 
 
 def test_the_root_and_pattern_characters_exempt_nothing_else(tmp_path, monkeypatch):
     root = repo(tmp_path, monkeypatch)
     (root / "code.py").write_text("x = 2\n")
-    assert provenance.commit(ignoring=root).endswith(" (with uncommitted changes)")
+    assert provenance.commit(ignoring=root).endswith(" (with uncommitted changes: code.py)")
     (root / "code.py").write_text("x = 1\n")
     (root / "record" / "draw.json").write_text('{"runs": 2}\n')
-    assert provenance.commit(ignoring=root / "rec*").endswith(" (with uncommitted changes)")  # not a glob
+    assert provenance.commit(ignoring=root / "rec*").endswith(" (with uncommitted changes: record/draw.json)")
