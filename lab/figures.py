@@ -8,7 +8,8 @@ figure the README and the reference pages quote kept equal to it.
 A page quotes a figure as <!--fig NAME-->VALUE<!--/fig--> (GitHub shows only the value). A source
 is a committed JSON under docs/results/data/ (``--capture`` copies a run's JSON there with the
 commit it was made at and the command that made it) or a file the repository ships (the released
-foundation's card). Checked by tests/test_docs.py."""
+foundation's card). Checked by tests/test_docs.py. docs/results/paper-table/table.md names it in
+the notes on where runs were made (uncommitted changes to it beside a run)."""
 
 from __future__ import annotations
 
