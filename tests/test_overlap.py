@@ -61,4 +61,3 @@ def test_pretraining_on_eval_clips_is_refused_before_any_work(tiny_data, tmp_pat
     assert main(["pretrain", "--data", str(data), "--out", str(out), "--preset", "tiny", "--quiet"]) == 2
     assert "pretrain.jsonl: 1 of its 121 examples are also in eval.jsonl" in capsys.readouterr().err
     assert not out.exists()
-

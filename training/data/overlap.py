@@ -51,4 +51,3 @@ def check_pool(root: Path, pool: str, scored_on_train: bool = False) -> None:
         if fatal:
             raise UserError(f"{what}; an unlabelled pool must not hold the clips a model is scored on")
         log.warning("%s; the figures assume it holds none", what)
-

@@ -315,7 +315,7 @@ def experiment(opts: ExperimentOptions) -> Path:
         check_pool(info.root, "pretrain", scored_on_train=True)
     elif opts.pretrained is not None:
         for seed in opts.seeds:
-            check_unseen(info.root, read_config(opts.pretrained).history, opts.holdout, seed)
+            check_unseen(info.root, opts.pretrained, read_config(opts.pretrained).history, opts.holdout, seed)
     if opts.distills:
         check_pool(info.root, distill_pool(info.root, downstream.distill_source, downstream.distill_examples,
                                            opts.holdout), scored_on_train=opts.holdout > 0)

@@ -81,15 +81,16 @@ def check_options(opts: TrainOptions, model_modalities: tuple[str, ...]) -> tupl
     return tuple(m for m in model_modalities if m in use)
 
 
-def _stage(out: Path, name: str, run: StageRun, train_fn) -> MultimodalModel:
-    """Run one stage, or load it when a resumed run already finished it."""
+def _stage(out: Path, name: str, run: StageRun, train_fn, read: dict) -> MultimodalModel:
+    """Run one stage, or load it when a resumed run already finished it; its record says what it
+    read (``read``)."""
     folder = out / "stages" / name
     if run.resume and (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file():
         log.info("%s: already done, loaded from %s", name, folder)
         return load_model(folder).to(run.ctx.device)
     (out / "stages").mkdir(exist_ok=True)
     model, record = train_fn(replace(run, state_file=out / "stages" / f"{name}.resume.safetensors"))
-    model.config = replace(model.config, history=(*model.config.history, record))
+    model.config = replace(model.config, history=(*model.config.history, {**record, **read}))
     if run.ctx.main:
         save_model(folder, model.cpu(), None)
         (out / "stages" / f"{name}.resume.safetensors").unlink(missing_ok=True)
@@ -109,7 +110,8 @@ def train(opts: TrainOptions) -> Path:
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")
-    check_unseen(info.root, pretrained.config.history, opts.holdout, opts.seed)
+    check_unseen(info.root, opts.pretrained, pretrained.config.history, opts.holdout, opts.seed)
+    read = trained_on(info.root, opts.holdout, opts.seed)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage in DISTILLING:
         student = [m for m in pretrained.modalities if m not in use]
@@ -125,15 +127,15 @@ def train(opts: TrainOptions) -> Path:
     run = StageRun(ctx, opts.seed, resume=opts.resume, progress=opts.progress,
                    checkpoint_every=opts.checkpoint_every, speed=opts.speed)
     torch.manual_seed(opts.seed)
-    lp = _stage(out, "probe", run, lambda r: learners.probe(pretrained, use, r))
-    tuned = lp if stage is None else _stage(out, stage, run, lambda r: learners.tune(stage, lp, use, r))
+    lp = _stage(out, "probe", run, lambda r: learners.probe(pretrained, use, r), read)
+    tuned = lp if stage is None else _stage(out, stage, run, lambda r: learners.tune(stage, lp, use, r), read)
 
     if ctx.main:
         wise_ft = METHODS[opts.method].averages is not None
         for alpha in opts.alphas if wise_ft else (None,):
             model = wise(tuned.cpu(), lp.cpu(), alpha) if wise_ft else tuned.cpu()
             record = {"stage": "result", "method": opts.method, "alpha": alpha,
-                      **trained_on(info.root, opts.holdout, opts.seed),
+                      **read,
                       "train_modalities": subset_key(use, model.modalities)}
             if len(val):
                 features = embed_split(model, train_split, model.modalities, indices=torch.from_numpy(val))

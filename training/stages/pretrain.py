@@ -17,7 +17,7 @@ from mmrt.split_files import read_split
 from mmrt.text import TextTokenizer
 from mmrt.training.data.data import inspect_data
 from mmrt.training.data.overlap import check_pool
-from mmrt.training.data.seen import digest
+from mmrt.training.data.seen import read_record
 from mmrt.training.data.splits import Split
 from mmrt.training.data.tokenizer import train_tokenizer
 from mmrt.training.model.checkpoint import TOKENIZER, write_model
@@ -69,6 +69,7 @@ def pretrain(opts: PretrainOptions) -> Path:
     if len(modalities) < 2 and not mae:
         raise UserError(f"contrastive pretraining needs two modalities or more, got {list(modalities)}")
     check_pool(info.root, "pretrain")
+    read = read_record(info.root, "pretrain")
     stage_name = "pretrain_mae" if mae else "pretrain"
     schedule = preset.recipe[stage_name].override(opts.epochs, opts.lr, opts.batch_size)
     arch = preset.mae.encoder_arch(preset.arch) if mae else preset.arch
@@ -109,8 +110,7 @@ def pretrain(opts: PretrainOptions) -> Path:
     if ctx.main:
         checks = (alignment_checks(model, split, info.root, prep, tokenizer, batch_size, ctx.device)
                   if len(modalities) > 1 else {})
-        stage = {"stage": "pretrain", "objective": opts.objective, "data": str(info.root),
-                 "pretrain_digest": digest(info.root, "pretrain"), "seed": opts.seed,
+        stage = {"stage": "pretrain", "objective": opts.objective, **read, "seed": opts.seed,
                  "schedule": asdict(schedule), **result,
                  "seconds": round(time.monotonic() - started, 1), "alignment": checks,
                  **({"mae": asdict(preset.mae)} if mae else {})}
