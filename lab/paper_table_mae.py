@@ -43,13 +43,21 @@ def _own_margin(doc: dict, name: str) -> list[float] | None:
             for f, d in zip(found, doc["per_draw"].values(), strict=True)]
 
 
-def mae_learns(doc: dict) -> bool | None:
-    """Whether MAE fine-tuning's own-modality margin over chance is at least half contrastive's
-    probe's on every draw (None: the in-modality scores are not recorded)."""
-    own, contrastive_own = _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
+def _margins(doc: dict) -> tuple[list[float] | None, list[float] | None]:
+    """MAE fine-tuning's and contrastive's probe's own-modality margins over chance, per draw."""
+    return _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
+
+
+def _learns(own: list[float] | None, contrastive_own: list[float] | None) -> bool | None:
     if own is None or contrastive_own is None:
         return None
     return all(m >= c / 2 for m, c in zip(own, contrastive_own, strict=True))
+
+
+def mae_learns(doc: dict) -> bool | None:
+    """Whether MAE fine-tuning's own-modality margin over chance is at least half contrastive's
+    probe's on every draw (None: the in-modality scores are not recorded)."""
+    return _learns(*_margins(doc))
 
 
 def collapse(doc: dict) -> str:
@@ -63,8 +71,8 @@ def collapse(doc: dict) -> str:
         return "not measured (rows missing)"
     draws = list(doc["per_draw"].values())
     over = [d["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
-    own, contrastive_own = _own_margin(doc, MAE_FINETUNE), _own_margin(doc, CONTRASTIVE_PROBE)
-    learnt = mae_learns(doc)
+    own, contrastive_own = _margins(doc)
+    learnt = _learns(own, contrastive_own)
     known = learnt is not None
     if all(g > SMALL for g in over):
         word = "**contradicted** (above chance)"

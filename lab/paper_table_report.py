@@ -108,10 +108,10 @@ def no_drop(doc: dict, premise: tuple[str, str, str, str] | None) -> str | None:
     """Where a claim repairs a drop (``premise``: the row that drops, against what, where) and the
     row does not drop by more than ``SMALL``, what says so; else None."""
     drop = None if premise is None else _diffs(doc, *premise)
-    if drop is None or float(np.mean(drop)) < -SMALL:
+    mean = None if drop is None else float(np.mean(drop))
+    if mean is None or mean < -SMALL:
         return None
     a, b, stratum, name = premise
-    mean = float(np.mean(drop))
     return (f"**no drop to repair** ({a} against {b}, {TITLES[stratum]} {name}: {mean:+.3f} on average, "
             "each draw " + ", ".join(f"{d:+.3f}" for d in drop) + f"; a drop is more than {SMALL} "
             "below)")

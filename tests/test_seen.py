@@ -52,11 +52,11 @@ def test_a_model_pretrained_on_a_pool_holding_train_clips_is_refused(tiny_data, 
     for record in ({"pretrain_digest": digest(data, "pretrain"), "data": "/moved/away"},
                    {"data": os.path.relpath(data)}):
         with pytest.raises(UserError, match="3 of its 123 examples"):
-            check_unseen(data, "m", [{"stage": "pretrain", **record}], 0.25, 0)
+            check_unseen(data, "m", [{"stage": "pretrain", **record}], 0.25, [0])
     # another folder's pool (the fixture's, disjoint from its train) is not this one; nothing to refuse
     theirs = {"stage": "pretrain", "data": str(tiny_data), "pretrain_digest": digest(tiny_data, "pretrain")}
-    check_unseen(data, "m", [theirs], 0.25, 0)
-    check_unseen(data, "m", [{"stage": "pretrain", "data": str(data)}], 0.0, 0)  # no holdout: nothing scored
+    check_unseen(data, "m", [theirs], 0.25, [0])
+    check_unseen(data, "m", [{"stage": "pretrain", "data": str(data)}], 0.0, [0])  # no holdout
 
 
 def test_a_model_trained_on_the_scored_clips_is_refused(tiny_data, tiny_model, tmp_path, capsys):
@@ -71,23 +71,23 @@ def test_a_model_trained_on_the_scored_clips_is_refused(tiny_data, tiny_model, t
     # trained with the same holdout and seed, it never saw the share scored; with another seed it did
     stage = {"stage": "result", "method": "ft", "data": "/moved/away", "holdout": 0.25, "seed": 0,
              "train_digest": digest(tiny_data, "train")}
-    check_unseen(tiny_data, "m", [stage], 0.25, 0)
+    check_unseen(tiny_data, "m", [stage], 0.25, [0])
     with pytest.raises(UserError, match="out --holdout 0.25 with --seed 0: --holdout 0.25 with --seed 1 "):
-        check_unseen(tiny_data, "m", [stage], 0.25, 1)
+        check_unseen(tiny_data, "m", [stage], 0.25, [1])
     older = {"stage": "result", "method": "ft", "data": str(tiny_data)}  # before fingerprints and holdouts
     with pytest.raises(UserError, match="in a record that does not say what it kept out"):
-        check_unseen(tiny_data, "m", [older], 0.25, 0)
+        check_unseen(tiny_data, "m", [older], 0.25, [0])
 
 
 def test_a_model_trained_before_train_changed_is_refused(tiny_data, tmp_path):
     data = _copy(tiny_data, tmp_path)
     stage = {"stage": "result", "method": "ft", "holdout": 0.25, "seed": 0, "data": str(data.resolve()),
              "train_digest": digest(data, "train")}
-    check_unseen(data, "m", [stage], 0.25, 0)  # the same holdout of the same train: nothing it read
+    check_unseen(data, "m", [stage], 0.25, [0])  # the same holdout of the same train: nothing it read
     lines = (data / "train.jsonl").read_text().splitlines(keepends=True)
     (data / "train.jsonl").write_text("".join(lines[1:]))  # the same seed now draws another share
     with pytest.raises(UserError, match=r"m was trained \(ft\) on .*train.jsonl before it changed"):
-        check_unseen(data, "m", [stage], 0.25, 0)
+        check_unseen(data, "m", [stage], 0.25, [0])
 
 
 def test_an_experiments_models_record_what_they_read(tiny_av_single, tiny_experiment, tmp_path, capsys):

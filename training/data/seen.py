@@ -49,14 +49,15 @@ def _read(stage: dict, root: Path, split: str) -> tuple[bool, bool]:
     return same_split or same_folder, same_folder and not same_split
 
 
-def check_unseen(root: Path, model: Path | str, history: Iterable[dict], holdout: float, seed: int) -> None:
-    """With a share of ``root``'s train scored (``holdout`` > 0, drawn with ``seed``), refuse
+def check_unseen(root: Path, model: Path | str, history: Iterable[dict], holdout: float,
+                 seeds: Iterable[int]) -> None:
+    """With a share of ``root``'s train scored (``holdout`` > 0, drawn with each of ``seeds``), refuse
     ``model`` where its ``history`` read that share: pretrained on this folder's pretrain.jsonl
     while that shares clips with train, or trained on this folder's train.jsonl other than with the
     same holdout and seed, or before train.jsonl changed (which clips its share held is then lost)."""
     if holdout <= 0:
         return
-    train_file = Path(root) / "train.jsonl"
+    train_file, seeds = Path(root) / "train.jsonl", list(seeds)
     for stage in reversed(list(history)):  # the latest first: a refusal names the method that made the model
         name = stage.get("method") or stage.get("stage")
         if stage.get("stage") == "pretrain":
@@ -73,7 +74,9 @@ def check_unseen(root: Path, model: Path | str, history: Iterable[dict], holdout
             raise UserError(f"--pretrained {model} was trained ({name}) on {train_file} before it changed, "
                             "so which clips it kept out is not known: start from the model it was trained "
                             "from")
-        if (stage.get("holdout"), stage.get("seed")) != (holdout, seed):
+        for seed in seeds:
+            if (stage.get("holdout"), stage.get("seed")) == (holdout, seed):
+                continue
             kept = ("keeping nothing out" if stage.get("holdout") == 0 else
                     "in a record that does not say what it kept out" if "holdout" not in stage else
                     f"keeping out --holdout {stage['holdout']} with --seed {stage.get('seed')}")

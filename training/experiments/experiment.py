@@ -314,8 +314,8 @@ def experiment(opts: ExperimentOptions) -> Path:
     if opts.holdout and opts.pretrained is None:  # pretrains on this folder, then scores a share of train
         check_pool(info.root, "pretrain", scored_on_train=True)
     elif opts.pretrained is not None:
-        for seed in opts.seeds:
-            check_unseen(info.root, opts.pretrained, read_config(opts.pretrained).history, opts.holdout, seed)
+        history = read_config(opts.pretrained).history
+        check_unseen(info.root, opts.pretrained, history, opts.holdout, opts.seeds)
     if opts.distills:
         check_pool(info.root, distill_pool(info.root, downstream.distill_source, downstream.distill_examples,
                                            opts.holdout), scored_on_train=opts.holdout > 0)

@@ -110,7 +110,7 @@ def train(opts: TrainOptions) -> Path:
     tok_file = tokenizer_path(opts.pretrained)
     if "text" in pretrained.modalities and tok_file is None:
         raise UserError(f"{opts.pretrained}: the model reads text but has no tokenizer.model")
-    check_unseen(info.root, opts.pretrained, pretrained.config.history, opts.holdout, opts.seed)
+    check_unseen(info.root, opts.pretrained, pretrained.config.history, opts.holdout, [opts.seed])
     read = trained_on(info.root, opts.holdout, opts.seed)
     stage = tuning_stage(opts.method, use, pretrained.modalities)
     if stage in DISTILLING:

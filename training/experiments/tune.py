@@ -121,7 +121,7 @@ def tune(opts: TuneOptions) -> dict:
         raise UserError(f"--pretrained {opts.pretrained}: not a model directory (make one with "
                         "'mmrt pretrain')")
     config = read_config(opts.pretrained)
-    check_unseen(inspect_data(opts.data).root, opts.pretrained, config.history, opts.holdout, opts.seed)
+    check_unseen(inspect_data(opts.data).root, opts.pretrained, config.history, opts.holdout, [opts.seed])
     preset = load_preset(config.preset)
     points = [resolved(p, *preset.downstream_settings()) for p in grid_points(opts.grid)]
     out = prepare_out(opts.out, opts.resume, opts.overwrite)
