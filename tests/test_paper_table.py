@@ -332,3 +332,18 @@ def test_where_each_run_was_made_names_the_uncommitted_changes_and_keeps_the_not
     assert row.format("carve", "b" * 12 + " (uncommitted changes, not named)") in lines
     assert row.format("mae", "c" * 12) in lines
     assert lines[-1] == "- draw 5, carve: only docs"
+
+
+def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which_rows_pass_them():
+    from lab.paper_table_report import headroom
+
+    def metrics(r: float, oracle: float | None = None) -> dict:
+        strata = {s: {"P": r, "R": r} for s in ("overall", "missing", "added", "transfer")}
+        return {"metrics": {**strata, **({"oracle": {s: {"R": oracle} for s in strata}} if oracle else {})}}
+    draws = {"1": {"rows": {"fine-tune": metrics(0.70, 0.72), "a": metrics(0.73), "b": metrics(0.73)}},
+             "2": {"rows": {"fine-tune": metrics(0.74, 0.75), "a": metrics(0.76), "b": metrics(0.74)}}}
+    lines = headroom({"rows": {"fine-tune": {}, "a": {}, "b": {}}, "per_draw": draws})
+    assert len(lines) == 2 and "are +0.020, +0.010 above it by draw" in lines[0]
+    assert lines[0].endswith("above them on every draw: a")  # b only ties the specialists on draw 2
+    del draws["2"]["rows"]["fine-tune"]["metrics"]["oracle"]
+    assert headroom({"rows": {}, "per_draw": draws}) == []  # no specialists recorded: nothing said
