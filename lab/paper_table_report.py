@@ -346,6 +346,12 @@ def _changes(commit: str) -> str:
     return f" (uncommitted changes: {named[:-1]})" if named else " (uncommitted changes, not named)"
 
 
+def _assembled_at(doc: dict) -> str:
+    """The commit the table was assembled at (the runs' own are in the last section)."""
+    at = doc.get("assembled_at") or "an unrecorded commit"
+    return at[:12] + _changes(at)
+
+
 def partial(doc: dict) -> tuple[str, str]:
     """A table of part of the runs: its --runs flag, and a sentence on what that leaves out."""
     if not doc.get("partial"):
@@ -385,7 +391,7 @@ def render(doc: dict) -> str:
     lines = [
         "# The paper's Table 3 on fresh data draws", "",
         f"`{doc.get('command', 'python -m lab.paper_table --draws ' + draws + runs_flag)}`; assembled on "
-        f"{doc['machine']}, {doc['date']}, at {doc['commit'][:12]}{_changes(doc['commit'])}, in "
+        f"{doc['machine']}, {doc['date']}, at {_assembled_at(doc)}, in "
         f"{doc['minutes']} min (where each run was made: the last section). Data draws "
         f"{draws.replace(',', ', ')} (`mmrt data make --size {doc['size']} --seed D`), none used for any "
         "training or recipe choice (the rules for reading this table that were set after results had "

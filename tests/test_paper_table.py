@@ -317,6 +317,7 @@ def test_the_committed_table_renders_with_the_code_that_renders_it_now():
     doc = json.loads(Path("docs/results/paper-table/table.json").read_text())
     page = render(doc)
     assert "## The paper's claims" in page and "## The best eval set per training set" in page
+    assert f", at {doc['assembled_at'][:12]}" in page  # the commit it was assembled at, not a run's
 
 
 def test_where_each_run_was_made_names_the_uncommitted_changes_and_keeps_the_notes():
