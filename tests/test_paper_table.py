@@ -345,6 +345,6 @@ def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which
              "2": {"rows": {"fine-tune": metrics(0.74, 0.75), "a": metrics(0.76), "b": metrics(0.74)}}}
     lines = headroom({"rows": {"fine-tune": {}, "a": {}, "b": {}}, "per_draw": draws})
     assert len(lines) == 2 and "are +0.020, +0.010 above it by draw" in lines[0]
-    assert lines[0].endswith("above them on every draw: a")  # b only ties the specialists on draw 2
+    assert lines[0].endswith("above them on every draw: a")  # b is below the specialists on draw 2
     del draws["2"]["rows"]["fine-tune"]["metrics"]["oracle"]
     assert headroom({"rows": {}, "per_draw": draws}) == []  # no specialists recorded: nothing said
