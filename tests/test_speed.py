@@ -186,3 +186,18 @@ def test_compile_and_no_speedups_together_are_refused(tiny_data, tmp_path, capsy
                  "--compile", "--no-speedups", "--quiet"])
     assert code == 2
     assert "--compile and --no-speedups" in capsys.readouterr().err
+
+
+def test_an_unattended_run_logs_where_it_is_at_the_end_of_an_epoch(tiny_data, tmp_path, monkeypatch, caplog):
+    """Without a bar a person sees, an epoch's end is logged, at most once a PROGRESS_EVERY_S."""
+    monkeypatch.setattr("mmrt.training.stages.loop.PROGRESS_EVERY_S", 1e9)
+    with caplog.at_level(logging.INFO, logger="mmrt.training.stages.loop"):
+        resumable_run(tiny_data, tmp_path / "quiet", [Speed()])
+    assert "epoch" not in caplog.text  # a run shorter than the interval says nothing more
+    monkeypatch.setattr("mmrt.training.stages.loop.PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="mmrt.training.stages.loop"):
+        resumable_run(tiny_data, tmp_path / "every", [Speed()])
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == [f"t: epoch {n} of 3" for n in (1, 2, 3)]
+    assert all("loss" in line and "s a step" in line for line in lines)
+    assert lines[-1].endswith("about 0 min left")

@@ -9,6 +9,7 @@ steps the uninterrupted run would have taken.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 
 Batches = Callable[[int], Iterator]  # epoch -> that epoch's batches on this rank
+# Where no one sees a progress bar (--quiet, or output to a log file), an epoch's end is logged
+# instead, at most this often: an unattended run of hours says where it is.
+PROGRESS_EVERY_S = 60.0
 
 
 def epoch_order(indices: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
@@ -87,6 +91,8 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", disable=not (progress and ctx.main),
                dynamic_ncols=True, leave=False)
+    lines = ctx.main and not (progress and sys.stderr.isatty())  # no bar a person sees
+    last_line = started
     history: list[float] = []
     metric_history: dict[str, list[float]] = {}  # a loss's own parts (MAE: each modality's)
     skipped = 0
@@ -124,6 +130,11 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
                             **{k: f"{v:.3g}" for k, v in metrics.items()})
             if step % checkpoint_every == 0 or step == total:
                 checkpoint()
+            if lines and (step % steps_per_epoch == 0 or step == total) and \
+                    time.monotonic() - last_line >= PROGRESS_EVERY_S:
+                last_line = time.monotonic()
+                rate = (last_line - started) / (step - first_step)
+                _log_epoch(desc, step, total, steps_per_epoch, history, rate)
             if step == total:
                 break
     bar.close()
@@ -135,6 +146,14 @@ def _steps(loss_module: nn.Module, model: nn.Module, params: list[nn.Parameter],
     return {"steps": step, "final_loss": ctx.mean(sum(tail) / len(tail)), "skipped_steps": skipped,
             "final_metrics": final_metrics, "final_steps": min(len(history), steps_per_epoch),
             "resumed_at": first_step, "seconds_per_step": round(seconds / taken, 4) if taken else None}
+
+
+def _log_epoch(desc: str, step: int, total: int, steps_per_epoch: int, history: list[float],
+               seconds_per_step: float) -> None:
+    epoch_loss = np.mean(history[-steps_per_epoch:]) if history else float("nan")
+    log.info("%s: epoch %d of %d (step %d of %d), loss %.4f over the epoch, %.2f s a step, about %.0f min "
+             "left", desc, -(-step // steps_per_epoch), -(-total // steps_per_epoch), step, total, epoch_loss,
+             seconds_per_step, (total - step) * seconds_per_step / 60)
 
 
 def to_device(batch, device: torch.device):
