@@ -29,7 +29,7 @@ commit: a run or a foundation found there is not made again, so a table longer t
 survives a fresh checkout; the table and its figures are written there too (the
 committed record and page: docs/results/paper-table/).
 
-Quoted in docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
+Quoted in README.md, docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
 docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md,
 docs/results/mae-check.md,
 docs/results/paper-table/table.md (which it writes) and docs/results/figures.md."""
