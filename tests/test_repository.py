@@ -328,5 +328,4 @@ def test_twenty_swaps_under_eight_clients_fail_nothing(tmp_path, tiny_bundle):
         assert set(seen) <= {str(n) for n in range(1, 22)} and "21" in seen and len(set(seen)) > 5
         assert sequences and all(len(versions) == 1 for versions in sequences)  # never split across two
         assert answered_by(control) == "21"
-        print(f"resident kB: {baseline} before the swaps, {after} after, {per_version} a version")
         assert after - baseline < 10 * per_version, (after, baseline, per_version)
