@@ -58,7 +58,9 @@ def log_as(prog: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a report names the command that made it (``flags.made_where``)
     log_as(args.prog)
     try:
         return int(args.run(args) or 0)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrt.cli.flags import check_seed, downstream_flags, downstream_overrides, speed_flags, speed_of
+from mmrt.cli.flags import (
+    check_seed,
+    downstream_flags,
+    downstream_overrides,
+    made_where,
+    speed_flags,
+    speed_of,
+)
 from mmrt.errors import UserError
 from mmrt.methods import METHODS, OBJECTIVES
 
@@ -79,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
         train_sets=_list(args.train_sets, str.strip, "--train-sets") if args.train_sets else (),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, steps=args.steps, lr=args.lr,
         resume=args.resume,
-        overwrite=args.overwrite, device=args.device, progress=not args.quiet, speed=speed_of(args)))
+        overwrite=args.overwrite, device=args.device, progress=not args.quiet, speed=speed_of(args),
+        made=made_where(args)))
     return 0

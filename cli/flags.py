@@ -1,8 +1,18 @@
 """Flags and checks several sub-commands share."""
 
 import argparse
+import shlex
+from datetime import date
 
 from mmrt.errors import UserError
+
+
+def made_where(args: argparse.Namespace) -> dict:
+    """This call, for a report to record: the `mmrt` command as ``main`` was given it (so also
+    where a lab script runs it in its own process), the machine and the date."""
+    from mmrt.benchmarks.timing import machine
+
+    return {"command": shlex.join(["mmrt", *args.argv]), "machine": machine(), "date": str(date.today())}
 
 
 def check_seed(seed: int) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrt.cli.flags import check_seed
+from mmrt.cli.flags import check_seed, made_where
 from mmrt.errors import UserError
 from mmrt.robustness import STRATA
 
@@ -118,7 +118,8 @@ def _pretrain(data: Path, out: Path, preset: str, seed: int, data_reused: bool,
     return folder
 
 
-def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -> tuple[dict, dict]:
+def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int,
+           made: dict) -> tuple[dict, dict]:
     """Fine-tuning and MASD + WiSE-FT on ``train_set``, each scored on every eval subset:
     {method: {eval subset: score}} and the same on each bootstrap resample of the eval examples;
     the models are under ``out/models/<method>/<train_set>``."""
@@ -126,7 +127,7 @@ def _train(data: Path, pretrained: Path, out: Path, train_set: str, seed: int) -
 
     started = time.perf_counter()
     experiment(ExperimentOptions(data, out, methods=COMPARED, seeds=(seed,), alphas=(), pretrained=pretrained,
-                                 train_sets=(train_set,), overwrite=True))
+                                 train_sets=(train_set,), overwrite=True, made=made))
     print(f"trained and scored in {time.perf_counter() - started:.0f} s: {out}")
     scores = json.loads((out / SCORES).read_text("utf-8"))["methods"]
     samples = json.loads((out / BOOTSTRAP).read_text("utf-8"))
@@ -258,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     train_set = "+".join(modalities[:-1])
     _step(4, f"fine-tuning and MASD + WiSE-FT on {train_set}: the rig lacked a {unseen} sensor when the "
           "labelled data was recorded")
-    scores, samples = _train(data, pretrained, out / "train", train_set, args.seed)
+    scores, samples = _train(data, pretrained, out / "train", train_set, args.seed, made_where(args))
     _step(5, "scores on every modality subset of the eval split (one seed: expect about ±0.1 a cell)")
     _scores(scores, train_set, config.metric)
     _step(6, "export MASD + WiSE-FT: one ONNX graph per modality encoder, the head and the monolithic "

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmrt.cli.flags import check_seed, speed_flags, speed_of
+from mmrt.cli.flags import check_seed, made_where, speed_flags, speed_of
 from mmrt.errors import UserError
 
 GRID_FLAGS = {"lr": float, "steps": int, "mixup": float, "drop_path": float, "augment": str}
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     doc = tune(TuneOptions(data=args.data, pretrained=pretrained, out=args.out, grid=grid,
                            holdout=args.holdout, seed=check_seed(args.seed), resume=args.resume,
                            overwrite=args.overwrite, device=args.device, progress=not args.quiet,
-                           speed=speed_of(args)))
+                           speed=speed_of(args), made=made_where(args)))
     print((args.out / "tune.md").read_text("utf-8"), end="")
     if doc["chosen"] is None:
         print("mmrt tune: no grid point passes the guard (ft above lp on every training set)",

@@ -27,8 +27,9 @@ OUT/check.json and OUT/check.md; run again to resume or to add epoch counts (wit
 data, preset and MAE settings: another preset's MAE needs another --out).
 
 Quoted in docs/results/mae-check.md (its tables: docs/results/mae-check/preset/check.md,
-docs/results/mae-check/candidate/check.md, docs/results/mae-check/preset-1200/check.md and
-docs/results/mae-check/candidate-1200/check.md), docs/training.md and docs/results/data-draws.md."""
+docs/results/mae-check/candidate/check.md, docs/results/mae-check/preset-1200/check.md,
+docs/results/mae-check/preset-1200-e80/check.md and docs/results/mae-check/candidate-1200/check.md),
+docs/training.md and docs/results/data-draws.md."""
 
 from __future__ import annotations
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from mmrt.benchmarks.timing import machine
 
 BATCHES = (1, 8)
 
@@ -91,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "max_abs_diff": float(np.abs(ref - got).max())}
             print(f"{m} batch {b}: CPU {t_cpu:.2f} ms, OpenVINO {t_ov:.2f} ms ({t_cpu / t_ov:.2f}x), "
                   f"max |diff| {rows[f'{m} b{b}']['max_abs_diff']:.2g}", flush=True)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores", "onnxruntime": ort.__version__, "openvino_options": options,
-              "threads": args.threads, "rows": rows}
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "onnxruntime": ort.__version__,
+              "openvino_options": options, "threads": args.threads, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# OpenVINO EP against the CPU EP ({report['date']}, onnxruntime {ort.__version__}, "

@@ -41,7 +41,6 @@ import copy
 import hashlib
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -51,7 +50,7 @@ from pathlib import Path
 from lab.data_views import data_view
 from lab.paper_table_cells import pooled
 from lab.paper_table_report import COLUMNS, render, write_figures
-from lab.provenance import commit
+from lab.provenance import command, commit
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
@@ -129,8 +128,11 @@ class Draw:
         if kept["settings"] != self.settings:
             raise SystemExit(f"{self.record} was made with {kept['settings']}, not {self.settings}: "
                              "use another --record")
+        # A part marked superseded in the record (made with settings the preset has since changed) is
+        # kept as it is and labelled in the table, until it is taken out of the record to be made again.
         for name, done in kept["runs"].items():
-            if name in RUNS and done["spec"] != self.spec(name, RUNS[name]):
+            stale = done["spec"] != self.spec(name, RUNS[name]) if name in RUNS else False
+            if stale and not done["made"].get("superseded"):
                 raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not "
                                  f"{self.spec(name, RUNS[name])}: use another --record, or delete the run "
                                  "from it")
@@ -354,7 +356,7 @@ def main() -> None:
            "commit": ", ".join(dict.fromkeys(made_by)),  # the commits the figures were made at
            "made_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
            "made_machines": "; ".join(dict.fromkeys(m["machine"] for m in parts)),
-           "command": " ".join(["python -m lab.paper_table", *sys.argv[1:]]), "draws": list(draws),
+           "command": command("lab.paper_table"), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}

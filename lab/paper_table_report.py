@@ -343,7 +343,20 @@ def made(doc: dict) -> list[str]:
                          f"{_changes(m['commit'])} | {minutes} |")
             if m.get("note"):
                 notes.append(f"- draw {seed}, {part}: {m['note']}")
+            if m.get("superseded"):
+                notes.append(f"- draw {seed}, {part}: **superseded**: {m['superseded']}")
     return [*lines, *([""] + notes if notes else [])]
+
+
+def superseded(doc: dict) -> str:
+    """A sentence for the header where some parts were made with settings the preset has since
+    changed (kept, marked in the record, until they are made again), else empty."""
+    parts = sorted({part for draw in doc["per_draw"].values()
+                    for part, m in draw["made"].items() if m.get("superseded")})
+    if not parts:
+        return ""
+    return (f" **Superseded**: {', '.join(parts)} (and the rows made from them) were made with settings "
+            "the preset has since changed; they are kept until made again (why: the last section).")
 
 
 def _changes(commit: str) -> str:
@@ -411,7 +424,7 @@ def render(doc: dict) -> str:
         "training both vary. Eval mAP; in Table 3 each cell is the mean ± std over the draws, and the "
         "next table gives each draw's figure with its 95% bootstrap interval (eval clips resampled). "
         "Each draw's own report, every stratum and training set, is in the run folder (--out) under "
-        "draw-D/<run>/report.md." + left_out, "",
+        "draw-D/<run>/report.md." + left_out + superseded(doc), "",
         "## Table 3, pooled over the draws", "", *table(doc), "",
         "## Each draw with its 95% interval (one line per draw, in the order of the draws)", "",
         *each_draw(doc), "", NEAR_CHANCE, "",

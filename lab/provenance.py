@@ -8,6 +8,7 @@ lab/peers/bench.py."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -39,6 +40,11 @@ def commit(ignoring: Path | None = None) -> str:
         return git("rev-parse", "HEAD")
     more = f"; and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
     return git("rev-parse", "HEAD") + f" ({DIRTY}: {'; '.join(changed[:NAMED])}{more})"
+
+
+def command(module: str) -> str:
+    """The command line this lab script runs as, quoted as a shell takes it: ``python -m MODULE ARGS``."""
+    return shlex.join(["python", "-m", module, *sys.argv[1:]])
 
 
 NO_COMMIT = "unknown (not a git checkout)"

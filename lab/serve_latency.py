@@ -37,7 +37,7 @@ import numpy as np
 
 from lab.floor_server import MODEL as FLOOR_MODEL
 from lab.floor_server import FloorServer
-from lab.provenance import commit
+from lab.provenance import command, commit
 from mmrt.benchmarks.client import ServerProcess, batch_of_one, triton_inputs
 from mmrt.benchmarks.timing import interleaved_ms, machine, paired_ms, timed
 from mmrt.bundle import input_name
@@ -227,7 +227,7 @@ def main() -> None:
                 load = clients_rps(server.url, m.name, requests, args.clients, args.seconds)
                 mixed[setting].append(load.rps)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "bundle": str(args.bundle),
-              "command": "python -m lab.serve_latency " + " ".join(sys.argv[1:]), "commit": made_at,
+              "command": command("lab.serve_latency"), "commit": made_at,
               "threads": args.threads, "clients": args.clients, "latency_rounds": args.latency_rounds,
               "workloads": results,
               "mixed_rps": {**mixed, "ratio": median(mixed["on"]) / median(mixed["off"])}}

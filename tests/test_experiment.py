@@ -1,10 +1,12 @@
 """`mmrt experiment` on the tiny two-modality single-label data, two seeds."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 
+from mmrt.benchmarks.timing import machine
 from mmrt.cli import main
 from mmrt.methods import METHODS
 from mmrt.robustness import PMatrix, robustness_report
@@ -64,6 +66,10 @@ def test_report_plots_and_models_are_written(run):
     assert {"robustness_vs_performance.png", "overlap.png", "alpha_sweep.png",
             "pmatrix_masd_wiseft.png"} <= set(pngs)
     assert all((run / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    first = json.loads((run / "results.json").read_text())["made"][0]  # the call that made the run
+    assert first["command"].startswith("mmrt experiment --data ") and first["command"].endswith("--quiet")
+    assert (first["machine"], first["device"], first["processes"]) == (machine(), "cpu", 1)
+    assert f"Made by `{first['command']}` on {machine()}, cpu, {first['date']}" in report
     for s in (0, 1):
         for method in METHODS:
             for mt in SUBSETS:
@@ -79,10 +85,16 @@ def test_a_finished_run_is_not_clobbered_and_resumes_without_work(run, tiny_av_s
     assert main([*argv, "--resume"]) == 0
     after = json.loads((run / "results.json").read_text())
     assert after["methods"] == json.loads(before)["methods"]
+    # The resuming call is recorded after the one that made the run; a refused one (below) is not.
+    assert after["made"][0] == json.loads(before)["made"][0]
+    assert after["made"][-1]["command"] == shlex.join(["mmrt", *argv, "--resume"])
+    assert "; resumed by `mmrt experiment" in (run / "report.md").read_text()
     # Resuming with another recipe would mix two recipes' models in one table: refused.
     assert main([*argv, "--resume", "--lr", "0.1"]) == 2
     assert "other downstream settings" in capsys.readouterr().err
     assert json.loads((run / "results.json").read_text())["methods"] == after["methods"]
+    calls = json.loads((run / "seed-0" / "scores.json").read_text())["made"]
+    assert calls and not any("--lr" in c["command"] for c in calls)
 
 
 def test_unknown_method_in_the_list_is_refused(tiny_av_single, tmp_path, capsys):

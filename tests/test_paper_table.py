@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import paper_table
+from lab import paper_table, paper_table_report
 
 pytestmark = pytest.mark.integration
 
@@ -177,9 +177,13 @@ def test_the_committed_table_was_made_with_the_shipped_preset():
     preset = json.loads((paper_table.resources.files("mmrt.training") / "presets" / "small.json").read_text())
     records = sorted((Path(__file__).parents[1] / "docs" / "results" / "paper-table").glob("draw-*.json"))
     assert len(records) >= 3
+    table = (records[0].parent / "table.md").read_text()
     for record in records:
         for name, run in json.loads(record.read_text())["runs"].items():
             mae = run["spec"]["pretrained"] == "pretrained-mae"
+            if run["made"].get("superseded"):  # kept until made again: the table must say so
+                assert f"draw {record.stem[5:]}, {name}: **superseded**: " in table
+                continue
             assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (
                 f"{record.name}: run {name} was made with another preset: run the table again")
 
@@ -333,6 +337,25 @@ def test_where_each_run_was_made_names_the_uncommitted_changes_and_keeps_the_not
     assert row.format("carve", "b" * 12 + " (uncommitted changes, not named)") in lines
     assert row.format("mae", "c" * 12) in lines
     assert lines[-1] == "- draw 5, carve: only docs"
+    assert paper_table_report.superseded({"per_draw": {"5": {"made": parts}}}) == ""
+    parts["mae"]["superseded"] = "made with 10 epochs; the preset now has 80"
+    doc = {"per_draw": {"5": {"made": parts}}}
+    assert made(doc)[-1] == "- draw 5, mae: **superseded**: made with 10 epochs; the preset now has 80"
+    assert "**Superseded**: mae (and the rows made from them)" in paper_table_report.superseded(doc)
+
+
+def test_a_record_part_made_with_another_preset_is_refused_unless_marked_superseded(tmp_path):
+    args = argparse.Namespace(out=tmp_path / "out", record=tmp_path / "record", size="small")
+    draw = paper_table.Draw(args, 5)
+    spec = draw.spec("mae", paper_table.RUNS["mae"])
+    run = {"spec": {**spec, "preset_sha256": "0" * 16}, "made": {}, "methods": {}}
+    args.record.mkdir()
+    draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
+    with pytest.raises(SystemExit, match="run 'mae' was made with"):
+        draw.kept()
+    run["made"]["superseded"] = "made with the old schedule"
+    draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
+    assert draw.kept()["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
 
 
 def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which_rows_pass_them():

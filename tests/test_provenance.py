@@ -45,3 +45,9 @@ def test_the_root_and_pattern_characters_exempt_nothing_else(tmp_path, monkeypat
     (root / "code.py").write_text("x = 1\n")
     (root / "record" / "draw.json").write_text('{"runs": 2}\n')
     assert provenance.commit(ignoring=root / "rec*").endswith(" (with uncommitted changes: record/draw.json)")
+
+
+def test_a_lab_command_is_quoted_as_a_shell_takes_it(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/x/lab/paper_table.py", "--out", "my runs", "--draws", "1001,1002"])
+    want = "python -m lab.paper_table --out 'my runs' --draws 1001,1002"
+    assert provenance.command("lab.paper_table") == want

@@ -2,10 +2,12 @@
 on validation only, and their bad input."""
 
 import json
+import shlex
 import shutil
 
 import pytest
 
+from mmrt.benchmarks.timing import machine
 from mmrt.cli import main
 from mmrt.training.experiments.tune import choose
 from mmrt.training.model.checkpoint import load_model
@@ -74,7 +76,7 @@ def search(no_eval, tiny_pretrained, tmp_path_factory):
 
 
 def test_tune_scores_every_point_on_validation_and_chooses_by_the_rule(search):
-    out, _, code = search
+    out, argv, code = search
     doc = json.loads((out / "tune.json").read_text())
     assert list(doc["points"]) == ["lr-0.001_steps-2_mixup-0_drop_path-0_augment-off",
                                    "lr-0.03_steps-2_mixup-0_drop_path-0_augment-off"]
@@ -87,6 +89,13 @@ def test_tune_scores_every_point_on_validation_and_chooses_by_the_rule(search):
         assert "Scored on validation" in (out / "points" / name / "report.md").read_text()
     md = (out / "tune.md").read_text()
     assert "lp (the probe)" in md and "never eval" in md
+    # Where it was made: the command that reproduces it, the machine and the date, in both files.
+    command = shlex.join(["mmrt", *argv])
+    assert doc["made"][0]["command"] == command and doc["made"][0]["machine"] == machine()
+    assert f"Made by `{command}` on {machine()}, {doc['made'][0]['date']}" in md
+    for name in doc["points"]:  # each point's run names the search that made it
+        results = json.loads((out / "points" / name / "results.json").read_text())
+        assert results["made"][0]["command"] == command
 
 
 def test_tune_resumes_without_training_again_and_shares_points_between_grids(search):
@@ -104,6 +113,11 @@ def test_tune_resumes_without_training_again_and_shares_points_between_grids(sea
     assert list(doc["points"]) == ["lr-0.001_steps-2_mixup-0_drop_path-0_augment-off",
                                    "lr-0.001_steps-2_mixup-0.5_drop_path-0_augment-off"]
     assert shared.stat().st_mtime_ns == stamp
+    # The search names its three calls; the shared point, the call that made it and the one after.
+    assert [c["command"].endswith("--resume") for c in doc["made"]] == [False, True, True]
+    point = json.loads((out / "points" / "lr-0.001_steps-2_mixup-0_drop_path-0_augment-off"
+                        / "results.json").read_text())["made"]
+    assert point[0]["command"] == before["made"][0]["command"] and "--mixup 0,0.5" in point[-1]["command"]
 
 
 def test_choice_skips_a_point_whose_fine_tune_loses_to_the_probe():

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.provenance import commit
+from lab.provenance import command, commit
 from mmrt import atomic
 from mmrt.benchmarks.client import ServerProcess, triton_inputs
 from mmrt.benchmarks.timing import machine
@@ -368,7 +368,7 @@ def main() -> int:
     versions = {"python": sys.version.split()[0], "onnxruntime": metadata.version("onnxruntime"),
                 **{package: installed(venvs[kind], package) for kind, package in PACKAGES if kind in venvs},
                 **{f"{name}'s server": server for name, server in servers(rounds).items()}}
-    doc = {"command": " ".join(["python -m lab.peers.bench", *sys.argv[1:]]), "date": str(date.today()),
+    doc = {"command": command("lab.peers.bench"), "date": str(date.today()),
            "machine": machine(), "commit": made_at, "bundle": str(args.bundle), "requests": len(requests),
            "carried": "all modalities" if not args.drop else f"{'+'.join(args.drop)} dropped",
            "rounds": args.rounds, "threads": args.threads, "versions": versions, "agreement": agreement,

@@ -31,6 +31,7 @@ from mmrt.training.data.data import inspect_data
 from mmrt.training.data.overlap import check_pool
 from mmrt.training.data.seen import check_unseen, trained_on
 from mmrt.training.data.splits import Split, distill_pool
+from mmrt.training.experiments.made import add_call
 from mmrt.training.experiments.report import write_results
 from mmrt.training.model.checkpoint import (
     CONFIG,
@@ -83,6 +84,7 @@ class ExperimentOptions:
     device: str | None = None
     progress: bool = True
     speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
+    made: dict = field(default_factory=dict)  # this call's command, machine and date (``made``)
 
     @property
     def distills(self) -> bool:
@@ -105,6 +107,11 @@ def run_settings(opts: ExperimentOptions, schedule: Schedule, downstream: Downst
     """What every model of a run was trained and scored with (a resumed run must match)."""
     return {"finetune": asdict(schedule), "recipe": downstream.to_dict(), "holdout": opts.holdout,
             "pretrained": None if opts.pretrained is None else str(opts.pretrained)}
+
+
+def device_name(device: torch.device) -> str:
+    """The device a run trains on, with the GPU's name where it is one."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 class SeedRun:
@@ -145,6 +152,10 @@ class SeedRun:
         if self.scores.setdefault("settings", settings) != settings:
             raise UserError(f"{self.folder}: made with other downstream settings "
                             f"({self.scores['settings']}); start again without --resume, or in another --out")
+        if opts.made:
+            add_call(self.scores.setdefault("made", []), {**opts.made, "device": device_name(ctx.device),
+                                                          "processes": ctx.world})
+            self.save_scores()
         data = open_downstream(pretrained, self.tokenizer, info, schedule, downstream, opts.holdout,
                                self.seed, opts.distills, show)
         self.learners = data.learners

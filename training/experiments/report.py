@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmrt import atomic
 from mmrt.robustness import MIN_GAP, STRATUM_TITLES
+from mmrt.training.experiments.made import made_line, merged
 from mmrt.training.experiments.plots import write_plots
 from mmrt.training.experiments.results import BASELINE, HEADLINE, RESULTS, build_results
 
@@ -162,8 +163,9 @@ def write_report(out: Path, doc: dict) -> None:
         f"Data `{s['data']}`, preset `{s['preset']}`, {s.get('objective', 'contrastive')} pretraining, "
         f"metric {doc['metric']} ({doc['task']}), "
         f"modalities {', '.join(doc['modalities'])}, seeds {seeds}; {s['minutes']} min. "
-        f"WiSE-FT alpha {s['alpha']}. {_recipe(s)}",
-        "", "p(M_E; M_T) is the eval-split score of the model trained on M_T and evaluated on M_E. "
+        f"WiSE-FT alpha {s['alpha']}. {_recipe(s)}", "",
+        *([made_line(doc["made"]), ""] if doc.get("made") else []),
+        "p(M_E; M_T) is the eval-split score of the model trained on M_T and evaluated on M_E. "
         "P is the mean and R the minimum over M_E (averaged over M_T; *_best: the best M_T). "
         + ("Cells are the mean ± std over seeds." if len(doc["seeds"]) > 1 else "One seed: in brackets, "
            "95% bootstrap intervals over the eval examples (resampled 1,000 times, seeded; the same "
@@ -198,7 +200,8 @@ def comparison(docs: dict[str, dict]) -> str:
         s = doc["settings"]
         lines.append(f"- **{label}**: data `{s['data']}`, preset `{s['preset']}`, "
                      f"{s.get('objective', 'contrastive')} pretraining, seeds "
-                     f"{', '.join(str(x) for x in doc['seeds'])}; {s['minutes']} min")
+                     f"{', '.join(str(x) for x in doc['seeds'])}; {s['minutes']} min"
+                     + (f". {made_line(doc['made'])}" if doc.get("made") else ""))
     lines += ["", "## Robustness (paper Table 3)", "", *_headline(docs), "", *_ratios(docs), "",
               "## Best eval set for each training set (paper Table 4)", ""]
     for label, doc in docs.items():
@@ -209,6 +212,9 @@ def comparison(docs: dict[str, dict]) -> str:
 def write_results(out: Path, per_seed: dict[int, dict], modalities: list[str], opts, task: str,
                   seconds: float, settings: dict, samples: dict | None = None) -> dict:
     doc = build_results(per_seed, modalities, task, samples)
+    calls = merged([scores.get("made", []) for scores in per_seed.values()])
+    if calls:
+        doc["made"] = calls
     doc["settings"] = {"preset": opts.preset, "objective": opts.objective, "data": str(opts.data),
                        "alpha": opts.alpha, **settings, "minutes": round(seconds / 60, 1)}
     atomic.write_text(out / RESULTS, json.dumps(doc, indent=2) + "\n")

@@ -23,6 +23,7 @@ from mmrt.errors import UserError
 from mmrt.training.data.data import inspect_data
 from mmrt.training.data.seen import check_unseen
 from mmrt.training.experiments.experiment import ExperimentOptions, experiment
+from mmrt.training.experiments.made import add_call, made_line
 from mmrt.training.experiments.results import RESULTS
 from mmrt.training.model.checkpoint import CONFIG, read_config
 from mmrt.training.model.config import Downstream, Schedule, load_preset
@@ -48,6 +49,7 @@ class TuneOptions:
     device: str | None = None
     progress: bool = True
     speed: Speed = field(default_factory=Speed)  # how the steps run (the same arithmetic)
+    made: dict = field(default_factory=dict)  # where the search is made (command, machine, date)
 
 
 def grid_points(grid: dict[str, tuple]) -> list[dict]:
@@ -89,7 +91,7 @@ def _experiment_options(opts: TuneOptions, point: dict, folder: Path) -> Experim
                              alphas=(0.0, 1.0), pretrained=opts.pretrained, holdout=opts.holdout,
                              lr=point["lr"], steps=point["steps"], epochs=point.get("epochs"),
                              downstream=downstream, resume=folder.is_dir(), device=opts.device,
-                             progress=opts.progress, speed=opts.speed)
+                             progress=opts.progress, speed=opts.speed, made=opts.made)
 
 
 def in_distribution(results: dict, method: str) -> dict[str, float]:
@@ -136,10 +138,16 @@ def tune(opts: TuneOptions) -> dict:
     doc = {"data": str(opts.data), "pretrained": str(opts.pretrained), "holdout": opts.holdout,
            "seed": opts.seed, "grid": {k: list(v) for k, v in opts.grid.items()}, "points": summaries,
            "chosen": chosen, "criterion": "mean over training sets of ft's validation p(M_T; M_T), among "
-           "points where ft beats lp on every training set"}
+           "points where ft beats lp on every training set", "made": add_call(_calls(out), opts.made)}
     atomic.write_text(out / TUNE, json.dumps(doc, indent=1) + "\n")
     atomic.write_text(out / "tune.md", render(doc))
     return doc
+
+
+def _calls(out: Path) -> list[dict]:
+    """The calls an earlier tune.json in ``out`` records (a resumed search adds to them)."""
+    path = out / TUNE
+    return json.loads(path.read_text("utf-8")).get("made", []) if path.is_file() else []
 
 
 def render(doc: dict) -> str:
@@ -150,7 +158,7 @@ def render(doc: dict) -> str:
     lines = ["# mmrt tune", "",
              f"Data `{doc['data']}`, pretrained `{doc['pretrained']}`, seed {doc['seed']}. Scores: ft's "
              f"p(M_T; M_T) on validation ({doc['holdout']:g} of train held out, never eval). Chosen by "
-             f"{doc['criterion']}.", "",
+             f"{doc['criterion']}.", "", *([made_line(doc["made"]), ""] if doc.get("made") else []),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     any_point = next(iter(points.values()))
     lines.append("| lp (the probe) | " + " | ".join(f"{any_point['lp'][mt]:.3f}" for mt in train_sets)
