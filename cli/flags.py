@@ -2,17 +2,19 @@
 
 import argparse
 import shlex
-from datetime import date
+from datetime import date, datetime, timezone
 
 from mmrt.errors import UserError
 
 
 def made_where(args: argparse.Namespace) -> dict:
     """This call, for a report to record: the `mmrt` command as ``main`` was given it (so also
-    where a lab script runs it in its own process), the machine and the date."""
+    where a lab script runs it in its own process), the machine, the date and when it began (UTC,
+    to the second: two calls of the same command on a day are two calls)."""
     from mmrt.benchmarks.timing import machine
 
-    return {"command": shlex.join(["mmrt", *args.argv]), "machine": machine(), "date": str(date.today())}
+    return {"command": shlex.join(["mmrt", *args.argv]), "machine": machine(), "date": str(date.today()),
+            "began": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def check_seed(seed: int) -> int:

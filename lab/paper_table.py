@@ -41,6 +41,7 @@ import copy
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -129,10 +130,12 @@ class Draw:
             raise SystemExit(f"{self.record} was made with {kept['settings']}, not {self.settings}: "
                              "use another --record")
         # A part marked superseded in the record (made with settings the preset has since changed) is
-        # kept as it is and labelled in the table, until it is taken out of the record to be made again.
+        # kept as it is and labelled in the table, until it is taken out of the record to be made again;
+        # the mark names the preset digest it was made stale by, and excuses no other change.
         for name, done in kept["runs"].items():
-            stale = done["spec"] != self.spec(name, RUNS[name]) if name in RUNS else False
-            if stale and not done["made"].get("superseded"):
+            want = self.spec(name, RUNS[name]) if name in RUNS else done["spec"]
+            marked = done["made"].get("superseded_by") == want["preset_sha256"]
+            if done["spec"] != want and not marked:
                 raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not "
                                  f"{self.spec(name, RUNS[name])}: use another --record, or delete the run "
                                  "from it")
@@ -235,6 +238,10 @@ class Draw:
                                 "scores": r["scores"]}  # p(M_E; M_T): Table 4 and p(M; M) from it
                             for m, r in results["methods"].items()}}
             self.keep(kept)
+        stale = [name for name in runs if kept["runs"][name]["made"].get("superseded")]
+        if stale:
+            print(f"draw {self.seed}: {', '.join(stale)} superseded (kept, labelled): take them out of the "
+                  "record to make them again", file=sys.stderr)
         rows = {label: kept["runs"][run]["methods"][method] for label, run, method in ROWS if run in runs}
         made = {"foundation": kept["foundation"]["made"]}
         mae = kept.get("foundation_mae") if "mae" in runs else None

@@ -138,7 +138,10 @@ def section(doc: dict) -> list[str]:
     draws = list(doc["per_draw"].values())
     if not any(d.get("mae_foundation") or d.get("probe") or MAE_PROBE in d["rows"] for d in draws):
         return []
+    old = any((d.get("mae_foundation") or {}).get("made", {}).get("superseded") for d in draws)
+    which = ("an earlier `pretrain_mae` of the preset, superseded: the last section says why" if old
+             else "the preset's `pretrain_mae`")
     return ["## MAE against contrastive", "",
-            "Each draw's MAE foundation (the preset's `pretrain_mae`, on the same pretraining clips as "
+            f"Each draw's MAE foundation ({which}; on the same pretraining clips as "
             "its contrastive foundation):", "", *(foundations(doc) or ["(not recorded)"]), "",
             "In-modality scores p(M; M), eval mAP:", "", *in_modality(doc), ""]

@@ -6,8 +6,10 @@ from mmrt.training.experiments.made import add_call, made_line, merged
 from mmrt.training.experiments.report import comparison
 
 A = {"command": "mmrt experiment --data d", "machine": "Xeon, 2 cores", "date": "2026-12-07",
-     "device": "cpu", "processes": 1}
-B = {**A, "command": "mmrt experiment --data d --resume", "device": "cuda (H100)", "processes": 2}
+     "began": "2026-12-07T10:00:00Z", "device": "cpu", "processes": 1}
+B = {**A, "command": "mmrt experiment --data d --resume", "began": "2026-12-07T11:00:00Z",
+     "device": "cuda (H100)", "processes": 2}
+C = {**A, "began": "2026-12-07T12:00:00Z"}  # the first command again, later: another call
 
 
 def test_a_call_is_added_once_and_an_empty_one_never():
@@ -16,8 +18,9 @@ def test_a_call_is_added_once_and_an_empty_one_never():
     assert add_call(calls, B) == [A, B] and add_call(calls, A) == [A, B, A]
 
 
-def test_the_seeds_calls_are_merged_in_the_order_first_seen():
+def test_the_seeds_calls_are_merged_each_once_in_the_order_they_began():
     assert merged([[A], [A, B], [B]]) == [A, B] and merged([[], []]) == []
+    assert merged([[A, C], [A, B, C]]) == [A, B, C] and merged([[A, B, C]]) == [A, B, C]
 
 
 def test_the_line_names_the_first_call_and_each_resume():

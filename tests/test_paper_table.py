@@ -181,8 +181,10 @@ def test_the_committed_table_was_made_with_the_shipped_preset():
     for record in records:
         for name, run in json.loads(record.read_text())["runs"].items():
             mae = run["spec"]["pretrained"] == "pretrained-mae"
-            if run["made"].get("superseded"):  # kept until made again: the table must say so
+            if run["made"].get("superseded"):  # kept until made again, stale by this preset alone
+                assert run["made"]["superseded_by"] == paper_table.preset_digest(preset, mae)
                 assert f"draw {record.stem[5:]}, {name}: **superseded**: " in table
+                assert "**Superseded**" in table
                 continue
             assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (
                 f"{record.name}: run {name} was made with another preset: run the table again")
@@ -353,7 +355,11 @@ def test_a_record_part_made_with_another_preset_is_refused_unless_marked_superse
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
     with pytest.raises(SystemExit, match="run 'mae' was made with"):
         draw.kept()
-    run["made"]["superseded"] = "made with the old schedule"
+    run["made"].update(superseded="made with the old schedule", superseded_by="1" * 16)
+    draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
+    with pytest.raises(SystemExit, match="run 'mae' was made with"):  # marked for another preset
+        draw.kept()
+    run["made"]["superseded_by"] = spec["preset_sha256"]
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
     assert draw.kept()["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
 

@@ -14,12 +14,13 @@ def add_call(calls: list[dict], call: dict) -> list[dict]:
 
 
 def merged(lists: list[list[dict]]) -> list[dict]:
-    """The calls of several seed folders in one list, each once, in the order first seen."""
+    """The calls of several seed folders in one list, each once, in the order they began (a call
+    records when it began; one without, from a record made before, keeps its place in its list)."""
     calls: list[dict] = []
     for call in (c for lst in lists for c in lst):
         if call not in calls:
             calls.append(call)
-    return calls
+    return sorted(calls, key=lambda c: c.get("began", ""))
 
 
 def _where(call: dict) -> str:
