@@ -162,10 +162,18 @@ def table() -> str:
     for f in available():
         doc, (path, command) = read(f.source), SOURCES[f.source]
         date, machine = doc.get("made_dates", doc["date"]), doc.get("made_machines", doc["machine"])
-        lines.append(f"| `{f.name}` | {f.value()} | {f.what} | {date} | {machine} | "
+        what = f.what + (" (**superseded**: made with settings the preset has since changed; the table "
+                         "says why)" if superseded(doc, f.run) else "")
+        lines.append(f"| `{f.name}` | {f.value()} | {what} | {date} | {machine} | "
                      f"{short(str(doc.get('commit', 'not recorded')))} | `{doc.get('command', command)}` | "
                      f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])
+
+
+def superseded(doc: dict, run: str) -> bool:
+    """Whether a table's ``run`` is kept, marked superseded, on some draw (the paper table's record)."""
+    return bool(run) and any(draw.get("made", {}).get(run, {}).get("superseded")
+                             for draw in doc.get("per_draw", {}).values())
 
 
 def short(commit: str) -> str:

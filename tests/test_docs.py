@@ -136,3 +136,16 @@ def test_a_figure_reads_keys_that_hold_dots_says_what_is_not_measured_and_counts
     assert figures.Figure("f", "t", mae, ".3f", "", optional=True, run="mae").value() == "–"
     with pytest.raises(KeyError):  # but not a row of a run it was made with
         figures.Figure("g", "t", mae, ".3f", "", optional=True, run="main").value()
+
+
+def test_a_figure_from_a_superseded_run_says_so():
+    from lab import figures
+
+    doc = {"per_draw": {"1": {"made": {"mae": {"superseded": "old", "x": 1}, "main": {}}}, "2": {"made": {}}}}
+    assert figures.superseded(doc, "mae") and not figures.superseded(doc, "main")
+    assert not figures.superseded(doc, "") and not figures.superseded({}, "mae")
+    results = Path(__file__).parents[1] / "docs" / "results"
+    marked = [line for line in (results / "figures.md").read_text().splitlines() if "**superseded**" in line]
+    table = json.loads((results / "paper-table" / "table.json").read_text())
+    assert bool(marked) == figures.superseded(table, "mae")
+    assert all(line.startswith("| `paper.mae-") for line in marked)
