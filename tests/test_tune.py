@@ -92,7 +92,7 @@ def test_tune_scores_every_point_on_validation_and_chooses_by_the_rule(search):
     # Where it was made: the command that reproduces it, the machine and the date, in both files.
     command = shlex.join(["mmrt", *argv])
     assert doc["made"][0]["command"] == command and doc["made"][0]["machine"] == machine()
-    assert f"Made by `{command}` on {machine()}, {doc['made'][0]['date']}" in md
+    assert f"Made by `{command}` on {machine()}, cpu, {doc['made'][0]['date']}" in md
     for name in doc["points"]:  # each point's run names the search that made it
         results = json.loads((out / "points" / name / "results.json").read_text())
         assert results["made"][0]["command"] == command

@@ -23,7 +23,7 @@ from mmrt.errors import UserError
 from mmrt.training.data.data import inspect_data
 from mmrt.training.data.seen import check_unseen
 from mmrt.training.experiments.experiment import ExperimentOptions, experiment
-from mmrt.training.experiments.made import add_call, made_line
+from mmrt.training.experiments.made import made_line, merged
 from mmrt.training.experiments.results import RESULTS
 from mmrt.training.model.checkpoint import CONFIG, read_config
 from mmrt.training.model.config import Downstream, Schedule, load_preset
@@ -127,27 +127,24 @@ def tune(opts: TuneOptions) -> dict:
     preset = load_preset(config.preset)
     points = [resolved(p, *preset.downstream_settings()) for p in grid_points(opts.grid)]
     out = prepare_out(opts.out, opts.resume, opts.overwrite)
-    summaries = {}
+    summaries, calls = {}, []
     for i, point in enumerate(points, 1):
         name = point_name(point)
         folder = out / "points" / name
         log.info("tune: grid point %d of %d: %s", i, len(points), name)
         experiment(_experiment_options(opts, point, folder))
-        summaries[name] = summarise(json.loads((folder / RESULTS).read_text("utf-8")))
+        results = json.loads((folder / RESULTS).read_text("utf-8"))
+        summaries[name] = summarise(results)
+        calls.append(results.get("made", []))
     chosen = choose(summaries)
     doc = {"data": str(opts.data), "pretrained": str(opts.pretrained), "holdout": opts.holdout,
            "seed": opts.seed, "grid": {k: list(v) for k, v in opts.grid.items()}, "points": summaries,
            "chosen": chosen, "criterion": "mean over training sets of ft's validation p(M_T; M_T), among "
-           "points where ft beats lp on every training set", "made": add_call(_calls(out), opts.made)}
+           "points where ft beats lp on every training set",
+           "made": merged(calls)}  # the calls that worked on these points, an interrupted one too
     atomic.write_text(out / TUNE, json.dumps(doc, indent=1) + "\n")
     atomic.write_text(out / "tune.md", render(doc))
     return doc
-
-
-def _calls(out: Path) -> list[dict]:
-    """The calls an earlier tune.json in ``out`` records (a resumed search adds to them)."""
-    path = out / TUNE
-    return json.loads(path.read_text("utf-8")).get("made", []) if path.is_file() else []
 
 
 def render(doc: dict) -> str:
