@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.paper_table_cells import superseded_parts
 from lab.peers.bench import wording
 from lab.provenance import DIRTY, NO_COMMIT, commit
 from mmrt import atomic
@@ -172,8 +173,7 @@ def table() -> str:
 
 def superseded(doc: dict, run: str) -> bool:
     """Whether a table's ``run`` is kept, marked superseded, on some draw (the paper table's record)."""
-    return bool(run) and any(draw.get("made", {}).get(run, {}).get("superseded")
-                             for draw in doc.get("per_draw", {}).values())
+    return bool(run) and run in superseded_parts(doc)
 
 
 def short(commit: str) -> str:

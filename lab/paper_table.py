@@ -136,9 +136,8 @@ class Draw:
             want = self.spec(name, RUNS[name]) if name in RUNS else done["spec"]
             marked = done["made"].get("superseded_by") == want["preset_sha256"]
             if done["spec"] != want and not marked:
-                raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not "
-                                 f"{self.spec(name, RUNS[name])}: use another --record, or delete the run "
-                                 "from it")
+                raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not {want}: use "
+                                 "another --record, or delete the run from it")
         return kept
 
     def keep(self, kept: dict) -> None:

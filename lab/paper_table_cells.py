@@ -2,7 +2,7 @@
 the margin one eval set's noise allows, and a foundation's retrieval: its mean, and the pairs it
 memorised.
 
-Used by lab/paper_table.py, lab/paper_table_report.py and lab/paper_table_mae.py."""
+Used by lab/paper_table.py, lab/paper_table_report.py, lab/paper_table_mae.py and lab/figures.py."""
 
 from __future__ import annotations
 
@@ -50,3 +50,10 @@ def memorised_pairs(alignment: dict) -> list[tuple[str, float, float]] | None:
     own, held = alignment["pretrain"]["pairs"], alignment["held_out"]["pairs"]
     return [(pair, own[pair]["retrieval"], v["retrieval"]) for pair, v in held.items()
             if own[pair]["retrieval"] - v["retrieval"] > MEMORISED]
+
+
+def superseded_parts(doc: dict) -> list[str]:
+    """The parts of a table (its runs, "MAE foundation"...) kept on some draw though marked superseded:
+    made with settings the preset has since changed."""
+    return sorted({part for draw in doc.get("per_draw", {}).values()
+                   for part, made in draw.get("made", {}).items() if made.get("superseded")})

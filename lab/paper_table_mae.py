@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab.paper_table_cells import SMALL, each, held_out_retrieval, mean_std, pooled
+from lab.paper_table_cells import SMALL, each, held_out_retrieval, mean_std, pooled, superseded_parts
 
 MAE_PROBE, MAE_FINETUNE = "MAE: linear probe", "MAE: fine-tune"
 CONTRASTIVE_PROBE = "contrastive: linear probe"
@@ -138,8 +138,8 @@ def section(doc: dict) -> list[str]:
     draws = list(doc["per_draw"].values())
     if not any(d.get("mae_foundation") or d.get("probe") or MAE_PROBE in d["rows"] for d in draws):
         return []
-    old = any((d.get("mae_foundation") or {}).get("made", {}).get("superseded") for d in draws)
-    which = ("an earlier `pretrain_mae` of the preset, superseded: the last section says why" if old
+    which = ("an earlier `pretrain_mae` of the preset, superseded: the last section says why"
+             if "MAE foundation" in superseded_parts(doc)
              else "the preset's `pretrain_mae`")
     return ["## MAE against contrastive", "",
             f"Each draw's MAE foundation ({which}; on the same pretraining clips as "

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.paper_table_cells import MEMORISED, SMALL, each, held_out_retrieval, mean_std, memorised_pairs
+from lab.paper_table_cells import (
+    MEMORISED,
+    SMALL,
+    each,
+    held_out_retrieval,
+    mean_std,
+    memorised_pairs,
+    superseded_parts,
+)
 from lab.paper_table_mae import MAE_FINETUNE, MAE_PROBE, collapse, mae_learns, section
 from lab.provenance import DIRTY
 from mmrt.robustness import STRATUM_TITLES
@@ -351,8 +359,7 @@ def made(doc: dict) -> list[str]:
 def superseded(doc: dict) -> str:
     """A sentence for the header where some parts were made with settings the preset has since
     changed (kept, marked in the record, until they are made again), else empty."""
-    parts = sorted({part for draw in doc["per_draw"].values()
-                    for part, m in draw["made"].items() if m.get("superseded")})
+    parts = superseded_parts(doc)
     if not parts:
         return ""
     return (f" **Superseded**: {', '.join(parts)} (and the rows made from them) were made with settings "
