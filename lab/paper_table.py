@@ -243,7 +243,7 @@ class Draw:
                   "record to make them again", file=sys.stderr)
         rows = {label: kept["runs"][run]["methods"][method] for label, run, method in ROWS if run in runs}
         made = {"foundation": kept["foundation"]["made"]}
-        mae = kept.get("foundation_mae") if "mae" in runs else None
+        mae = self.mae_foundation(kept) if "mae" in runs else None
         if mae is not None:
             made["MAE foundation"] = mae["made"]
         made.update({name: kept["runs"][name]["made"] for name in runs})
@@ -257,13 +257,28 @@ class Draw:
         out = self.root / "pretrained-mae"
         made_at, started = commit(self.args.record), time.monotonic()
         resumed = out.is_dir() and not (out / "config.json").is_file()
-        fresh = self.pretrain("pretrained-mae", "--objective", "mae")
-        if fresh or "foundation_mae" not in kept:  # pretrained again: its entry is replaced
+        fresh = self.pretrain("pretrained-mae", "--objective", "mae")  # the preset's, or refused
+        digest = foundation_digest(self.preset(), mae=True)
+        if fresh or kept.get("foundation_mae", {}).get("pretraining_sha256") != digest:
             stage = json.loads((out / "config.json").read_text("utf-8"))["history"][0]
-            note = {} if fresh else {"note": "made before it was recorded: this call's date and commit"}
+            note = {} if fresh else {"note": "recorded after it was made: this call's date and commit"}
             kept["foundation_mae"] = {"losses": stage["final_metrics"], "alignment": stage["alignment"],
+                                      "pretraining_sha256": digest,
                                       "made": made_here(made_at, started, resumed=resumed, **note)}
             self.keep(kept)
+
+    def mae_foundation(self, kept: dict) -> dict | None:
+        """The record's MAE foundation, refused if made with other pretraining settings than the
+        preset's now, unless the MAE run made from it is marked superseded by this preset (kept and
+        labelled until both are made again)."""
+        mae = kept.get("foundation_mae")
+        if mae is None or mae.get("pretraining_sha256") == foundation_digest(self.preset(), mae=True):
+            return mae
+        made = kept["runs"].get("mae", {}).get("made", {})
+        if made.get("superseded_by") == preset_digest(self.preset(), mae=True):
+            return mae
+        raise SystemExit(f"{self.record}: foundation_mae was made with other pretraining settings than "
+                         "the preset's now: delete it and the mae run from the record to make them again")
 
 
 def made_here(made_at: str, started: float, **more) -> dict:

@@ -57,6 +57,8 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     assert lp["scores"] == probe and list(probe) == ["audio+video"] and len(probe["audio+video"]) == 7
     mae = kept["foundation_mae"]
     assert set(mae["losses"]) == {"audio", "video", "text"} and mae["made"]["resumed"] is False
+    assert mae["pretraining_sha256"] == paper_table.foundation_digest(paper_table.Draw(
+        argparse.Namespace(out=out, record=record, size="tiny"), 22).preset(), mae=True)
     assert "held_out" in mae["alignment"] and "| 22 | MAE foundation | " in table
     row = next(line for line in table.splitlines() if line.startswith("| audio+video | "))
     assert f"/ {probe['audio+video']['audio+video']:.3f})" in row  # each draw's beside the mean
@@ -361,7 +363,17 @@ def test_a_record_part_made_with_another_preset_is_refused_unless_marked_superse
         draw.kept()
     run["made"]["superseded_by"] = spec["preset_sha256"]
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
-    assert draw.kept()["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
+    kept = draw.kept()
+    assert kept["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
+    # the MAE foundation's entry: its own digest, or excused by the mark on the run made from it
+    foundation = {"losses": {}, "alignment": {}, "made": {}}
+    kept["foundation_mae"] = foundation
+    assert draw.mae_foundation(kept) is foundation  # no digest: made before they were kept, marked
+    del kept["runs"]["mae"]["made"]["superseded_by"]
+    with pytest.raises(SystemExit, match="foundation_mae was made with other pretraining settings"):
+        draw.mae_foundation(kept)
+    foundation["pretraining_sha256"] = paper_table.foundation_digest(draw.preset(), mae=True)
+    assert draw.mae_foundation(kept) is foundation
 
 
 def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which_rows_pass_them():
