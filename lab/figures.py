@@ -22,7 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.paper_table_cells import superseded_parts
+from lab.paper_table import RUNS
+from lab.paper_table_cells import made_span, superseded_parts
 from lab.peers.bench import wording
 from lab.provenance import DIRTY, NO_COMMIT, commit
 from mmrt import atomic
@@ -162,13 +163,25 @@ def table() -> str:
              "|---|---|---|---|---|---|---|---|"]
     for f in available():
         doc, (path, command) = read(f.source), SOURCES[f.source]
-        date, machine = doc.get("made_dates", doc["date"]), doc.get("made_machines", doc["machine"])
+        made = {**doc, **made_of(doc, f.run)}
+        date, machine = made.get("made_dates", doc["date"]), made.get("made_machines", doc["machine"])
         what = f.what + (" (**superseded**: made with settings the preset has since changed; the table "
                          "says why)" if superseded(doc, f.run) else "")
         lines.append(f"| `{f.name}` | {f.value()} | {what} | {date} | {machine} | "
-                     f"{short(str(doc.get('commit', 'not recorded')))} | `{doc.get('command', command)}` | "
+                     f"{short(str(made.get('commit', 'not recorded')))} | `{doc.get('command', command)}` | "
                      f"[{path.name}]({os.path.relpath(path, TABLE.parent)}) |")
     return "\n".join([*lines, ""])
+
+
+def made_of(doc: dict, run: str) -> dict:
+    """Where a table's ``run`` and the foundation it was made from were made, on every draw (the
+    paper table's record); nothing for a figure of no run."""
+    if not run:
+        return {}
+    foundation = "MAE foundation" if RUNS[run].pretrained == "pretrained-mae" else "foundation"
+    parts = [made for draw in doc.get("per_draw", {}).values()
+             for part, made in draw.get("made", {}).items() if part in (run, foundation)]
+    return made_span(parts) if parts else {}
 
 
 def superseded(doc: dict, run: str) -> bool:

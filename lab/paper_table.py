@@ -40,6 +40,7 @@ import argparse
 import copy
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -49,7 +50,7 @@ from importlib import resources
 from pathlib import Path
 
 from lab.data_views import data_view
-from lab.paper_table_cells import pooled
+from lab.paper_table_cells import made_span, pooled
 from lab.paper_table_report import COLUMNS, render, write_figures
 from lab.provenance import command, commit
 from mmrt import atomic
@@ -110,6 +111,18 @@ class Draw:
         self.settings = {"data_seed": seed, "training_seed": seed, "size": args.size}
         self.record = args.record / f"draw-{seed}.json" if args.record else None
 
+    def same_code(self) -> str:
+        """The commit this process began at, which each part records. The commands it runs load
+        their code as they first run, so a checkout that has changed since then (a commit, an edit)
+        would make a part with code other than the commit it names: before a part begins, the
+        process starts again from the checkout as it is now, and resumes."""
+        now = commit(self.args.record)
+        if now != self.args.began_at:
+            print(f"the checkout changed since this run began ({self.args.began_at} -> {now}): starting "
+                  "again with the code as it is now, resuming where it stopped", file=sys.stderr, flush=True)
+            os.execv(sys.executable, [sys.executable, "-m", "lab.paper_table", *sys.argv[1:]])
+        return now
+
     def check(self) -> None:
         """A draw's folder is reused only with the settings it was made with."""
         record = self.root / "draw.json"
@@ -134,7 +147,8 @@ class Draw:
         # the mark names the preset digest it was made stale by, and excuses no other change.
         for name, done in kept["runs"].items():
             want = self.spec(name, RUNS[name]) if name in RUNS else done["spec"]
-            marked = done["made"].get("superseded_by") == want["preset_sha256"]
+            marked = (done["made"].get("superseded_by") == want["preset_sha256"]
+                      and {**done["spec"], "preset_sha256": want["preset_sha256"]} == want)
             if done["spec"] != want and not marked:
                 raise SystemExit(f"{self.record}: run {name!r} was made with {done['spec']}, not {want}: use "
                                  "another --record, or delete the run from it")
@@ -153,35 +167,46 @@ class Draw:
         data_view(full, self.root / "data", {"train": self.labels})
         data_view(full, self.root / "data-10x", {"train": 10 * self.labels})
 
-    def pretrain(self, name: str, *flags: str) -> bool:
+    def pretrain(self, name: str, *flags: str, made_from_it: tuple[str, ...] = ()) -> bool:
         """The draw's foundation: from the record when it keeps one (pretraining is the longest step
         of a draw), else pretrained here and then kept there; reused only if made with the preset's
-        current pretraining settings. Whether this call pretrained it."""
+        current pretraining settings, and pretrained again only where no kept part (``made_from_it``)
+        was made from the one before. Whether this call pretrained it."""
         out, kept = self.root / name, self.record.with_suffix("") / name if self.record else None
-        if not (out / "config.json").is_file() and kept is not None and (kept / "config.json").is_file():
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(kept, out)
         mae = name == "pretrained-mae"
         made_with = {"pretraining_sha256": foundation_digest(self.preset(), mae)}
+        if kept is not None and (kept / "config.json").is_file():
+            self.made_as_now(kept, made_with, mae)
+            if not (out / "config.json").is_file():
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.copytree(kept, out)
         fresh = not (out / "config.json").is_file()
+        if fresh and made_from_it:
+            raise SystemExit(f"{self.record}: {', '.join(made_from_it)} were made from a foundation that is "
+                             f"neither in {out} nor kept in the record: delete them from the record to "
+                             "pretrain again and make them from the new one")
         if fresh:
             resume = ["--resume"] if out.is_dir() else []
             assert mmrt(["pretrain", "--data", str(self.root / "data"), "--out", str(out), "--preset",
                          self.args.size, "--seed", str(self.seed), "--quiet", *flags, *resume]) == 0
             atomic.write_text(out / MADE_WITH, json.dumps(made_with) + "\n")
-        stamp = out / MADE_WITH
-        if stamp.is_file():
-            same = json.loads(stamp.read_text("utf-8")) == made_with
-        else:  # kept before foundations were stamped: what it records of itself
-            config = json.loads((out / "config.json").read_text("utf-8"))
-            same = made_as_preset(config, load_preset(self.args.size), mae)
-        if not same:
-            where = f"{out}" + (f" and {kept}" if kept is not None and kept.is_dir() else "")
-            raise SystemExit(f"{where}: pretrained with other settings than the preset's now; delete "
-                             "it to pretrain again (and the runs made from it from the record)")
+        self.made_as_now(out, made_with, mae)
         if kept is not None and not (kept / "config.json").is_file():
             keep_model(out, kept)
         return fresh
+
+    def made_as_now(self, model: Path, made_with: dict, mae: bool) -> None:
+        """Refuses a foundation pretrained with other settings than the preset's now."""
+        stamp = model / MADE_WITH
+        if stamp.is_file():
+            same = json.loads(stamp.read_text("utf-8")) == made_with
+        else:  # kept before foundations were stamped: what it records of itself
+            config = json.loads((model / "config.json").read_text("utf-8"))
+            same = made_as_preset(config, load_preset(self.args.size), mae)
+        if not same:
+            raise SystemExit(f"{model}: pretrained with other settings than the preset's now; delete it "
+                             "(here and in the record) to pretrain again, and the runs made from it from "
+                             "the record")
 
     def flags(self, name: str, run: Run) -> list[str]:
         """The experiment's flags but its folders: with the data and foundation it reads and the
@@ -215,9 +240,11 @@ class Draw:
         kept = self.kept()
         todo = [name for name in runs if name not in kept["runs"]]
         if todo or "foundation" not in kept:
-            made_at, started = commit(self.args.record), time.monotonic()
+            made_at, started = self.same_code(), time.monotonic()
             self.data()
-            self.pretrain("pretrained")
+            made_from_it = [n for n, r in kept["runs"].items() if r["spec"]["pretrained"] == "pretrained"]
+            self.pretrain("pretrained", made_from_it=(*(["foundation"] if "foundation" in kept else []),
+                                                      *made_from_it))
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
             if "foundation" not in kept:
                 kept["foundation"] = {"alignment": config["history"][0]["alignment"],
@@ -227,7 +254,7 @@ class Draw:
         if "mae" in todo:
             self.pretrain_mae(kept)
         for name in todo:
-            made_at, started = commit(self.args.record), time.monotonic()
+            made_at, started = self.same_code(), time.monotonic()
             resumed = (self.root / name).is_dir()  # begun earlier: its minutes are this call's only
             results = self.experiment(name, RUNS[name])
             kept["runs"][name] = {
@@ -255,7 +282,7 @@ class Draw:
         """The draw's MAE foundation, and what it is in the record: its reconstruction losses (the
         last epoch's), its alignment (MAE is not trained to align) and where it was made."""
         out = self.root / "pretrained-mae"
-        made_at, started = commit(self.args.record), time.monotonic()
+        made_at, started = self.same_code(), time.monotonic()
         resumed = out.is_dir() and not (out / "config.json").is_file()
         fresh = self.pretrain("pretrained-mae", "--objective", "mae")  # the preset's, or refused
         digest = foundation_digest(self.preset(), mae=True)
@@ -364,6 +391,7 @@ def main() -> None:
                    help="data size and preset (tiny: the test of this script)")
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
+    args.began_at = made_at  # what every part made by this process records (Draw.same_code)
     runs = [r for r in RUNS
             if (r not in MAE_RUNS or args.mae) and (args.runs is None or r in args.runs.split(","))]
     if args.runs is not None and set(args.runs.split(",")) - set(RUNS):
@@ -372,13 +400,12 @@ def main() -> None:
     for seed in (int(s) for s in args.draws.split(",")):
         draws[seed] = Draw(args, seed).run(runs)
     parts = [m for d in draws.values() for m in d["made"].values()]  # where the figures were made
-    made_by, days = [m["commit"] for m in parts], sorted({m["date"] for m in parts})
     doc = {"machine": machine(), "date": str(date.today()), "size": args.size, "assembled_at": made_at,
-           "commit": ", ".join(dict.fromkeys(made_by)),  # the commits the figures were made at
-           "made_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
-           "made_machines": "; ".join(dict.fromkeys(m["machine"] for m in parts)),
+           **made_span(parts),  # "commit": the commits the figures were made at
            "command": command("lab.paper_table"), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
+           "superseded_rows": [label for label, run, _ in ROWS if run in runs and any(
+               d["made"][run].get("superseded") for d in draws.values())],
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "per_draw": draws}
     for folder in (args.out, *([args.record] if args.record else [])):  # the record's copy is the docs' page

@@ -1,6 +1,6 @@
 """The cells of `lab.paper_table`'s table.md: a figure pooled over data draws and how it is written,
-the margin one eval set's noise allows, and a foundation's retrieval: its mean, and the pairs it
-memorised.
+the margin one eval set's noise allows, a foundation's retrieval (its mean, and the pairs it
+memorised) and where a set of parts was made.
 
 Used by lab/paper_table.py, lab/paper_table_report.py, lab/paper_table_mae.py and lab/figures.py."""
 
@@ -57,3 +57,12 @@ def superseded_parts(doc: dict) -> list[str]:
     made with settings the preset has since changed."""
     return sorted({part for draw in doc.get("per_draw", {}).values()
                    for part, made in draw.get("made", {}).items() if made.get("superseded")})
+
+
+def made_span(parts: list[dict]) -> dict:
+    """Where some parts of a table were made (their "made" entries): the dates as one day or a range,
+    the machines and the commits, each once in the order first met."""
+    days = sorted({m["date"] for m in parts})
+    return {"made_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
+            "made_machines": "; ".join(dict.fromkeys(m["machine"] for m in parts)),
+            "commit": ", ".join(dict.fromkeys(m["commit"] for m in parts))}

@@ -70,6 +70,9 @@ def collapse(doc: dict) -> str:
     if MAE_FINETUNE not in doc["rows"] or "fine-tune" not in doc["rows"]:
         return "not measured (rows missing)"
     draws = list(doc["per_draw"].values())
+    transfer = [d["rows"][r]["metrics"]["transfer"]["P"] for d in draws for r in (MAE_FINETUNE, "fine-tune")]
+    if None in transfer:
+        return "not measured (no training set leaves a modality out to transfer to)"
     over = [d["rows"][MAE_FINETUNE]["metrics"]["transfer"]["P"] - d["chance"] for d in draws]
     own, contrastive_own = _margins(doc)
     learnt = _learns(own, contrastive_own)

@@ -29,11 +29,18 @@ COLUMNS = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("ove
            *((s, n) for s in STRATUM_TITLES for n in ("P", "R"))]
 
 
+def _shown(doc: dict, label: str) -> str:
+    """A row's label, marked where its run is kept though superseded (made with settings the preset
+    has since changed: the last section says why)."""
+    return f"{label} (**superseded**)" if label in doc.get("superseded_rows", ()) else label
+
+
 def table(doc: dict) -> list[str]:
     head = ["row", *(f"{TITLES[s]} {n}" for s, n in COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, cells in doc["rows"].items():
-        lines.append(f"| {label} | " + " | ".join(mean_std(cells[f"{s}.{n}"]) for s, n in COLUMNS) + " |")
+        row = [mean_std(cells[f"{s}.{n}"]) for s, n in COLUMNS]
+        lines.append(f"| {_shown(doc, label)} | " + " | ".join(row) + " |")
     return lines
 
 
@@ -55,8 +62,8 @@ def each_draw(doc: dict) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in doc["rows"]:
         draws = [d["rows"][label] for d in doc["per_draw"].values()]
-        lines.append(f"| {label} | " + " | ".join("<br>".join(_with_interval(r, s, n) for r in draws)
-                                               for s, n in EACH_DRAW) + " |")
+        row = ["<br>".join(_with_interval(r, s, n) for r in draws) for s, n in EACH_DRAW]
+        lines.append(f"| {_shown(doc, label)} | " + " | ".join(row) + " |")
     return lines
 
 
@@ -133,19 +140,19 @@ def difference_claims(doc: dict) -> list[str]:
         missing = no_drop(doc, premise)
         if missing is not None:
             found = f"{missing}; the difference itself: {found.split(': ', 1)[-1]}"
-        lines.append(f"- {claim} ({a} against {b}, {TITLES[s]} {n}): {found}")
+        lines.append(f"- {claim} ({_shown(doc, a)} against {_shown(doc, b)}, {TITLES[s]} {n}): {found}")
     return lines
 
 
 def claims(doc: dict) -> list[str]:
     lines = difference_claims(doc)
     lines.append("- MAE alone collapses on Transferability, to about chance (the paper's: 1.1 mAP against "
-                 f"contrastive's 15.1): {collapse(doc)}")
+                 f"contrastive's 15.1; {_shown(doc, MAE_FINETUNE)}): {collapse(doc)}")
     for label, always, paper, against in BEST_CLAIMS:
         claim = ("every training set scores best with all modalities at eval" if always else
                  "some training sets score best with a subset of the modalities at eval")
         found = table_4(doc, label, always, against)
-        lines.append(f"- {label}: {claim} (Table 4; the paper's: {paper}): {found}")
+        lines.append(f"- {_shown(doc, label)}: {claim} (Table 4; the paper's: {paper}): {found}")
     return lines
 
 
@@ -171,7 +178,8 @@ def baselines(doc: dict) -> list[str]:
         word = ("below its probe on every draw: a weak baseline" if all(x < 0 for x in d) else
                 "at or above its probe on every draw" if all(x >= 0 for x in d) else
                 "below its probe on some draws")
-        lines.append(f"- {tuned} against {probe}, Overall P: {float(np.mean(d)):+.3f} on average (each draw: "
+        lines.append(f"- {_shown(doc, tuned)} against {_shown(doc, probe)}, Overall P: "
+                     f"{float(np.mean(d)):+.3f} on average (each draw: "
                      + ", ".join(f"{x:+.3f}" for x in d) + f"): {word}")
     return lines
 
@@ -262,7 +270,8 @@ def best_eval(doc: dict) -> list[str]:
     subsets = list(next(iter(known.values()))[0])
     lines = ["| row | " + " | ".join(_letters(s) for s in subsets) + " |", "|---|" + "---|" * len(subsets)]
     for label, draws in known.items():
-        lines.append(f"| {label} | " + " | ".join(" / ".join(_letters(d[s]) for d in draws) for s in subsets)
+        lines.append(f"| {_shown(doc, label)} | "
+                     + " | ".join(" / ".join(_letters(d[s]) for d in draws) for s in subsets)
                      + " |")
     return lines
 
@@ -289,6 +298,10 @@ def targets(doc: dict) -> list[str]:
     lines = [f"- Overall R {_num(r['mean'])} (at least 0.65): {_check(_at_least(r['mean'], 0.65))}; each "
              f"draw {each(r)}, none under 0.60: {_check(_at_least(least, 0.60))}",
              f"- Overall P {_num(p['mean'])} (at least 0.82): {_check(_at_least(p['mean'], 0.82))}"]
+    if PROBE in rows:
+        lines.append(f"- the linear probe alone: Overall R {_num(rows[PROBE]['overall.R']['mean'])}, P "
+                     f"{_num(rows[PROBE]['overall.P']['mean'])}: the two targets above measure the "
+                     "foundation as much as the method; the margins below measure the method")
     for other, stratum, name, bound in ((BASELINE, "overall", "R", OVER_FT),
                                         (BASELINE, "transfer", "R", OVER_FT),
                                         (BASELINE, "overall", "P", 0.0), (BASELINE, "missing", "P", 0.0),
@@ -307,7 +320,8 @@ def targets(doc: dict) -> list[str]:
         pairs = ("–" if below is None else "met" if not below else "**missed** (" + ", ".join(
             f"{pair} {own:.3f} against {new:.3f}" for pair, own, new in below) + ")")
         lines.append(f"- draw {seed}'s foundation, mean retrieval over the pairs: held-out {_num(held)} "
-                     f"(at least 0.25: {_check(_at_least(held, 0.25))}), its pretraining clips' {seen:.3f}; "
+                     f"(at least 0.25: {_check(_at_least(held, 0.25))}), "
+                     f"its pretraining clips' {_num(seen)}; "
                      f"each pair's held-out no more than {MEMORISED} below its pretraining clips' (the rule "
                      f"the foundation was chosen by): {pairs}")
     return lines
@@ -323,6 +337,8 @@ def headroom(doc: dict) -> list[str]:
     lines = []
     for stratum in ("overall", "transfer"):
         ceiling = [m["oracle"][stratum]["R"] for m in fts]
+        if any(v is None for v in ceiling) or any(m[stratum]["R"] is None for m in fts):
+            continue  # an empty stratum: no room to state
         room = [c - m[stratum]["R"] for c, m in zip(ceiling, fts, strict=True)]
         above = [label for label in doc["rows"] if label != BASELINE and all(
             _above(d["rows"].get(label), stratum, c) for d, c in zip(draws, ceiling, strict=True))]
@@ -455,11 +471,14 @@ def render(doc: dict) -> str:
 
 
 def _mean_tree(trees: list):
-    """The element-wise mean of equally shaped nested dicts of numbers (None stays None)."""
+    """The element-wise mean of equally shaped nested dicts of numbers (None where any draw's is
+    None: a mean of some draws is not the draws' mean)."""
     first = trees[0]
     if isinstance(first, dict):
         return {k: _mean_tree([t[k] for t in trees]) for k in first}
-    if isinstance(first, (int, float)) and all(isinstance(t, (int, float)) for t in trees):
+    if any(t is None for t in trees):
+        return None
+    if all(isinstance(t, (int, float)) for t in trees):
         return float(np.mean(trees))
     return first
 

@@ -63,6 +63,8 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     row = next(line for line in table.splitlines() if line.startswith("| audio+video | "))
     assert f"/ {probe['audio+video']['audio+video']:.3f})" in row  # each draw's beside the mean
     assert "## The best eval set per training set (Table 4" in table and "| MAE: MASD | " in table
+    lp_r = doc["rows"]["linear probe"]["overall.R"]["mean"]
+    assert f"- the linear probe alone: Overall R {lp_r:.3f}, P " in table
     collapse = next(line for line in table.splitlines() if line.startswith("- MAE alone collapses"))
     gap = doc["rows"]["MAE: fine-tune"]["transfer.P"]["each"][1] - doc["per_draw"]["22"]["chance"]
     assert f", {gap:+.3f} from chance by draw" in collapse and "not measured" not in collapse
@@ -175,6 +177,36 @@ def test_a_foundation_is_reused_only_if_made_with_the_preset_pretraining_setting
         draw.pretrain("pretrained")
 
 
+def test_a_record_foundation_is_checked_and_not_replaced_under_the_parts_made_from_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(paper_table, "mmrt", lambda argv: pytest.fail(f"pretrained again: {argv}"))
+    draw = paper_table.Draw(argparse.Namespace(out=tmp_path / "out", record=tmp_path,
+                                               size="small"), 5)
+    digest = paper_table.foundation_digest(draw.preset(), mae=True)
+    out, kept = draw.root / "pretrained-mae", tmp_path / "draw-5" / "pretrained-mae"
+    for folder, made_with in ((out, digest), (kept, "0" * 16)):  # the record's is stale, the run's is not
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / paper_table.MADE_WITH).write_text(json.dumps({"pretraining_sha256": made_with}))
+    with pytest.raises(SystemExit, match=f"{kept}: pretrained with other settings"):
+        draw.pretrain("pretrained-mae", "--objective", "mae")
+    shutil.rmtree(out)
+    shutil.rmtree(kept)  # neither here nor in the record: the kept parts were made from another one
+    with pytest.raises(SystemExit, match="foundation, main were made from a foundation that is neither"):
+        draw.pretrain("pretrained", made_from_it=("foundation", "main"))
+
+
+def test_a_part_begins_only_with_the_code_the_run_began_with(monkeypatch):
+    draw = paper_table.Draw(argparse.Namespace(out=Path("out"), record=None, size="small", began_at="abc"), 5)
+    monkeypatch.setattr(paper_table, "commit", lambda ignoring: "abc")
+    assert draw.same_code() == "abc"
+    started = []
+    monkeypatch.setattr(paper_table.os, "execv", lambda exe, argv: started.append(argv))
+    monkeypatch.setattr(paper_table, "commit", lambda ignoring: "def (with uncommitted changes: lab/x.py)")
+    monkeypatch.setattr(sys, "argv", ["lab/paper_table.py", "--out", "o", "--mae"])
+    draw.same_code()
+    assert started == [[sys.executable, "-m", "lab.paper_table", "--out", "o", "--mae"]]
+
+
 def test_the_committed_table_was_made_with_the_shipped_preset():
     preset = json.loads((paper_table.resources.files("mmrt.training") / "presets" / "small.json").read_text())
     records = sorted((Path(__file__).parents[1] / "docs" / "results" / "paper-table").glob("draw-*.json"))
@@ -186,6 +218,8 @@ def test_the_committed_table_was_made_with_the_shipped_preset():
             if run["made"].get("superseded"):  # kept until made again, stale by this preset alone
                 assert run["made"]["superseded_by"] == paper_table.preset_digest(preset, mae)
                 assert f"draw {record.stem[5:]}, {name}: **superseded**: " in table
+                for label in (label for label, made_by, _ in paper_table.ROWS if made_by == name):
+                    assert f"| {label} (**superseded**) | " in table  # each of its rows, where it stands
                 assert "**Superseded**" in table
                 continue
             assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (
@@ -208,6 +242,8 @@ def test_mae_collapses_only_within_a_small_margin_above_chance(transfer, word):
     doc = _doc({"MAE: fine-tune": every, "fine-tune": every}, chance=0.15, transfer=transfer)
     assert collapse(doc).replace("*", "").startswith(word)
     assert collapse(_doc({"fine-tune": every})) == "not measured (rows missing)"
+    empty = _doc({"MAE: fine-tune": every, "fine-tune": every}, transfer=None)
+    assert collapse(empty).startswith("not measured (no training set leaves a modality out")
 
 
 def _scored(doc: dict, label: str, own: float) -> None:
@@ -365,6 +401,10 @@ def test_a_record_part_made_with_another_preset_is_refused_unless_marked_superse
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
     kept = draw.kept()
     assert kept["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
+    other = {**run, "spec": {**run["spec"], "flags": ["--methods", "lp"]}}  # it excuses the preset alone
+    draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": other}}))
+    with pytest.raises(SystemExit, match="run 'mae' was made with"):
+        draw.kept()
     # the MAE foundation's entry: its own digest, or excused by the mark on the run made from it
     foundation = {"losses": {}, "alignment": {}, "made": {}}
     kept["foundation_mae"] = foundation
@@ -387,5 +427,8 @@ def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which
     lines = headroom({"rows": {"fine-tune": {}, "a": {}, "b": {}}, "per_draw": draws})
     assert len(lines) == 2 and "are +0.020, +0.010 above it by draw" in lines[0]
     assert lines[0].endswith("above them on every draw: a")  # b is below the specialists on draw 2
+    draws["1"]["rows"]["fine-tune"]["metrics"]["transfer"]["R"] = None  # an empty stratum: not stated
+    lines = headroom({"rows": {}, "per_draw": draws})
+    assert len(lines) == 1 and "the room above fine-tuning, Overall R" in lines[0]
     del draws["2"]["rows"]["fine-tune"]["metrics"]["oracle"]
     assert headroom({"rows": {}, "per_draw": draws}) == []  # no specialists recorded: nothing said
