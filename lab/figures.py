@@ -139,6 +139,12 @@ FIGURES = [
                              ("mae-masd", "MAE: MASD", "mae"))
       for stratum, name in (("overall", "P"), ("overall", "R"), ("missing", "R"), ("added", "R"),
                             ("transfer", "P"), ("transfer", "R"))],
+    *[Figure(f"paper.unseen-text.{slug}", "paper-table", f"unseen_text|{key}|mean", fmt,
+             f"the paper's table, trained on audio+video, scored on text alone: {what}, mean over the draws",
+             optional=True, run="main")
+      for slug, key, fmt, what in (("ft", "fine-tune", ".3f", "fine-tune"),
+                                   ("masd", "MASD+WiSE-FT (pretraining pool, 1x)", ".3f", "MASD+WiSE-FT"),
+                                   ("change", "change", "+.3f", "the change"))],
     Figure("foundation.chance", "foundation", "alignment.held_out.chance.retrieval", ".3f",
            "released foundation: retrieval by chance"),
     Figure("foundation.minutes", "foundation", "pretrain_minutes", ".0f",

@@ -51,7 +51,7 @@ from pathlib import Path
 
 from lab.data_views import data_view
 from lab.paper_table_cells import made_span, pooled
-from lab.paper_table_report import COLUMNS, render, write_figures
+from lab.paper_table_report import BASELINE, COLUMNS, HEADLINE, render, write_figures
 from lab.provenance import command, commit
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
@@ -376,6 +376,21 @@ def pool_rows(draws: dict[int, dict]) -> dict:
                     for s, n in COLUMNS} for label in labels}
 
 
+def unseen_text(draws: dict[int, dict]) -> dict:
+    """The quickstart's first cell on these draws: trained on audio+video, scored on text alone (the
+    Transferability score of that training set), fine-tuning's and the headline's, and the change."""
+    def cell(label: str) -> list[float] | None:
+        rows = [d["rows"].get(label, {}).get("metrics", {}).get("per_train", {}) for d in draws.values()]
+        if not all("audio+video" in r.get("transfer", {}) for r in rows):
+            return None
+        return [r["transfer"]["audio+video"]["P"] for r in rows]
+    ft, headline = cell(BASELINE), cell(HEADLINE)
+    if ft is None or headline is None:
+        return {}
+    return {BASELINE: pooled(ft), HEADLINE: pooled(headline),
+            "change": pooled([h - f for h, f in zip(headline, ft, strict=True)])}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/paper-table"))
@@ -407,6 +422,7 @@ def main() -> None:
            "superseded_rows": [label for label, run, _ in ROWS if run in runs and any(
                d["made"][run].get("superseded") for d in draws.values())],
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
+           "unseen_text": unseen_text(draws),
            "per_draw": draws}
     for folder in (args.out, *([args.record] if args.record else [])):  # the record's copy is the docs' page
         atomic.write_text(folder / "table.json", json.dumps(doc, indent=1) + "\n")

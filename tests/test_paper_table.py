@@ -41,6 +41,9 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
             "objective"] == "mae"
         ft = main["methods"]["ft"]["metrics"]["overall"]["R"]
         assert doc["rows"]["fine-tune"]["overall.R"]["each"][i] == ft
+        text = [main["methods"][m]["metrics"]["per_train"]["transfer"]["audio+video"]["P"]
+                for m in ("ft", "masd+wiseft")]  # trained on audio+video, scored on text alone
+        assert doc["unseen_text"]["change"]["each"][i] == pytest.approx(text[1] - text[0])
     cell = doc["rows"]["fine-tune"]["overall.R"]
     assert cell["mean"] == pytest.approx(sum(cell["each"]) / 2)
     assert doc["command"].startswith("python -m lab.paper_table --out") and doc["commit"]
