@@ -22,8 +22,10 @@ train.jsonl (the first 1x of its examples, and all 10x: each example is seeded b
 Writes RUN/table.md (each row pooled over draws as mean ± std, each draw's figure beside; the
 paper's claims each stated as reproduced or not, with numbers; the targets), RUN/table.json and the
 headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png). Every run keeps its
-own report under RUN/draw-D/. Resumable: run the same command again. With `--record DIR` each
-draw's finished figures (its foundation's alignment, each run's scores) are also kept in
+own report under RUN/draw-D/. Resumable: run the same command again. Each part records the commit
+the process began at; where the checkout has changed since, the process starts itself again before
+the next part (and resumes), so no part is made with code other than the commit it names. With
+`--record DIR` each draw's finished figures (its foundation's alignment, each run's scores) are also kept in
 DIR/draw-D.json, and its foundations' weights in DIR/draw-D/ (about 3.5 MB each), small enough to
 commit: a run or a foundation found there is not made again, so a table longer than a session
 survives a fresh checkout; the table and its figures are written there too (the
