@@ -52,6 +52,7 @@ from importlib import resources
 from pathlib import Path
 
 from lab.data_views import data_view
+from lab.paper_table_again import compare, line
 from lab.paper_table_cells import made_span, pooled
 from lab.paper_table_report import BASELINE, COLUMNS, HEADLINE, render, write_figures
 from lab.provenance import command, commit
@@ -280,6 +281,24 @@ class Draw:
         return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
                 "chance": kept["foundation"]["chance"], "mae_foundation": mae, "probe": probe}
 
+    def again(self, name: str) -> dict:
+        """A run the record keeps, made again here (in --out, never kept) from the foundation the
+        record keeps, and set beside the record's figures."""
+        kept = self.kept()
+        if name not in kept["runs"]:
+            raise SystemExit(f"{self.record}: no run {name!r} to make again")
+        foundation, folder = RUNS[name].pretrained, self.record.with_suffix("")
+        if not (folder / foundation / "config.json").is_file():
+            raise SystemExit(f"{folder}: keeps no {foundation} to make {name!r} again from")
+        self.check()
+        made_at, started = self.same_code(), time.monotonic()
+        self.data()
+        self.pretrain(foundation, *(["--objective", "mae"] if foundation == "pretrained-mae" else []))
+        results = self.experiment(name, RUNS[name])
+        found = compare(kept["runs"][name]["methods"], results["methods"])
+        return {"draw": self.seed, "run": name, "recorded": kept["runs"][name]["made"],
+                "made": made_here(made_at, started), **found}
+
     def pretrain_mae(self, kept: dict) -> None:
         """The draw's MAE foundation, and what it is in the record: its reconstruction losses (the
         last epoch's), its alignment (MAE is not trained to align) and where it was made."""
@@ -406,9 +425,18 @@ def main() -> None:
                    "and contrastive's linear probe again for its in-modality scores")
     p.add_argument("--size", default="small", choices=("tiny", "small"),
                    help="data size and preset (tiny: the test of this script)")
+    p.add_argument("--again", metavar="RUN", help="make this run of the record again in --out (not kept) "
+                   "and set its figures beside the record's, in --out/again.json")
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
     args.began_at = made_at  # what every part made by this process records (Draw.same_code)
+    if args.again:
+        if args.again not in RUNS or args.record is None:
+            raise SystemExit(f"--again {args.again}: expected one of {', '.join(RUNS)}, with --record")
+        found = [Draw(args, int(s)).again(args.again) for s in args.draws.split(",")]
+        atomic.write_text(args.out / "again.json", json.dumps(found, indent=1) + "\n")
+        print("\n".join(line(d["draw"], d["run"], d) for d in found))
+        return
     runs = [r for r in RUNS
             if (r not in MAE_RUNS or args.mae) and (args.runs is None or r in args.runs.split(","))]
     if args.runs is not None and set(args.runs.split(",")) - set(RUNS):

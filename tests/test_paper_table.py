@@ -113,6 +113,20 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     paper_table.main()
     assert json.loads((out / "table.json").read_text())["rows"].keys() == doc["rows"].keys()
     assert "carve" in json.loads((record / "draw-21.json").read_text())["runs"]
+    # a recorded run made again beside the record (not kept), from the foundation the record keeps
+    before = (record / "draw-21.json").read_text()
+    again = ["table", "--out", str(tmp_path / "again"), "--draws", "21", "--size", "tiny", "--record",
+             str(record), "--again", "carve"]
+    monkeypatch.setattr(sys, "argv", again)
+    paper_table.main()
+    found = json.loads((tmp_path / "again" / "again.json").read_text())[0]
+    methods = json.loads(before)["runs"]["carve"]["methods"]
+    assert found["run"] == "carve" and found["figures"] == 8 * len(methods)  # P and R in 4 strata each
+    assert found["largest"]["difference"] < 0.01 and (tmp_path / "again" / "draw-21" / "carve").is_dir()
+    assert (record / "draw-21.json").read_text() == before
+    monkeypatch.setattr(sys, "argv", [*again[:-1], "labels"])
+    with pytest.raises(SystemExit, match="--again labels: expected one of"):
+        paper_table.main()
     # a recorded run is reused only with the flags it was made with
     changed = {**small, "main": dataclasses.replace(small["main"], methods="lp,ft")}
     monkeypatch.setattr(paper_table, "RUNS", changed)
@@ -435,3 +449,15 @@ def test_the_targets_say_how_far_the_specialists_are_above_fine_tuning_and_which
     assert len(lines) == 1 and "the room above fine-tuning, Overall R" in lines[0]
     del draws["2"]["rows"]["fine-tune"]["metrics"]["oracle"]
     assert headroom({"rows": {}, "per_draw": draws}) == []  # no specialists recorded: nothing said
+
+
+def test_a_run_made_again_counts_its_equal_figures_and_names_the_largest_difference():
+    from lab.paper_table_again import compare, line
+
+    def run(p: float, r: float | None) -> dict:
+        return {"metrics": {s: {"P": p, "R": r} for s in ("overall", "missing", "added", "transfer")}}
+    found = compare({"ft": run(0.5, 0.4), "lp": run(0.3, None)}, {"ft": run(0.5, 0.4), "lp": run(0.31, 0.2)})
+    assert found["figures"] == 12 and found["equal"] == 8  # lp's R is not measured in the record
+    assert found["largest"]["where"].startswith("lp ") and found["largest"]["where"].endswith(" P")
+    assert found["largest"]["difference"] == pytest.approx(0.01)
+    assert line(7, "main", found).startswith("draw 7, main made again: 12 figures, 8 equal to the record's")
