@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.paper_table import RUNS
 from lab.paper_table_cells import made_span, superseded_parts
+from lab.paper_table_runs import foundation_part
 from lab.peers.bench import wording
 from lab.provenance import DIRTY, NO_COMMIT, commit
 from mmrt import atomic
@@ -184,9 +184,8 @@ def made_of(doc: dict, run: str) -> dict:
     paper table's record); nothing for a figure of no run."""
     if not run:
         return {}
-    foundation = "MAE foundation" if RUNS[run].pretrained == "pretrained-mae" else "foundation"
     parts = [made for draw in doc.get("per_draw", {}).values()
-             for part, made in draw.get("made", {}).items() if part in (run, foundation)]
+             for part, made in draw.get("made", {}).items() if part in (run, foundation_part(run))]
     return made_span(parts) if parts else {}
 
 

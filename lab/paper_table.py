@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import filecmp
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -55,7 +56,8 @@ from lab.data_views import data_view
 from lab.paper_table_again import compare, line
 from lab.paper_table_cells import made_span, pooled
 from lab.paper_table_report import BASELINE, COLUMNS, HEADLINE, render, write_figures
-from lab.provenance import command, commit
+from lab.paper_table_runs import MAE_FOUNDATION, MAE_RUNS, ROWS, RUNS, Run
+from lab.provenance import command, commit, fingerprint
 from mmrt import atomic
 from mmrt.benchmarks.timing import machine
 from mmrt.cli import main as mmrt
@@ -63,45 +65,6 @@ from mmrt.scores import chance_score
 from mmrt.split_files import multi_hot, read_classes, read_split
 from mmrt.training.datagen.config import SIZES
 from mmrt.training.model.config import MaeConfig, Preset, load_preset
-
-
-@dataclass(frozen=True)
-class Run:
-    methods: str
-    flags: tuple[str, ...] = ()
-    data: str = "data"  # "data" (1x labels) or "data-10x"
-    pretrained: str = "pretrained"  # or "pretrained-mae"
-
-
-RUNS = {
-    "main": Run("lp,ft,wiseft,masd,masd+wiseft,moddrop,masd-cw", ("--distill-source", "pretrain")),
-    "unseen": Run("masd,masd+wiseft", ("--distill-source", "unseen")),
-    "carve": Run("masd,masd+wiseft", ("--distill-source", "carve")),
-    "labels10x": Run("ft", data="data-10x"),
-    "mae": Run("lp,ft,masd,masd+wiseft", ("--distill-source", "pretrain"), pretrained="pretrained-mae"),
-    "probe": Run("lp"),  # contrastive's linear probe again: its in-modality scores, beside MAE's
-}
-MAE_RUNS = ("mae", "probe")  # run only with --mae
-# (label, run, method): the paper's rows first, then mmrt's extra ones
-ROWS = (
-    ("linear probe", "main", "lp"),
-    ("fine-tune", "main", "ft"),
-    ("WiSE-FT", "main", "wiseft"),
-    ("MASD (pretraining pool, 1x)", "main", "masd"),
-    ("MASD+WiSE-FT (pretraining pool, 1x)", "main", "masd+wiseft"),
-    ("MASD, fresh 4x pool (extra unlabelled data)", "unseen", "masd"),
-    ("MASD+WiSE-FT, fresh 4x pool (extra unlabelled data)", "unseen", "masd+wiseft"),
-    ("MASD, 20% carved from the labels", "carve", "masd"),
-    ("MASD+WiSE-FT, 20% carved from the labels", "carve", "masd+wiseft"),
-    ("fine-tune on 10x the labels", "labels10x", "ft"),
-    ("linear probe on 10x the labels", "labels10x", "lp"),
-    ("modality dropout", "main", "moddrop"),
-    ("masd-cw (mmrt's, not the paper's)", "main", "masd-cw"),
-    ("MAE: linear probe", "mae", "lp"),
-    ("MAE: fine-tune", "mae", "ft"),
-    ("MAE: MASD", "mae", "masd"),
-    ("MAE: MASD+WiSE-FT", "mae", "masd+wiseft"),
-)
 
 
 class Draw:
@@ -115,16 +78,18 @@ class Draw:
         self.record = args.record / f"draw-{seed}.json" if args.record else None
 
     def same_code(self) -> str:
-        """The commit this process began at, which each part records. The commands it runs load
-        their code as they first run, so a checkout that has changed since then (a commit, an edit)
-        would make a part with code other than the commit it names: before a part begins, the
-        process starts again from the checkout as it is now, and resumes."""
-        now = commit(self.args.record)
-        if now != self.args.began_at:
-            print(f"the checkout changed since this run began ({self.args.began_at} -> {now}): starting "
-                  "again with the code as it is now, resuming where it stopped", file=sys.stderr, flush=True)
+        """The commit this process began at, which the part about to begin records. The commands it
+        runs load their code as they first run, so where the checkout has changed since (a commit, an
+        edit: its ``fingerprint``), the process starts again from the checkout as it is now, and
+        resumes, rather than begin a part with code other than the commit it would name. (A part
+        resumed so records the commit of the call that finished it, as its minutes are that call's;
+        the checkout is not watched while a part is made.)"""
+        if fingerprint(self.args.record) != self.args.began_as:
+            print(f"the checkout changed since this run began at {self.args.began_at}: starting again "
+                  "with the code as it is now, resuming where it stopped", file=sys.stderr, flush=True)
+            sys.stdout.flush()
             os.execv(sys.executable, [sys.executable, "-m", "lab.paper_table", *sys.argv[1:]])
-        return now
+        return self.args.began_at
 
     def check(self) -> None:
         """A draw's folder is reused only with the settings it was made with."""
@@ -170,13 +135,14 @@ class Draw:
         data_view(full, self.root / "data", {"train": self.labels})
         data_view(full, self.root / "data-10x", {"train": 10 * self.labels})
 
-    def pretrain(self, name: str, *flags: str, made_from_it: tuple[str, ...] = ()) -> bool:
+    def pretrain(self, name: str, made_from_it: tuple[str, ...] = ()) -> bool:
         """The draw's foundation: from the record when it keeps one (pretraining is the longest step
         of a draw), else pretrained here and then kept there; reused only if made with the preset's
         current pretraining settings, and pretrained again only where no kept part (``made_from_it``)
         was made from the one before. Whether this call pretrained it."""
         out, kept = self.root / name, self.record.with_suffix("") / name if self.record else None
         mae = name == "pretrained-mae"
+        flags = ["--objective", "mae"] if mae else []
         made_with = {"pretraining_sha256": foundation_digest(self.preset(), mae)}
         if kept is not None and (kept / "config.json").is_file():
             self.made_as_now(kept, made_with, mae)
@@ -208,8 +174,8 @@ class Draw:
             same = made_as_preset(config, load_preset(self.args.size), mae)
         if not same:
             raise SystemExit(f"{model}: pretrained with other settings than the preset's now; delete it "
-                             "(here and in the record) to pretrain again, and the runs made from it from "
-                             "the record")
+                             "to pretrain again (and from the record, if it is the record's, the runs made "
+                             "from it)")
 
     def flags(self, name: str, run: Run) -> list[str]:
         """The experiment's flags but its folders: with the data and foundation it reads and the
@@ -245,9 +211,7 @@ class Draw:
         if todo or "foundation" not in kept:
             made_at, started = self.same_code(), time.monotonic()
             self.data()
-            made_from_it = [n for n, r in kept["runs"].items() if r["spec"]["pretrained"] == "pretrained"]
-            self.pretrain("pretrained", made_from_it=(*(["foundation"] if "foundation" in kept else []),
-                                                      *made_from_it))
+            self.pretrain("pretrained", made_from_it=made_from(kept, "pretrained"))
             config = json.loads((self.root / "pretrained" / "config.json").read_text("utf-8"))
             if "foundation" not in kept:
                 kept["foundation"] = {"alignment": config["history"][0]["alignment"],
@@ -275,7 +239,7 @@ class Draw:
         made = {"foundation": kept["foundation"]["made"]}
         mae = self.mae_foundation(kept) if "mae" in runs else None
         if mae is not None:
-            made["MAE foundation"] = mae["made"]
+            made[MAE_FOUNDATION] = mae["made"]
         made.update({name: kept["runs"][name]["made"] for name in runs})
         probe = kept["runs"]["probe"]["methods"]["lp"] if "probe" in runs else None
         return {"rows": rows, "made": made, "alignment": kept["foundation"]["alignment"],
@@ -287,17 +251,25 @@ class Draw:
         kept = self.kept()
         if name not in kept["runs"]:
             raise SystemExit(f"{self.record}: no run {name!r} to make again")
+        if kept["runs"][name]["made"].get("superseded"):
+            raise SystemExit(f"{self.record}: run {name!r} is superseded (made with an earlier preset): "
+                             "there is nothing to make again with this one")
         foundation, folder = RUNS[name].pretrained, self.record.with_suffix("")
         if not (folder / foundation / "config.json").is_file():
             raise SystemExit(f"{folder}: keeps no {foundation} to make {name!r} again from")
+        own = self.root / foundation / "model.safetensors"
+        if (self.root / name).exists() or own.is_file() and not filecmp.cmp(
+                own, folder / foundation / "model.safetensors", shallow=False):
+            raise SystemExit(f"{self.root}: holds {name!r} or a foundation other than the record's: use an "
+                             "empty --out")
         self.check()
         made_at, started = self.same_code(), time.monotonic()
         self.data()
-        self.pretrain(foundation, *(["--objective", "mae"] if foundation == "pretrained-mae" else []))
+        self.pretrain(foundation)
         results = self.experiment(name, RUNS[name])
         found = compare(kept["runs"][name]["methods"], results["methods"])
-        return {"draw": self.seed, "run": name, "recorded": kept["runs"][name]["made"],
-                "made": made_here(made_at, started), **found}
+        return {"draw": self.seed, "run": name, "spec": kept["runs"][name]["spec"],
+                "recorded": kept["runs"][name]["made"], "made": made_here(made_at, started), **found}
 
     def pretrain_mae(self, kept: dict) -> None:
         """The draw's MAE foundation, and what it is in the record: its reconstruction losses (the
@@ -305,7 +277,7 @@ class Draw:
         out = self.root / "pretrained-mae"
         made_at, started = self.same_code(), time.monotonic()
         resumed = out.is_dir() and not (out / "config.json").is_file()
-        fresh = self.pretrain("pretrained-mae", "--objective", "mae")  # the preset's, or refused
+        fresh = self.pretrain("pretrained-mae")  # the preset's, or refused
         digest = foundation_digest(self.preset(), mae=True)
         if fresh or kept.get("foundation_mae", {}).get("pretraining_sha256") != digest:
             stage = json.loads((out / "config.json").read_text("utf-8"))["history"][0]
@@ -327,6 +299,13 @@ class Draw:
             return mae
         raise SystemExit(f"{self.record}: foundation_mae was made with other pretraining settings than "
                          "the preset's now: delete it and the mae run from the record to make them again")
+
+
+def made_from(kept: dict, foundation: str) -> tuple[str, ...]:
+    """The parts a record keeps that were made from a draw's ``foundation`` ("pretrained"): the
+    foundation's own entry and the runs read from it."""
+    own = ("foundation",) if foundation == "pretrained" and "foundation" in kept else ()
+    return (*own, *(n for n, r in kept["runs"].items() if r["spec"]["pretrained"] == foundation))
 
 
 def made_here(made_at: str, started: float, **more) -> dict:
@@ -429,7 +408,7 @@ def main() -> None:
                    "and set its figures beside the record's, in --out/again.json")
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
-    args.began_at = made_at  # what every part made by this process records (Draw.same_code)
+    args.began_at, args.began_as = made_at, fingerprint(args.record)  # Draw.same_code
     if args.again:
         if args.again not in RUNS or args.record is None:
             raise SystemExit(f"--again {args.again}: expected one of {', '.join(RUNS)}, with --record")

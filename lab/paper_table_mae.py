@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lab.paper_table_cells import SMALL, each, held_out_retrieval, mean_std, pooled, superseded_parts
+from lab.paper_table_runs import MAE_FOUNDATION
 
 MAE_PROBE, MAE_FINETUNE = "MAE: linear probe", "MAE: fine-tune"
 CONTRASTIVE_PROBE = "contrastive: linear probe"
@@ -142,7 +143,7 @@ def section(doc: dict) -> list[str]:
     if not any(d.get("mae_foundation") or d.get("probe") or MAE_PROBE in d["rows"] for d in draws):
         return []
     which = ("an earlier `pretrain_mae` of the preset, superseded: the last section says why"
-             if "MAE foundation" in superseded_parts(doc)
+             if MAE_FOUNDATION in superseded_parts(doc)
              else "the preset's `pretrain_mae`")
     return ["## MAE against contrastive", "",
             f"Each draw's MAE foundation ({which}; on the same pretraining clips as "

@@ -7,6 +7,7 @@ lab/peers/bench.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import subprocess
@@ -32,14 +33,32 @@ def commit(ignoring: Path | None = None) -> str:
     (the first ``NAMED``, then a count); changes under ``ignoring`` (a run's own record folder, which
     it writes as it goes) do not count, where it is a folder below the checkout's root (the root
     itself exempts nothing)."""
-    exclude, folder = [], None if ignoring is None else ignoring.resolve()
-    if folder is not None and folder != CHECKOUT and folder.is_relative_to(CHECKOUT):
-        exclude = ["--", ".", f":(exclude,literal){folder.relative_to(CHECKOUT)}"]
-    changed = [line.split(maxsplit=1)[1] for line in git("status", "--porcelain", *exclude).splitlines()]
+    changed = [line.split(maxsplit=1)[1]
+               for line in git("status", "--porcelain", *_excluding(ignoring)).splitlines()]
     if not changed:
         return git("rev-parse", "HEAD")
     more = f"; and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
     return git("rev-parse", "HEAD") + f" ({DIRTY}: {'; '.join(changed[:NAMED])}{more})"
+
+
+def _excluding(ignoring: Path | None) -> list[str]:
+    """The pathspec that leaves ``ignoring`` out, where it is a folder below the checkout's root."""
+    folder = None if ignoring is None else ignoring.resolve()
+    if folder is not None and folder != CHECKOUT and folder.is_relative_to(CHECKOUT):
+        return ["--", ".", f":(exclude,literal){folder.relative_to(CHECKOUT)}"]
+    return []
+
+
+def fingerprint(ignoring: Path | None = None) -> str:
+    """A digest of the checkout's code as it is: HEAD, the uncommitted changes to tracked files and
+    the untracked files' names and contents (leaving out ``ignoring``). Unlike ``commit``, it
+    changes with a second edit to a file already changed."""
+    h = hashlib.sha256(git("rev-parse", "HEAD").encode())
+    h.update(git("diff", "HEAD", *_excluding(ignoring)).encode())
+    for name in git("ls-files", "--others", "--exclude-standard", *_excluding(ignoring)).splitlines():
+        path = CHECKOUT / name
+        h.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
+    return h.hexdigest()[:16]
 
 
 def command(module: str) -> str:

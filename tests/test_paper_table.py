@@ -20,6 +20,7 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     small = {name: dataclasses.replace(run, flags=(*run.flags, "--train-sets", "audio+video"))
              for name, run in paper_table.RUNS.items()}
     monkeypatch.setattr(paper_table, "RUNS", small)
+    monkeypatch.setattr(paper_table.os, "execv", lambda *argv: pytest.fail("the checkout changed"))
     out, record = tmp_path / "table", tmp_path / "record"
     argv = ["table", "--out", str(out), "--draws", "21,22", "--size", "tiny", "--mae",
             "--record", str(record)]
@@ -68,6 +69,8 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     assert "## The best eval set per training set (Table 4" in table and "| MAE: MASD | " in table
     lp_r = doc["rows"]["linear probe"]["overall.R"]["mean"]
     assert f"- the linear probe alone: Overall R {lp_r:.3f}, P " in table
+    change = doc["unseen_text"]["change"]
+    assert f"the change {change['mean']:+.3f} (each draw: {change['each'][0]:+.3f}, " in table
     collapse = next(line for line in table.splitlines() if line.startswith("- MAE alone collapses"))
     gap = doc["rows"]["MAE: fine-tune"]["transfer.P"]["each"][1] - doc["per_draw"]["22"]["chance"]
     assert f", {gap:+.3f} from chance by draw" in collapse and "not measured" not in collapse
@@ -124,6 +127,8 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     assert found["run"] == "carve" and found["figures"] == 8 * len(methods)  # P and R in 4 strata each
     assert found["largest"]["difference"] < 0.01 and (tmp_path / "again" / "draw-21" / "carve").is_dir()
     assert (record / "draw-21.json").read_text() == before
+    with pytest.raises(SystemExit, match="holds 'carve' or a foundation other than the record's"):
+        paper_table.main()  # the run is there already: it would not be made again
     monkeypatch.setattr(sys, "argv", [*again[:-1], "labels"])
     with pytest.raises(SystemExit, match="--again labels: expected one of"):
         paper_table.main()
@@ -179,14 +184,14 @@ def test_a_foundation_is_reused_only_if_made_with_the_preset_pretraining_setting
     stamp = mae / paper_table.MADE_WITH
     stamp.write_text(json.dumps({"pretraining_sha256": "0" * 16}))
     with pytest.raises(SystemExit, match="other settings than the preset"):
-        draw.pretrain("pretrained-mae", "--objective", "mae")
+        draw.pretrain("pretrained-mae")
     stamp.write_text(json.dumps({"pretraining_sha256": paper_table.foundation_digest(preset, mae=True)}))
-    draw.pretrain("pretrained-mae", "--objective", "mae")  # reused
+    draw.pretrain("pretrained-mae")  # reused
     stamp.unlink()  # made before stamps: what it records of itself decides
     with pytest.raises(SystemExit, match="other settings than the preset"):
-        draw.pretrain("pretrained-mae", "--objective", "mae")  # no MAE settings recorded
+        draw.pretrain("pretrained-mae")  # no MAE settings recorded
     made(mae, preset["recipe"]["pretrain_mae"], mae={**preset["mae"], "raw_targets": []})
-    draw.pretrain("pretrained-mae", "--objective", "mae")
+    draw.pretrain("pretrained-mae")
     made(contrastive, preset["recipe"]["pretrain"])
     draw.pretrain("pretrained")
     made(contrastive, {**preset["recipe"]["pretrain"], "lr": 1.0})
@@ -205,20 +210,29 @@ def test_a_record_foundation_is_checked_and_not_replaced_under_the_parts_made_fr
         (folder / "config.json").write_text("{}")
         (folder / paper_table.MADE_WITH).write_text(json.dumps({"pretraining_sha256": made_with}))
     with pytest.raises(SystemExit, match=f"{kept}: pretrained with other settings"):
-        draw.pretrain("pretrained-mae", "--objective", "mae")
+        draw.pretrain("pretrained-mae")
+    (kept / paper_table.MADE_WITH).write_text(json.dumps({"pretraining_sha256": digest}))
+    shutil.rmtree(out)  # the record's, current, is copied here with the parts made from it
+    assert draw.pretrain("pretrained-mae", made_from_it=("mae",)) is False
+    assert (out / paper_table.MADE_WITH).read_text() == (kept / paper_table.MADE_WITH).read_text()
     shutil.rmtree(out)
     shutil.rmtree(kept)  # neither here nor in the record: the kept parts were made from another one
-    with pytest.raises(SystemExit, match="foundation, main were made from a foundation that is neither"):
-        draw.pretrain("pretrained", made_from_it=("foundation", "main"))
+    with pytest.raises(SystemExit, match="mae were made from a foundation that is neither"):
+        draw.pretrain("pretrained-mae", made_from_it=("mae",))
+    kept_parts = {"foundation": {}, "runs": {"main": {"spec": {"pretrained": "pretrained"}},
+                                             "mae": {"spec": {"pretrained": "pretrained-mae"}}}}
+    assert paper_table.made_from(kept_parts, "pretrained") == ("foundation", "main")
+    assert paper_table.made_from(kept_parts, "pretrained-mae") == ("mae",)
 
 
 def test_a_part_begins_only_with_the_code_the_run_began_with(monkeypatch):
-    draw = paper_table.Draw(argparse.Namespace(out=Path("out"), record=None, size="small", began_at="abc"), 5)
-    monkeypatch.setattr(paper_table, "commit", lambda ignoring: "abc")
-    assert draw.same_code() == "abc"
+    args = argparse.Namespace(out=Path("out"), record=None, size="small", began_at="abc", began_as="f1")
+    draw = paper_table.Draw(args, 5)
+    monkeypatch.setattr(paper_table, "fingerprint", lambda ignoring: "f1")
     started = []
     monkeypatch.setattr(paper_table.os, "execv", lambda exe, argv: started.append(argv))
-    monkeypatch.setattr(paper_table, "commit", lambda ignoring: "def (with uncommitted changes: lab/x.py)")
+    assert draw.same_code() == "abc" and started == []
+    monkeypatch.setattr(paper_table, "fingerprint", lambda ignoring: "f2")  # an edit since it began
     monkeypatch.setattr(sys, "argv", ["lab/paper_table.py", "--out", "o", "--mae"])
     draw.same_code()
     assert started == [[sys.executable, "-m", "lab.paper_table", "--out", "o", "--mae"]]
@@ -418,6 +432,8 @@ def test_a_record_part_made_with_another_preset_is_refused_unless_marked_superse
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": run}}))
     kept = draw.kept()
     assert kept["runs"]["mae"]["made"]["superseded"] == "made with the old schedule"
+    with pytest.raises(SystemExit, match="run 'mae' is superseded"):
+        draw.again("mae")  # nothing the preset now makes to set beside it
     other = {**run, "spec": {**run["spec"], "flags": ["--methods", "lp"]}}  # it excuses the preset alone
     draw.record.write_text(json.dumps({"settings": draw.settings, "runs": {"mae": other}}))
     with pytest.raises(SystemExit, match="run 'mae' was made with"):
@@ -461,3 +477,10 @@ def test_a_run_made_again_counts_its_equal_figures_and_names_the_largest_differe
     assert found["largest"]["where"].startswith("lp ") and found["largest"]["where"].endswith(" P")
     assert found["largest"]["difference"] == pytest.approx(0.01)
     assert line(7, "main", found).startswith("draw 7, main made again: 12 figures, 8 equal to the record's")
+
+
+def test_the_figures_mean_over_draws_is_absent_where_any_draw_is():
+    from lab.paper_table_report import _mean_tree
+
+    trees = [{"a": {"P": 0.5, "R": None}, "n": "x"}, {"a": {"P": 0.7, "R": 0.4}, "n": "x"}]
+    assert _mean_tree(trees) == {"a": {"P": pytest.approx(0.6), "R": None}, "n": "x"}

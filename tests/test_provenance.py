@@ -51,3 +51,17 @@ def test_a_lab_command_is_quoted_as_a_shell_takes_it(monkeypatch):
     monkeypatch.setattr("sys.argv", ["/x/lab/paper_table.py", "--out", "my runs", "--draws", "1001,1002"])
     want = "python -m lab.paper_table --out 'my runs' --draws 1001,1002"
     assert provenance.command("lab.paper_table") == want
+
+
+def test_the_fingerprint_follows_every_edit_but_the_record_folder(tmp_path, monkeypatch):
+    root = repo(tmp_path, monkeypatch)
+    start = provenance.fingerprint(ignoring=root / "record")
+    (root / "record" / "draw.json").write_text('{"runs": 1}\n')
+    assert provenance.fingerprint(ignoring=root / "record") == start
+    (root / "code.py").write_text("x = 2\n")
+    once = provenance.fingerprint(ignoring=root / "record")
+    (root / "code.py").write_text("x = 3\n")  # a second edit: the commit's words stay the same
+    twice = provenance.fingerprint(ignoring=root / "record")
+    assert len({start, once, twice}) == 3
+    (root / "new.py").write_text("")
+    assert provenance.fingerprint(ignoring=root / "record") != twice
