@@ -1,6 +1,7 @@
 """The paper's Table 3, row by row, on fresh data draws: every figure from data no choice was made on.
 
     python -m lab.paper_table --out runs/paper-table --draws 1001,1002,1003 [--mae]
+    python -m lab.paper_table --out runs/again --draws 1001 --record docs/results/paper-table --again main
 
 Per data draw D (trained with seed D too, so data and training both vary):
 `mmrt data make --size small --seed D --train-size 10x`, seen as two datasets that differ only in
@@ -24,12 +25,14 @@ paper's claims each stated as reproduced or not, with numbers; the targets), RUN
 headline's Figures 5 and 6 (RUN/overlap.png, RUN/robustness_vs_performance.png). Every run keeps its
 own report under RUN/draw-D/. Resumable: run the same command again. Each part records the commit
 the process began at; where the checkout has changed since, the process starts itself again before
-the next part (and resumes), so no part is made with code other than the commit it names. With
+the next part (and resumes), so no part begins with code other than the commit it names. With
 `--record DIR` each draw's finished figures (its foundation's alignment, each run's scores) are also kept in
 DIR/draw-D.json, and its foundations' weights in DIR/draw-D/ (about 3.5 MB each), small enough to
 commit: a run or a foundation found there is not made again, so a table longer than a session
 survives a fresh checkout; the table and its figures are written there too (the
-committed record and page: docs/results/paper-table/).
+committed record and page: docs/results/paper-table/). With `--again RUN` a run the record keeps
+is made again in --out from the record's foundation (not kept) and set beside the record's
+figures in --out/again.json.
 
 Quoted in README.md, docs/data.md, docs/results/data-draws.md, docs/results/first-recipe.md,
 docs/results/foundation.md, docs/results/training-recipe.md, docs/training.md,
