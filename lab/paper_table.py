@@ -87,12 +87,21 @@ class Draw:
         resumes, rather than begin a part with code other than the commit it would name. (A part
         resumed so records the commit of the call that finished it, as its minutes are that call's;
         the checkout is not watched while a part is made.)"""
-        if fingerprint(self.args.record) != self.args.began_as:
+        if fingerprint(*self.written()) != self.args.began_as:
+            again = int(os.environ.get(RESTARTS, "0"))
+            if again >= MAX_RESTARTS:
+                raise SystemExit(f"the checkout changed {again} times with no part made between: stopped; "
+                                 "run the command again when it is still")
             print(f"the checkout changed since this run began at {self.args.began_at}: starting again "
                   "with the code as it is now, resuming where it stopped", file=sys.stderr, flush=True)
             sys.stdout.flush()
+            os.environ[RESTARTS] = str(again + 1)
             os.execv(sys.executable, [sys.executable, "-m", "lab.paper_table", *sys.argv[1:]])
         return self.args.began_at
+
+    def written(self) -> list[Path]:
+        """The folders this run writes (left out of the checkout's fingerprint)."""
+        return [self.args.out, *([self.args.record] if self.args.record else [])]
 
     def check(self) -> None:
         """A draw's folder is reused only with the settings it was made with."""
@@ -250,7 +259,11 @@ class Draw:
 
     def again(self, name: str) -> dict:
         """A run the record keeps, made again here (in --out, never kept) from the foundation the
-        record keeps, and set beside the record's figures."""
+        record keeps, and set beside the record's figures: in RUN/draw-D/again-NAME.json, so a call
+        cut short goes on where it stopped."""
+        done, begun = self.root / f"again-{name}.json", self.root / f"{name}.again"
+        if done.is_file():
+            return json.loads(done.read_text("utf-8"))
         kept = self.kept()
         if name not in kept["runs"]:
             raise SystemExit(f"{self.record}: no run {name!r} to make again")
@@ -261,18 +274,22 @@ class Draw:
         if not (folder / foundation / "config.json").is_file():
             raise SystemExit(f"{folder}: keeps no {foundation} to make {name!r} again from")
         own = self.root / foundation / "model.safetensors"
-        if (self.root / name).exists() or own.is_file() and not filecmp.cmp(
+        if (self.root / name).exists() and not begun.is_file() or own.is_file() and not filecmp.cmp(
                 own, folder / foundation / "model.safetensors", shallow=False):
             raise SystemExit(f"{self.root}: holds {name!r} or a foundation other than the record's: use an "
                              "empty --out")
         self.check()
         made_at, started = self.same_code(), time.monotonic()
+        resumed = begun.is_file()
+        begun.touch()
         self.data()
         self.pretrain(foundation)
         results = self.experiment(name, RUNS[name])
-        found = compare(kept["runs"][name]["methods"], results["methods"])
-        return {"draw": self.seed, "run": name, "spec": kept["runs"][name]["spec"],
-                "recorded": kept["runs"][name]["made"], "made": made_here(made_at, started), **found}
+        found = {"draw": self.seed, "run": name, "spec": kept["runs"][name]["spec"],
+                 "recorded": kept["runs"][name]["made"], "made": made_here(made_at, started, resumed=resumed),
+                 **compare(kept["runs"][name]["methods"], results["methods"])}
+        atomic.write_text(done, json.dumps(found, indent=1) + "\n")
+        return found
 
     def pretrain_mae(self, kept: dict) -> None:
         """The draw's MAE foundation, and what it is in the record: its reconstruction losses (the
@@ -304,6 +321,9 @@ class Draw:
                          "the preset's now: delete it and the mae run from the record to make them again")
 
 
+RESTARTS, MAX_RESTARTS = "LAB_PAPER_TABLE_RESTARTS", 3  # restarts in a row with no part made between
+
+
 def made_from(kept: dict, foundation: str) -> tuple[str, ...]:
     """The parts a record keeps that were made from a draw's ``foundation`` ("pretrained"): the
     foundation's own entry and the runs read from it."""
@@ -312,7 +332,9 @@ def made_from(kept: dict, foundation: str) -> tuple[str, ...]:
 
 
 def made_here(made_at: str, started: float, **more) -> dict:
-    """Where and when this call made a part of a draw (its minutes: this call's only)."""
+    """Where and when this call made a part of a draw (its minutes: this call's only). A part made,
+    the restarts before it (``Draw.same_code``) count no more."""
+    os.environ[RESTARTS] = "0"
     return {"date": str(date.today()), "machine": machine(), "commit": made_at,
             "minutes": round((time.monotonic() - started) / 60, 1), **more}
 
@@ -411,7 +433,8 @@ def main() -> None:
                    "and set its figures beside the record's, in --out/again.json")
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
-    args.began_at, args.began_as = made_at, fingerprint(args.record)  # Draw.same_code
+    args.began_at = made_at  # what each part records; and the code it was, as Draw.same_code reads it:
+    args.began_as = fingerprint(args.out, *([args.record] if args.record else []))
     if args.again:
         if args.again not in RUNS or args.record is None:
             raise SystemExit(f"--again {args.again}: expected one of {', '.join(RUNS)}, with --record")

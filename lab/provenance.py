@@ -2,8 +2,8 @@
 
     python -m lab.provenance FOLDER   # FOLDER/provenance.json, before a run writes there (make quickstart)
 
-Used by lab/paper_table.py, lab/release_foundation.py, lab/figures.py, lab/serve_latency.py and
-lab/peers/bench.py."""
+Used by lab/paper_table.py, lab/paper_table_report.py, lab/release_foundation.py, lab/figures.py,
+lab/serve_latency.py and lab/peers/bench.py."""
 
 from __future__ import annotations
 
@@ -49,15 +49,24 @@ def _excluding(ignoring: Path | None) -> list[str]:
     return []
 
 
-def fingerprint(ignoring: Path | None = None) -> str:
-    """A digest of the checkout's code as it is: HEAD, the uncommitted changes to tracked files and
-    the untracked files' names and contents (leaving out ``ignoring``). Unlike ``commit``, it
-    changes with a second edit to a file already changed."""
-    h = hashlib.sha256(git("rev-parse", "HEAD").encode())
-    h.update(git("diff", "HEAD", *_excluding(ignoring)).encode())
-    for name in git("ls-files", "--others", "--exclude-standard", *_excluding(ignoring)).splitlines():
-        path = CHECKOUT / name
-        h.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
+CODE = ("*.py", "*.json", "*.toml", "*.cfg", "*.txt")  # what a run's code and settings are read from
+
+
+def fingerprint(*ignoring: Path) -> str:
+    """A digest of the checkout's code as it is: HEAD, and the uncommitted changes to its code and
+    settings files (``CODE``), tracked or not, names and contents (leaving out the folders
+    ``ignoring``: what a run writes). Unlike ``commit`` it changes with a second edit to a file
+    already changed; an edit to the docs leaves it as it is."""
+    spec = ["--", *CODE, *(f":(exclude,literal){f.resolve().relative_to(CHECKOUT)}" for f in ignoring
+                           if f.resolve() != CHECKOUT and f.resolve().is_relative_to(CHECKOUT))]
+    def out(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(CHECKOUT), *args], capture_output=True, check=True).stdout
+    h = hashlib.sha256(out("rev-parse", "HEAD"))
+    h.update(out("diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", *spec))
+    for name in out("ls-files", "-z", "--others", "--exclude-standard", *spec).split(b"\0"):
+        path = CHECKOUT / name.decode("utf-8", "surrogateescape")
+        if name and path.is_file():
+            h.update(b"\0" + name + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 

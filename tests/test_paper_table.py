@@ -20,7 +20,7 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     small = {name: dataclasses.replace(run, flags=(*run.flags, "--train-sets", "audio+video"))
              for name, run in paper_table.RUNS.items()}
     monkeypatch.setattr(paper_table, "RUNS", small)
-    monkeypatch.setattr(paper_table.os, "execv", lambda *argv: pytest.fail("the checkout changed"))
+    monkeypatch.setattr(paper_table, "fingerprint", lambda *written: "the checkout")  # edits beside the test
     out, record = tmp_path / "table", tmp_path / "record"
     argv = ["table", "--out", str(out), "--draws", "21,22", "--size", "tiny", "--mae",
             "--record", str(record)]
@@ -67,6 +67,7 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     row = next(line for line in table.splitlines() if line.startswith("| audio+video | "))
     assert f"/ {probe['audio+video']['audio+video']:.3f})" in row  # each draw's beside the mean
     assert "## The best eval set per training set (Table 4" in table and "| MAE: MASD | " in table
+    assert "(the paper's: 1.1 mAP against contrastive's 15.1): " in table  # nothing superseded to mark
     lp_r = doc["rows"]["linear probe"]["overall.R"]["mean"]
     assert f"- the linear probe alone: Overall R {lp_r:.3f}, P " in table
     change = doc["unseen_text"]["change"]
@@ -127,8 +128,13 @@ def test_two_draws_give_every_row_pooled_and_each_claim_from_the_runs(tmp_path, 
     assert found["run"] == "carve" and found["figures"] == 8 * len(methods)  # P and R in 4 strata each
     assert found["largest"]["difference"] < 0.01 and (tmp_path / "again" / "draw-21" / "carve").is_dir()
     assert (record / "draw-21.json").read_text() == before
+    monkeypatch.setattr(paper_table, "mmrt", lambda argv: pytest.fail(f"ran {argv}"))
+    paper_table.main()  # done: what it found is kept, not made a third time
+    assert json.loads((tmp_path / "again" / "again.json").read_text())[0] == found
+    (tmp_path / "other" / "draw-21" / "carve").mkdir(parents=True)  # a run this call did not begin
+    monkeypatch.setattr(sys, "argv", [*again[:2], str(tmp_path / "other"), *again[3:]])
     with pytest.raises(SystemExit, match="holds 'carve' or a foundation other than the record's"):
-        paper_table.main()  # the run is there already: it would not be made again
+        paper_table.main()
     monkeypatch.setattr(sys, "argv", [*again[:-1], "labels"])
     with pytest.raises(SystemExit, match="--again labels: expected one of"):
         paper_table.main()
@@ -228,14 +234,21 @@ def test_a_record_foundation_is_checked_and_not_replaced_under_the_parts_made_fr
 def test_a_part_begins_only_with_the_code_the_run_began_with(monkeypatch):
     args = argparse.Namespace(out=Path("out"), record=None, size="small", began_at="abc", began_as="f1")
     draw = paper_table.Draw(args, 5)
-    monkeypatch.setattr(paper_table, "fingerprint", lambda ignoring: "f1")
+    monkeypatch.setattr(paper_table, "fingerprint", lambda *written: "f1")
     started = []
     monkeypatch.setattr(paper_table.os, "execv", lambda exe, argv: started.append(argv))
     assert draw.same_code() == "abc" and started == []
-    monkeypatch.setattr(paper_table, "fingerprint", lambda ignoring: "f2")  # an edit since it began
+    monkeypatch.setattr(paper_table, "fingerprint", lambda *written: "f2")  # an edit since it began
     monkeypatch.setattr(sys, "argv", ["lab/paper_table.py", "--out", "o", "--mae"])
+    monkeypatch.setenv(paper_table.RESTARTS, "0")
     draw.same_code()
     assert started == [[sys.executable, "-m", "lab.paper_table", "--out", "o", "--mae"]]
+    assert paper_table.os.environ[paper_table.RESTARTS] == "1"
+    monkeypatch.setenv(paper_table.RESTARTS, str(paper_table.MAX_RESTARTS))  # restarted, still changing
+    with pytest.raises(SystemExit, match="changed 3 times with no part made between"):
+        draw.same_code()
+    paper_table.made_here("abc", 0.0)  # a part made: the restarts before it count no more
+    assert paper_table.os.environ[paper_table.RESTARTS] == "0"
 
 
 def test_the_committed_table_was_made_with_the_shipped_preset():
@@ -251,6 +264,8 @@ def test_the_committed_table_was_made_with_the_shipped_preset():
                 assert f"draw {record.stem[5:]}, {name}: **superseded**: " in table
                 for label in (label for label, made_by, _ in paper_table.ROWS if made_by == name):
                     assert f"| {label} (**superseded**) | " in table  # each of its rows, where it stands
+                    if label == "MAE: fine-tune":  # and in the claim read on it
+                        assert "contrastive's 15.1; MAE: fine-tune (**superseded**)): " in table
                 assert "**Superseded**" in table
                 continue
             assert run["spec"]["preset_sha256"] == paper_table.preset_digest(preset, mae), (

@@ -53,15 +53,18 @@ def test_a_lab_command_is_quoted_as_a_shell_takes_it(monkeypatch):
     assert provenance.command("lab.paper_table") == want
 
 
-def test_the_fingerprint_follows_every_edit_but_the_record_folder(tmp_path, monkeypatch):
+def test_the_fingerprint_follows_every_edit_to_code_but_not_the_run_own_folders(tmp_path, monkeypatch):
     root = repo(tmp_path, monkeypatch)
-    start = provenance.fingerprint(ignoring=root / "record")
+    start = provenance.fingerprint(root / "record")
     (root / "record" / "draw.json").write_text('{"runs": 1}\n')
-    assert provenance.fingerprint(ignoring=root / "record") == start
+    (root / "record" / "new.json").write_text("{}\n")  # untracked, but the run's own
+    (root / "notes.md").write_text("a doc, not code\n")
+    assert provenance.fingerprint(root / "record") == start
     (root / "code.py").write_text("x = 2\n")
-    once = provenance.fingerprint(ignoring=root / "record")
+    once = provenance.fingerprint(root / "record")
     (root / "code.py").write_text("x = 3\n")  # a second edit: the commit's words stay the same
-    twice = provenance.fingerprint(ignoring=root / "record")
-    assert len({start, once, twice}) == 3
-    (root / "new.py").write_text("")
-    assert provenance.fingerprint(ignoring=root / "record") != twice
+    twice = provenance.fingerprint(root / "record")
+    (root / "new.py").write_text("a = 1\n")
+    untracked = provenance.fingerprint(root / "record")
+    (root / "new.py").write_text("a = 2\n")  # edited again while untracked
+    assert len({start, once, twice, untracked, provenance.fingerprint(root / "record")}) == 5
