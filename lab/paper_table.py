@@ -87,7 +87,7 @@ class Draw:
         resumes, rather than begin a part with code other than the commit it would name. (A part
         resumed so records the commit of the call that finished it, as its minutes are that call's;
         the checkout is not watched while a part is made.)"""
-        if fingerprint(*self.written()) != self.args.began_as:
+        if fingerprint(*written(self.args)) != self.args.began_as:
             again = int(os.environ.get(RESTARTS, "0"))
             if again >= MAX_RESTARTS:
                 raise SystemExit(f"the checkout changed {again} times with no part made between: stopped; "
@@ -98,10 +98,6 @@ class Draw:
             os.environ[RESTARTS] = str(again + 1)
             os.execv(sys.executable, [sys.executable, "-m", "lab.paper_table", *sys.argv[1:]])
         return self.args.began_at
-
-    def written(self) -> list[Path]:
-        """The folders this run writes (left out of the checkout's fingerprint)."""
-        return [self.args.out, *([self.args.record] if self.args.record else [])]
 
     def check(self) -> None:
         """A draw's folder is reused only with the settings it was made with."""
@@ -324,6 +320,11 @@ class Draw:
 RESTARTS, MAX_RESTARTS = "LAB_PAPER_TABLE_RESTARTS", 3  # restarts in a row with no part made between
 
 
+def written(args: argparse.Namespace) -> list[Path]:
+    """The folders a run writes (left out of the checkout's fingerprint)."""
+    return [args.out, *([args.record] if args.record else [])]
+
+
 def made_from(kept: dict, foundation: str) -> tuple[str, ...]:
     """The parts a record keeps that were made from a draw's ``foundation`` ("pretrained"): the
     foundation's own entry and the runs read from it."""
@@ -434,7 +435,7 @@ def main() -> None:
     args = p.parse_args()
     started, made_at = time.monotonic(), commit(args.record)
     args.began_at = made_at  # what each part records; and the code it was, as Draw.same_code reads it:
-    args.began_as = fingerprint(args.out, *([args.record] if args.record else []))
+    args.began_as = fingerprint(*written(args))
     if args.again:
         if args.again not in RUNS or args.record is None:
             raise SystemExit(f"--again {args.again}: expected one of {', '.join(RUNS)}, with --record")
@@ -454,8 +455,6 @@ def main() -> None:
            **made_span(parts),  # "commit": the commits the figures were made at
            "command": command("lab.paper_table"), "draws": list(draws),
            "runs": runs, "partial": args.runs is not None,
-           "superseded_rows": [label for label, run, _ in ROWS if run in runs and any(
-               d["made"][run].get("superseded") for d in draws.values())],
            "minutes": round((time.monotonic() - started) / 60, 1), "rows": pool_rows(draws),
            "unseen_text": unseen_text(draws),
            "per_draw": draws}

@@ -19,6 +19,7 @@ from lab.paper_table_cells import (
     superseded_parts,
 )
 from lab.paper_table_mae import MAE_FINETUNE, MAE_PROBE, collapse, mae_learns, section
+from lab.paper_table_runs import ROWS
 from lab.provenance import DIRTY
 from mmrt.robustness import STRATUM_TITLES
 
@@ -32,7 +33,9 @@ COLUMNS = [("overall", "P_best"), ("overall", "R_best"), ("overall", "P"), ("ove
 def _shown(doc: dict, label: str) -> str:
     """A row's label, marked where its run is kept though superseded (made with settings the preset
     has since changed: the last section says why)."""
-    return f"{label} (**superseded**)" if label in doc.get("superseded_rows", ()) else label
+    stale = superseded_parts(doc)
+    marked = any(row == label and run in stale for row, run, _ in ROWS)
+    return f"{label} (**superseded**)" if marked else label
 
 
 def table(doc: dict) -> list[str]:

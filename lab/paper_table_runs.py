@@ -2,7 +2,7 @@
 of a draw they are made from: what lab/paper_table.py makes and what lab/figures.py quotes, without
 the training code either would load to make them.
 
-Used by lab/paper_table.py, lab/paper_table_mae.py and lab/figures.py."""
+Used by lab/paper_table.py, lab/paper_table_report.py, lab/paper_table_mae.py and lab/figures.py."""
 
 from __future__ import annotations
 
